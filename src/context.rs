@@ -19,7 +19,10 @@ pub const MAX_OPERATION_DEPTH: u8 = 10;
 /// A raw field value: what the client sent, or a value of the wrong type (kept only as
 /// the fact that it was wrong, never its content).
 #[derive(Clone, PartialEq, Eq)]
-#[cfg_attr(not(feature = "serde"), allow(dead_code, reason = "only deserialization produces WrongType"))]
+#[cfg_attr(
+    not(feature = "serde"),
+    allow(dead_code, reason = "only deserialization produces WrongType")
+)]
 pub(crate) enum RawValue<T> {
     Given(T),
     WrongType,
@@ -326,7 +329,10 @@ fn given_or_generated<T>(
 }
 
 /// Checks the metadata entries; reports each kind of failure once.
-fn check_metadata(entries: Vec<(String, RawValue<String>)>, errors: &mut Vec<FieldError>) -> Metadata {
+fn check_metadata(
+    entries: Vec<(String, RawValue<String>)>,
+    errors: &mut Vec<FieldError>,
+) -> Metadata {
     let mut seen = Vec::new();
     let mut report = |kind: FieldErrorKind| {
         if !seen.contains(&kind) {
@@ -362,12 +368,18 @@ fn check_depth(depth: Option<RawValue<u64>>, errors: &mut Vec<FieldError>) -> u8
         Some(RawValue::Given(depth)) => match u8::try_from(depth) {
             Ok(depth) if depth <= MAX_OPERATION_DEPTH => depth,
             _ => {
-                errors.push(FieldError::new(Field::OperationDepth, FieldErrorKind::DepthExceeded));
+                errors.push(FieldError::new(
+                    Field::OperationDepth,
+                    FieldErrorKind::DepthExceeded,
+                ));
                 0
             }
         },
         Some(RawValue::WrongType) => {
-            errors.push(FieldError::new(Field::OperationDepth, FieldErrorKind::WrongType));
+            errors.push(FieldError::new(
+                Field::OperationDepth,
+                FieldErrorKind::WrongType,
+            ));
             0
         }
     }
@@ -438,6 +450,12 @@ impl<S: Valid> Context<S> {
         self.core().operation_depth
     }
 
+    /// The client id the client asked for, if any; [`bind`](Context::bind) uses it.
+    #[must_use]
+    pub fn requested_client_id(&self) -> Option<&WebSocketClientId> {
+        self.core().requested_client_id.as_ref()
+    }
+
     /// The operation name given to [`child`](Self::child), if any.
     #[must_use]
     pub fn operation(&self) -> Option<&str> {
@@ -482,7 +500,10 @@ impl<S: Valid> Context<S> {
             }
         };
         if core.operation_depth >= MAX_OPERATION_DEPTH {
-            errors.push(FieldError::new(Field::OperationDepth, FieldErrorKind::DepthExceeded));
+            errors.push(FieldError::new(
+                Field::OperationDepth,
+                FieldErrorKind::DepthExceeded,
+            ));
         }
         if let Some(error) = ValidationError::from_errors(errors) {
             return Err(error.into());
@@ -520,7 +541,9 @@ impl<S: Valid> Context<S> {
                 thread_id: given(core.thread_id.into_inner()),
                 run_id: given(core.run_id.into_inner()),
                 request_id: given(core.request_id.into_inner()),
-                parent_request_id: core.parent_request_id.map(|id| RawValue::Given(id.into_inner())),
+                parent_request_id: core
+                    .parent_request_id
+                    .map(|id| RawValue::Given(id.into_inner())),
                 websocket_client_id: core
                     .requested_client_id
                     .map(|id| RawValue::Given(id.into_inner())),
@@ -538,12 +561,6 @@ impl<S: Valid> Context<S> {
 }
 
 impl Context<Validated> {
-    /// The client id the client asked for, if any; [`bind`](Self::bind) uses it.
-    #[must_use]
-    pub fn requested_client_id(&self) -> Option<&WebSocketClientId> {
-        self.repr.requested_client_id.as_ref()
-    }
-
     /// Ties the context to one live socket: the requested client id (or one generated
     /// with `ids`), the current time, and the peer address.
     ///
@@ -576,7 +593,12 @@ impl Context<Validated> {
         let core = self.repr;
         let client_id = match &core.requested_client_id {
             Some(id) => id.clone(),
-            None => given_or_generated(None, IdKind::WebSocketClient, ids, WebSocketClientId::try_new)?,
+            None => given_or_generated(
+                None,
+                IdKind::WebSocketClient,
+                ids,
+                WebSocketClientId::try_new,
+            )?,
         };
         Ok(Context {
             repr: BoundParts {
@@ -663,7 +685,9 @@ impl ContextBuilder {
 
     /// Adds a metadata entry.
     pub fn metadata(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
-        self.parts.metadata.push((key.into(), RawValue::Given(value.into())));
+        self.parts
+            .metadata
+            .push((key.into(), RawValue::Given(value.into())));
         self
     }
 

@@ -7,6 +7,8 @@ mod generate;
 mod id;
 mod metadata;
 mod rule;
+#[cfg(feature = "serde")]
+mod serde;
 pub mod state;
 mod trace;
 
