@@ -228,6 +228,8 @@ impl Context<Raw> {
     ) -> Result<Context<Validated>, ContextError> {
         let raw = self.repr;
         let mut errors = Vec::new();
+        // The policy (placeholder words) applies to ids; the operation name gets the
+        // structural rule only, as in `child`, so that validation stays idempotent.
         let mut check = |field: Field, value: Option<RawValue<String>>| -> Option<String> {
             let value = match value? {
                 RawValue::Given(value) => value,
@@ -238,7 +240,10 @@ impl Context<Raw> {
             };
             let outcome = check_structure(&value)
                 .map_err(FieldErrorKind::from)
-                .and_then(|trimmed| policy.check(trimmed));
+                .and_then(|trimmed| match field {
+                    Field::Operation => Ok(()),
+                    _ => policy.check(trimmed),
+                });
             match outcome {
                 Ok(()) => Some(value),
                 Err(kind) => {
@@ -700,5 +705,32 @@ impl ContextBuilder {
     /// Finishes the raw context.
     pub fn build(self) -> Context<Raw> {
         Context { repr: self.parts }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::generate::SequenceGenerator;
+
+    /// Regression: `child` checks the operation name with the structural rule only, so
+    /// `validate` must too; otherwise a child named like a placeholder ("test") could not
+    /// be re-validated after `into_raw` (validate would not be idempotent).
+    #[test]
+    fn a_child_named_like_a_placeholder_survives_revalidation() {
+        let ids = SequenceGenerator::new();
+        let policy = Policy::default();
+        let parent = Context::builder()
+            .user_id("u-1")
+            .build()
+            .validate(&policy, &ids)
+            .expect("valid");
+        for operation in ["test", "Default", "mock_x", " 0 "] {
+            let child = parent
+                .child(operation, &ids)
+                .expect("a structurally valid name");
+            let again = child.clone().into_raw().validate(&policy, &ids);
+            assert_eq!(again.ok(), Some(child), "{operation}");
+        }
     }
 }

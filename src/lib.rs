@@ -6,6 +6,8 @@ mod error;
 mod generate;
 mod id;
 mod metadata;
+#[cfg(feature = "proptest")]
+pub mod proptest;
 mod rule;
 #[cfg(feature = "serde")]
 mod serde;
