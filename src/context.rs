@@ -5,7 +5,7 @@ use std::fmt;
 use std::net::SocketAddr;
 use std::time::SystemTime;
 
-use crate::error::{ContextError, Field, FieldError, FieldErrorKind, ValidationError};
+use crate::error::{ContextError, Field, FieldError, FieldErrorKind, IdError, ValidationError};
 use crate::generate::{GenerateError, IdGenerator, IdKind};
 use crate::id::{RequestId, RunId, ThreadId, UserId, WebSocketClientId};
 use crate::metadata::{MAX_METADATA_ENTRIES, Metadata, check_key, check_value};
@@ -228,42 +228,60 @@ impl Context<Raw> {
     ) -> Result<Context<Validated>, ContextError> {
         let raw = self.repr;
         let mut errors = Vec::new();
-        // The policy (placeholder words) applies to ids; the operation name gets the
-        // structural rule only, as in `child`, so that validation stays idempotent.
-        let mut check = |field: Field, value: Option<RawValue<String>>| -> Option<String> {
-            let value = match value? {
-                RawValue::Given(value) => value,
-                RawValue::WrongType => {
-                    errors.push(FieldError::new(field, FieldErrorKind::WrongType));
-                    return None;
-                }
-            };
-            let outcome = check_structure(&value)
-                .map_err(FieldErrorKind::from)
-                .and_then(|trimmed| match field {
-                    Field::Operation => Ok(()),
-                    _ => policy.check(trimmed),
-                });
-            match outcome {
-                Ok(()) => Some(value),
-                Err(kind) => {
-                    errors.push(FieldError::new(field, kind));
-                    None
-                }
-            }
-        };
-
-        let user_id_given = raw.user_id.is_some();
-        let user_id = check(Field::UserId, raw.user_id);
-        let thread_id = check(Field::ThreadId, raw.thread_id);
-        let run_id = check(Field::RunId, raw.run_id);
-        let request_id = check(Field::RequestId, raw.request_id);
-        let parent_request_id = check(Field::ParentRequestId, raw.parent_request_id);
-        let requested_client_id = check(Field::WebSocketClientId, raw.websocket_client_id);
-        let operation = check(Field::Operation, raw.operation);
-        if !user_id_given {
-            errors.insert(0, FieldError::new(Field::UserId, FieldErrorKind::Missing));
+        if raw.user_id.is_none() {
+            errors.push(FieldError::new(Field::UserId, FieldErrorKind::Missing));
         }
+        // Each id is built once: the newtype applies the structural rule (one pass), then
+        // the policy looks at the already trimmed value.
+        let user_id = check_id(
+            Field::UserId,
+            raw.user_id,
+            UserId::try_new,
+            UserId::as_str,
+            policy,
+            &mut errors,
+        );
+        let thread_id = check_id(
+            Field::ThreadId,
+            raw.thread_id,
+            ThreadId::try_new,
+            ThreadId::as_str,
+            policy,
+            &mut errors,
+        );
+        let run_id = check_id(
+            Field::RunId,
+            raw.run_id,
+            RunId::try_new,
+            RunId::as_str,
+            policy,
+            &mut errors,
+        );
+        let request_id = check_id(
+            Field::RequestId,
+            raw.request_id,
+            RequestId::try_new,
+            RequestId::as_str,
+            policy,
+            &mut errors,
+        );
+        let parent_request_id = check_id(
+            Field::ParentRequestId,
+            raw.parent_request_id,
+            RequestId::try_new,
+            RequestId::as_str,
+            policy,
+            &mut errors,
+        );
+        let requested_client_id = check_id(
+            Field::WebSocketClientId,
+            raw.websocket_client_id,
+            WebSocketClientId::try_new,
+            WebSocketClientId::as_str,
+            policy,
+            &mut errors,
+        );
+        let operation = check_operation(raw.operation, &mut errors);
         let metadata = check_metadata(raw.metadata, &mut errors);
         let operation_depth = check_depth(raw.operation_depth, &mut errors);
 
@@ -279,58 +297,88 @@ impl Context<Raw> {
             return Err(error.into());
         }
 
-        // Every given value passed the structural rule above, so these conversions
-        // succeed; `expect_valid` keeps that a checked fact rather than an unwrap.
+        // No error was pushed, so the user id was given and accepted. A `None` here would
+        // be a bug in this module: report it as an internal error rather than panicking.
+        let Some(user_id) = user_id else {
+            return Err(GenerateError::new(IdKind::Request).into());
+        };
         let core = Core {
-            user_id: expect_valid(user_id.map(UserId::try_new))?,
+            user_id,
             thread_id: given_or_generated(thread_id, IdKind::Thread, ids, ThreadId::try_new)?,
             run_id: given_or_generated(run_id, IdKind::Run, ids, RunId::try_new)?,
             request_id: given_or_generated(request_id, IdKind::Request, ids, RequestId::try_new)?,
-            parent_request_id: parent_request_id
-                .map(RequestId::try_new)
-                .transpose()
-                .map_err(|e| GenerateError::invalid_output(IdKind::Request, e))?,
-            requested_client_id: requested_client_id
-                .map(WebSocketClientId::try_new)
-                .transpose()
-                .map_err(|e| GenerateError::invalid_output(IdKind::WebSocketClient, e))?,
+            parent_request_id,
+            requested_client_id,
             metadata,
             operation_depth,
-            operation: operation.map(|op| op.trim().to_owned()),
+            operation,
         };
         debug_event!("context validated");
         Ok(Context { repr: core })
     }
 }
 
-/// Unwraps the user id that validation has already accepted. Validation pushed an error
-/// for every other case, so `None` or `Err` here would be a bug in this module: report
-/// it as an internal error rather than panicking.
-fn expect_valid(
-    user_id: Option<Result<UserId, crate::error::IdError>>,
-) -> Result<UserId, GenerateError> {
-    match user_id {
-        Some(Ok(id)) => Ok(id),
-        Some(Err(e)) => Err(GenerateError::invalid_output(IdKind::Request, e)),
-        None => Err(GenerateError::new(IdKind::Request)),
+/// Checks one client-supplied id: the structural rule (by building the newtype) and then
+/// the policy. Records a failure in `errors`; `None` when absent or rejected.
+fn check_id<T>(
+    field: Field,
+    value: Option<RawValue<String>>,
+    make: fn(String) -> Result<T, IdError>,
+    as_str: fn(&T) -> &str,
+    policy: &Policy,
+    errors: &mut Vec<FieldError>,
+) -> Option<T> {
+    let outcome = match value? {
+        RawValue::WrongType => Err(FieldErrorKind::WrongType),
+        RawValue::Given(value) => match make(value) {
+            Ok(id) => policy.check_trimmed(as_str(&id)).map(|()| id),
+            Err(error) => Err(error.into()),
+        },
+    };
+    match outcome {
+        Ok(id) => Some(id),
+        Err(kind) => {
+            errors.push(FieldError::new(field, kind));
+            None
+        }
     }
 }
 
-/// Uses the given (already checked) value, or asks the generator for one and checks it.
-fn given_or_generated<T>(
-    given: Option<String>,
-    kind: IdKind,
-    ids: &(impl IdGenerator + ?Sized),
-    make: fn(String) -> Result<T, crate::error::IdError>,
-) -> Result<T, GenerateError> {
-    let value = match given {
-        Some(value) => value,
-        None => {
-            debug_event!(id_kind = kind.prefix(), "generating missing id");
-            ids.generate(kind)?
+/// Checks the operation name with the structural rule only (the policy is for ids, and
+/// [`Context::child`] does the same), keeping the trimmed value.
+fn check_operation(
+    value: Option<RawValue<String>>,
+    errors: &mut Vec<FieldError>,
+) -> Option<String> {
+    let value = match value? {
+        RawValue::Given(value) => value,
+        RawValue::WrongType => {
+            errors.push(FieldError::new(Field::Operation, FieldErrorKind::WrongType));
+            return None;
         }
     };
-    make(value).map_err(|error| GenerateError::invalid_output(kind, error))
+    match check_structure(&value) {
+        Ok(trimmed) if trimmed.len() == value.len() => Some(value),
+        Ok(trimmed) => Some(trimmed.to_owned()),
+        Err(error) => {
+            errors.push(FieldError::new(Field::Operation, error.into()));
+            None
+        }
+    }
+}
+
+/// Uses the given (already checked) id, or asks the generator for one and checks it.
+fn given_or_generated<T>(
+    given: Option<T>,
+    kind: IdKind,
+    ids: &(impl IdGenerator + ?Sized),
+    make: fn(String) -> Result<T, IdError>,
+) -> Result<T, GenerateError> {
+    if let Some(id) = given {
+        return Ok(id);
+    }
+    debug_event!(id_kind = kind.prefix(), "generating missing id");
+    make(ids.generate(kind)?).map_err(|error| GenerateError::invalid_output(kind, error))
 }
 
 /// Checks the metadata entries; reports each kind of failure once.

@@ -11,7 +11,7 @@ use std::sync::OnceLock;
 use nutype::nutype;
 
 use crate::error::IdError;
-use crate::rule::check_structure;
+use crate::rule::check_trimmed;
 
 /// nutype sanitizer: trims Unicode whitespace in place (no allocation when there is
 /// nothing to trim).
@@ -27,9 +27,10 @@ fn trim_in_place(mut value: String) -> String {
     value
 }
 
-/// nutype validator: the structural rule.
+/// nutype validator: the structural rule. nutype runs the sanitizer first, so the value
+/// is already trimmed.
 fn validate_id(value: &str) -> Result<(), IdError> {
-    check_structure(value).map(|_| ())
+    check_trimmed(value)
 }
 
 macro_rules! id_newtype {

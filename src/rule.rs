@@ -78,11 +78,26 @@ pub(crate) const fn is_invisible_format(c: char) -> bool {
 /// time linear in its length.
 pub(crate) fn check_structure(value: &str) -> Result<&str, IdError> {
     let trimmed = value.trim();
+    check_trimmed(trimmed)?;
+    Ok(trimmed)
+}
+
+/// [`check_structure`] for a value that is already trimmed (the id newtypes trim in
+/// their sanitizer, before their validator runs).
+pub(crate) fn check_trimmed(trimmed: &str) -> Result<(), IdError> {
     if trimmed.is_empty() {
         return Err(IdError::Empty);
     }
     if trimmed.len() > MAX_ID_BYTES {
         return Err(IdError::TooLong);
+    }
+    if trimmed.is_ascii() {
+        // ASCII holds no invisible formatting character, and its `Cc` characters are
+        // exactly the ASCII control bytes: one byte scan, no UTF-8 decoding.
+        if trimmed.bytes().any(|b| b.is_ascii_control()) {
+            return Err(IdError::ControlCharacter);
+        }
+        return Ok(());
     }
     for c in trimmed.chars() {
         if c.is_control() {
@@ -92,7 +107,7 @@ pub(crate) fn check_structure(value: &str) -> Result<&str, IdError> {
             return Err(IdError::InvisibleCharacter);
         }
     }
-    Ok(trimmed)
+    Ok(())
 }
 
 /// Compares `value` with `lower` (already lowercase) under Unicode lowercasing,
@@ -107,6 +122,23 @@ fn starts_with_lowercase(value: &str, lower: &str) -> bool {
     lower
         .chars()
         .all(|expected| folded.next() == Some(expected))
+}
+
+/// [`eq_lowercase`] for an ASCII `value`: every ASCII character lowercases to exactly one
+/// ASCII character, so the folded value has the same bytes as `value` in ASCII lowercase.
+fn ascii_eq_lowercase(value: &[u8], lower: &[u8]) -> bool {
+    value.len() == lower.len()
+        && value
+            .iter()
+            .zip(lower)
+            .all(|(v, l)| v.to_ascii_lowercase() == *l)
+}
+
+/// [`starts_with_lowercase`] for an ASCII `value` (see [`ascii_eq_lowercase`]).
+fn ascii_starts_with_lowercase(value: &[u8], lower: &[u8]) -> bool {
+    value
+        .get(..lower.len())
+        .is_some_and(|head| ascii_eq_lowercase(head, lower))
 }
 
 /// The deployment's policy on top of the structural rule: which placeholder words and
@@ -139,15 +171,58 @@ fn starts_with_lowercase(value: &str, lower: &str) -> bool {
 pub struct Policy {
     words: Vec<Cow<'static, str>>,
     prefixes: Vec<Cow<'static, str>>,
+    /// Derived from the lists (rebuilt on every change): lets an ASCII value skip them.
+    ascii: AsciiIndex,
+}
+
+/// What an ASCII value can match. An ASCII value lowercases to ASCII of the same length,
+/// so it can only equal an ASCII word of its own length, and only start with an ASCII
+/// prefix whose first byte is its own first byte in lowercase.
+#[derive(Clone, Copy, Default, PartialEq, Eq)]
+struct AsciiIndex {
+    /// Bit `n` is set when an ASCII word has `n` bytes; bit 63 stands for 63 and more.
+    word_lengths: u64,
+    /// Bit `b` is set when an ASCII prefix starts with byte `b`; all bits for `""`.
+    prefix_starts: u128,
+}
+
+impl AsciiIndex {
+    const fn length_bit(len: usize) -> u64 {
+        1 << if len < 63 { len } else { 63 }
+    }
+
+    fn new(words: &[Cow<'static, str>], prefixes: &[Cow<'static, str>]) -> Self {
+        let mut index = Self::default();
+        for word in words.iter().filter(|w| w.is_ascii()) {
+            index.word_lengths |= Self::length_bit(word.len());
+        }
+        for prefix in prefixes.iter().filter(|p| p.is_ascii()) {
+            index.prefix_starts |= prefix.as_bytes().first().map_or(u128::MAX, |&b| 1 << b);
+        }
+        index
+    }
+
+    /// Whether an ASCII `value` may equal a word.
+    const fn may_be_word(self, value: &[u8]) -> bool {
+        self.word_lengths & Self::length_bit(value.len()) != 0
+    }
+
+    /// Whether an ASCII `value` may start with a prefix.
+    fn may_have_prefix(self, value: &[u8]) -> bool {
+        match value.first() {
+            Some(&b) => self.prefix_starts & (1 << b.to_ascii_lowercase()) != 0,
+            None => self.prefix_starts != 0,
+        }
+    }
 }
 
 impl Default for Policy {
     /// The original system's placeholder words and prefixes.
     fn default() -> Self {
-        Self {
-            words: DEFAULT_PLACEHOLDER_WORDS.map(Cow::Borrowed).to_vec(),
-            prefixes: DEFAULT_PLACEHOLDER_PREFIXES.map(Cow::Borrowed).to_vec(),
-        }
+        Self::from_lists(
+            DEFAULT_PLACEHOLDER_WORDS.map(Cow::Borrowed).to_vec(),
+            DEFAULT_PLACEHOLDER_PREFIXES.map(Cow::Borrowed).to_vec(),
+        )
     }
 }
 
@@ -175,6 +250,10 @@ impl Policy {
         Self {
             words: Vec::new(),
             prefixes: Vec::new(),
+            ascii: AsciiIndex {
+                word_lengths: 0,
+                prefix_starts: 0,
+            },
         }
     }
 
@@ -194,7 +273,7 @@ impl Policy {
         if !self.words.contains(&word) {
             self.words.push(word);
         }
-        self
+        self.reindexed()
     }
 
     /// Stops refusing `word`.
@@ -209,7 +288,7 @@ impl Policy {
     #[must_use]
     pub fn allow_word(mut self, word: &str) -> Self {
         self.words.retain(|w| !eq_lowercase(word, w));
-        self
+        self.reindexed()
     }
 
     /// Refuses values shorter than [`PLACEHOLDER_PREFIX_MAX_BYTES`] bytes that start with
@@ -229,7 +308,7 @@ impl Policy {
         if !self.prefixes.contains(&prefix) {
             self.prefixes.push(prefix);
         }
-        self
+        self.reindexed()
     }
 
     /// Stops refusing values that start with `prefix`.
@@ -244,6 +323,20 @@ impl Policy {
     #[must_use]
     pub fn allow_prefix(mut self, prefix: &str) -> Self {
         self.prefixes.retain(|p| !eq_lowercase(prefix, p));
+        self.reindexed()
+    }
+
+    fn from_lists(words: Vec<Cow<'static, str>>, prefixes: Vec<Cow<'static, str>>) -> Self {
+        let ascii = AsciiIndex::new(&words, &prefixes);
+        Self {
+            words,
+            prefixes,
+            ascii,
+        }
+    }
+
+    fn reindexed(mut self) -> Self {
+        self.ascii = AsciiIndex::new(&self.words, &self.prefixes);
         self
     }
 
@@ -279,16 +372,41 @@ impl Policy {
     /// assert_eq!(policy.check("dummy_x"), Ok(()));
     /// ```
     pub fn check(&self, value: &str) -> Result<(), FieldErrorKind> {
-        let value = value.trim();
-        if self.words.iter().any(|word| eq_lowercase(value, word)) {
+        self.check_trimmed(value.trim())
+    }
+
+    /// [`check`](Self::check) for a value that is already trimmed (a newtype's value).
+    pub(crate) fn check_trimmed(&self, value: &str) -> Result<(), FieldErrorKind> {
+        // Ids are nearly always ASCII: skip the lists when the index rules a match out,
+        // compare bytes otherwise, and fold Unicode only for non-ASCII values.
+        let bytes = value.as_bytes();
+        let is_word = if value.is_ascii() {
+            self.ascii.may_be_word(bytes)
+                && self
+                    .words
+                    .iter()
+                    .any(|word| ascii_eq_lowercase(bytes, word.as_bytes()))
+        } else {
+            self.words.iter().any(|word| eq_lowercase(value, word))
+        };
+        if is_word {
             return Err(FieldErrorKind::PlaceholderWord);
         }
-        if value.len() < PLACEHOLDER_PREFIX_MAX_BYTES
-            && self
-                .prefixes
+        if value.len() >= PLACEHOLDER_PREFIX_MAX_BYTES {
+            return Ok(());
+        }
+        let has_prefix = if value.is_ascii() {
+            self.ascii.may_have_prefix(bytes)
+                && self
+                    .prefixes
+                    .iter()
+                    .any(|prefix| ascii_starts_with_lowercase(bytes, prefix.as_bytes()))
+        } else {
+            self.prefixes
                 .iter()
                 .any(|prefix| starts_with_lowercase(value, prefix))
-        {
+        };
+        if has_prefix {
             return Err(FieldErrorKind::PlaceholderPrefix);
         }
         Ok(())
@@ -315,6 +433,92 @@ mod tests {
         assert!(!eq_lowercase("moc", "mock"));
         assert!(starts_with_lowercase("TEST_x", "test_"));
         assert!(!starts_with_lowercase("TES", "test_"));
+    }
+
+    #[test]
+    fn ascii_fast_paths_agree_with_unicode_folding() {
+        let words = ["", "test", "test_", "mock", "0", "\u{e9}t\u{e9}", "a_b"];
+        let values = [
+            "",
+            "TEST",
+            "Test_x",
+            "tes",
+            "test_",
+            "MOCK",
+            "0",
+            "\u{c9}T\u{c9}",
+            "A_B",
+        ];
+        for value in values.iter().filter(|v| v.is_ascii()) {
+            for word in words {
+                assert_eq!(
+                    ascii_eq_lowercase(value.as_bytes(), word.as_bytes()),
+                    eq_lowercase(value, word),
+                    "{value:?} == {word:?}"
+                );
+                assert_eq!(
+                    ascii_starts_with_lowercase(value.as_bytes(), word.as_bytes()),
+                    starts_with_lowercase(value, word),
+                    "{value:?} starts with {word:?}"
+                );
+            }
+        }
+        // The ASCII index never hides a match, whatever the lists hold.
+        let long_word = "w".repeat(70);
+        let policies = [
+            Policy::default(),
+            Policy::permissive(),
+            Policy::permissive().deny_prefix(""),
+            Policy::permissive().deny_word(""),
+            Policy::default()
+                .deny_word(long_word.clone())
+                .deny_word("\u{e9}t\u{e9}"),
+            Policy::default()
+                .deny_prefix("\u{e9}_")
+                .deny_prefix("Z9")
+                .allow_word("test"),
+        ];
+        let inputs = [
+            "",
+            "0",
+            "TEST",
+            "tEsT_1",
+            "x",
+            "Z9abc",
+            "z9",
+            "\u{c9}T\u{c9}",
+            "\u{e9}_a",
+            long_word.as_str(),
+            "W",
+            "placeholder_",
+            "PLACEHOLDER_123456",
+        ];
+        for policy in &policies {
+            for input in inputs {
+                let slow_word = policy.words().any(|w| eq_lowercase(input, w));
+                let slow_prefix = input.len() < PLACEHOLDER_PREFIX_MAX_BYTES
+                    && policy.prefixes().any(|p| starts_with_lowercase(input, p));
+                let expected = if slow_word {
+                    Err(FieldErrorKind::PlaceholderWord)
+                } else if slow_prefix {
+                    Err(FieldErrorKind::PlaceholderPrefix)
+                } else {
+                    Ok(())
+                };
+                assert_eq!(
+                    policy.check_trimmed(input),
+                    expected,
+                    "{policy:?} {input:?}"
+                );
+            }
+        }
+        // A non-ASCII value still folds: the Kelvin sign lowercases to `k`.
+        assert_eq!(
+            Policy::default().check("MOC\u{212A}"),
+            Err(FieldErrorKind::PlaceholderWord)
+        );
+        assert_eq!(check_structure("a\u{7F}b"), Err(IdError::ControlCharacter));
+        assert_eq!(check_structure("\u{1}"), Err(IdError::ControlCharacter));
     }
 
     #[test]

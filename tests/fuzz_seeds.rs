@@ -1,0 +1,89 @@
+//! Replays every committed fuzz seed (`fuzz/corpus/<target>/*`) through the same checks
+//! the fuzz targets run (`fuzz/src/checks.rs`), on stable and without cargo-fuzz.
+//!
+//! Run with `cargo test --features serde --test fuzz_seeds`.
+#![cfg(feature = "serde")]
+
+use std::fs;
+use std::panic::{self, AssertUnwindSafe};
+use std::path::{Path, PathBuf};
+
+#[path = "../fuzz/src/checks.rs"]
+pub mod checks;
+
+/// The committed seeds of `target`, sorted by name.
+fn seeds(target: &str) -> Vec<PathBuf> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("fuzz/corpus")
+        .join(target);
+    let mut files: Vec<PathBuf> = fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+        .map(|entry| entry.expect("a readable directory entry").path())
+        .filter(|path| path.is_file())
+        .collect();
+    files.sort();
+    files
+}
+
+/// Runs `check` on every seed of `target`; fails naming every seed that panicked.
+fn replay(target: &str, min_seeds: usize, check: fn(&[u8])) {
+    let files = seeds(target);
+    assert!(
+        files.len() >= min_seeds,
+        "{target}: expected at least {min_seeds} seeds, found {}",
+        files.len()
+    );
+    let failed: Vec<String> = files
+        .iter()
+        .filter_map(|path| {
+            let data = fs::read(path).expect("a readable seed");
+            panic::catch_unwind(AssertUnwindSafe(|| check(&data)))
+                .err()
+                .map(|_| path.display().to_string())
+        })
+        .collect();
+    assert!(failed.is_empty(), "{target}: seeds failed: {failed:#?}");
+}
+
+#[test]
+fn validate_json_seeds_pass() {
+    replay("validate_json", 20, checks::validate_json);
+}
+
+#[test]
+fn field_rule_seeds_pass() {
+    replay("field_rule", 20, checks::field_rule);
+}
+
+#[test]
+fn close_reason_seeds_pass() {
+    replay("close_reason", 6, checks::close_reason);
+}
+
+/// The checks' naive model is right on hand-picked cases, so agreeing with it means
+/// something.
+#[test]
+fn the_naive_model_is_right_on_known_cases() {
+    use wsctx::{FieldErrorKind, IdError};
+    assert_eq!(
+        checks::model::structure(" \u{3000}"),
+        Err(vec![IdError::Empty])
+    );
+    assert_eq!(
+        checks::model::structure("a\u{202E}b"),
+        Err(vec![IdError::InvisibleCharacter])
+    );
+    assert_eq!(
+        checks::model::structure("\u{85}ab\u{85}"),
+        Ok("ab".to_owned())
+    );
+    assert_eq!(
+        checks::model::policy(" MOC\u{212A} "),
+        Err(FieldErrorKind::PlaceholderWord)
+    );
+    assert_eq!(
+        checks::model::policy("test_user_1234567890"),
+        Ok(()),
+        "20 bytes: the prefix rule no longer applies"
+    );
+}
