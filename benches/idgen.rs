@@ -12,6 +12,10 @@
 use std::hint::black_box;
 
 use criterion::{Criterion, criterion_group, criterion_main};
+
+#[path = "support/cpu_clock.rs"]
+mod cpu_clock;
+use cpu_clock::Clock;
 use wsctx::{
     Fallback, GenerateError, IdGenerator, IdKind, SequenceGenerator, UuidGenerator, from_fn,
 };
@@ -20,7 +24,7 @@ fn kind_name(kind: IdKind) -> &'static str {
     kind.prefix()
 }
 
-fn idgen(c: &mut Criterion) {
+fn idgen(c: &mut Criterion<Clock>) {
     let uuid = UuidGenerator::new();
     let sequence = SequenceGenerator::new();
     let fallback = Fallback::to_uuid(from_fn(|kind| Err(GenerateError::new(kind))));
@@ -48,5 +52,9 @@ fn idgen(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, idgen);
+criterion_group! {
+    name = benches;
+    config = Criterion::default().with_measurement(Clock::from_env());
+    targets = idgen
+}
 criterion_main!(benches);

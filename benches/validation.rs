@@ -26,6 +26,10 @@
 use std::hint::black_box;
 
 use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
+
+#[path = "support/cpu_clock.rs"]
+mod cpu_clock;
+use cpu_clock::Clock;
 use serde::Deserialize;
 use wsctx::state::Raw;
 use wsctx::{
@@ -314,7 +318,7 @@ fn sanity_check(policy: &Policy, ids: &UuidGenerator) {
     );
 }
 
-fn validate_only(c: &mut Criterion) {
+fn validate_only(c: &mut Criterion<Clock>) {
     use garde::Validate as _;
     use validator::Validate as _;
     let policy = Policy::default();
@@ -373,7 +377,7 @@ fn validate_only(c: &mut Criterion) {
     }
 }
 
-fn json_to_validated(c: &mut Criterion) {
+fn json_to_validated(c: &mut Criterion<Clock>) {
     use garde::Validate as _;
     use validator::Validate as _;
     let policy = Policy::default();
@@ -414,5 +418,9 @@ fn json_to_validated(c: &mut Criterion) {
     }
 }
 
-criterion_group!(benches, validate_only, json_to_validated);
+criterion_group! {
+    name = benches;
+    config = Criterion::default().with_measurement(Clock::from_env());
+    targets = validate_only, json_to_validated
+}
 criterion_main!(benches);
