@@ -1,15 +1,23 @@
 //! wsctx
 #![allow(missing_docs)]
+mod auth;
+#[cfg(feature = "axum")]
+pub mod axum;
 mod close;
 mod context;
 mod error;
 mod generate;
+#[cfg(feature = "http")]
+pub mod http;
 mod id;
+#[cfg(feature = "jwt")]
+pub mod jwt;
 mod metadata;
 mod rule;
 pub mod state;
 mod trace;
 
+pub use auth::{AuthError, AuthenticatedUser, BoxError, Token, TokenSource, TokenVerifier};
 pub use close::{CloseCode, CloseReason, MAX_CLOSE_REASON_BYTES, UnsendableCloseCode};
 pub use context::{Context, ContextBuilder, MAX_OPERATION_DEPTH};
 pub use error::{
