@@ -442,7 +442,11 @@ mod tests {
 
     #[test]
     fn structurally_invalid_subjects_are_invalid_context_for_user_id() {
-        for subject in ["x".repeat(300), "a\u{202E}b".to_owned(), "a\u{0}b".to_owned()] {
+        for subject in [
+            "x".repeat(300),
+            "a\u{202E}b".to_owned(),
+            "a\u{0}b".to_owned(),
+        ] {
             let error = AuthenticatedUser::from_subject(Some(&subject)).unwrap_err();
             let rejection = Rejection::from(error);
             assert_eq!(rejection.code(), ErrorCode::InvalidContext);
@@ -453,7 +457,12 @@ mod tests {
         }
         let error = AuthenticatedUser::from_subject(Some(&"x".repeat(300))).unwrap_err();
         let rejection = Rejection::from(error);
-        assert!(rejection.detail().unwrap().contains(Field::UserId, FieldErrorKind::TooLong));
+        assert!(
+            rejection
+                .detail()
+                .unwrap()
+                .contains(Field::UserId, FieldErrorKind::TooLong)
+        );
     }
 
     #[test]
@@ -466,7 +475,11 @@ mod tests {
             (AuthError::MissingSubject, 403, 4403),
             (AuthError::Forbidden, 403, 4403),
             (AuthError::InvalidSubject(IdError::TooLong), 400, 4400),
-            (AuthError::unavailable(std::io::Error::other("x")), 503, 1013),
+            (
+                AuthError::unavailable(std::io::Error::other("x")),
+                503,
+                1013,
+            ),
             (AuthError::TimedOut(Duration::from_secs(1)), 503, 1013),
         ];
         for (error, status, close) in cases {

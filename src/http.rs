@@ -32,7 +32,9 @@ use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
 
 use crate::auth::{AuthError, AuthenticatedUser, Token, TokenSource, TokenVerifier};
 use crate::context::{Context, ContextBuilder};
-use crate::error::{CloseStyle, ErrorCode, Field, FieldError, FieldErrorKind, Rejection, ValidationError};
+use crate::error::{
+    CloseStyle, ErrorCode, Field, FieldError, FieldErrorKind, Rejection, ValidationError,
+};
 use crate::generate::{IdGenerator, UuidGenerator};
 use crate::rule::Policy;
 use crate::state::{Bound, Validated};
@@ -164,7 +166,10 @@ fn is_token_byte(b: u8) -> bool {
 
 /// Checks a credential's length and alphabet and wraps it.
 fn checked_token(bytes: &[u8], config: &ExtractConfig) -> Result<Token, AuthError> {
-    if bytes.is_empty() || bytes.len() > config.max_token_bytes || !bytes.iter().copied().all(is_token_byte) {
+    if bytes.is_empty()
+        || bytes.len() > config.max_token_bytes
+        || !bytes.iter().copied().all(is_token_byte)
+    {
         return Err(AuthError::InvalidFormat);
     }
     // Every byte is ASCII, so this cannot fail; stay total anyway.
@@ -210,10 +215,14 @@ fn protocol_entries(headers: &HeaderMap) -> impl Iterator<Item = &[u8]> {
 
 fn is_token_entry(entry: &[u8]) -> bool {
     entry.len() >= SUBPROTOCOL_TOKEN_PREFIX.len()
-        && entry[..SUBPROTOCOL_TOKEN_PREFIX.len()].eq_ignore_ascii_case(SUBPROTOCOL_TOKEN_PREFIX.as_bytes())
+        && entry[..SUBPROTOCOL_TOKEN_PREFIX.len()]
+            .eq_ignore_ascii_case(SUBPROTOCOL_TOKEN_PREFIX.as_bytes())
 }
 
-fn subprotocol_token(headers: &HeaderMap, config: &ExtractConfig) -> Result<Option<Token>, AuthError> {
+fn subprotocol_token(
+    headers: &HeaderMap,
+    config: &ExtractConfig,
+) -> Result<Option<Token>, AuthError> {
     let mut found = None;
     for entry in protocol_entries(headers) {
         if !is_token_entry(entry) {
@@ -227,7 +236,9 @@ fn subprotocol_token(headers: &HeaderMap, config: &ExtractConfig) -> Result<Opti
         if encoded.len() > config.max_token_bytes.saturating_mul(4) / 3 + 4 {
             return Err(AuthError::InvalidFormat);
         }
-        let decoded = BASE64URL.decode(encoded).map_err(|_| AuthError::InvalidFormat)?;
+        let decoded = BASE64URL
+            .decode(encoded)
+            .map_err(|_| AuthError::InvalidFormat)?;
         found = Some(checked_token(&decoded, config)?);
     }
     Ok(found)
@@ -439,7 +450,10 @@ impl Rejection {
         let mut response = Response::new(self.error_frame());
         *response.status_mut() = status;
         let headers = response.headers_mut();
-        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
         headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
         if status == StatusCode::UNAUTHORIZED {
             let challenge = if self.code() == ErrorCode::NoToken {
@@ -450,7 +464,10 @@ impl Rejection {
             headers.insert(header::WWW_AUTHENTICATE, challenge);
         }
         if let Some(after) = self.retry_after() {
-            headers.insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs(after)));
+            headers.insert(
+                header::RETRY_AFTER,
+                HeaderValue::from(retry_after_secs(after)),
+            );
         }
         response
     }
@@ -580,9 +597,16 @@ impl Handshake {
     /// # Errors
     ///
     /// NO_TOKEN or INVALID_FORMAT.
-    pub fn extract_token(&self, headers: &HeaderMap, uri: &Uri) -> Result<(Token, TokenSource), Rejection> {
+    pub fn extract_token(
+        &self,
+        headers: &HeaderMap,
+        uri: &Uri,
+    ) -> Result<(Token, TokenSource), Rejection> {
         extract_token(headers, uri, &self.inner.extract).map_err(|error| {
-            debug_event!(error_code = error.code().as_str(), "token extraction refused");
+            debug_event!(
+                error_code = error.code().as_str(),
+                "token extraction refused"
+            );
             Rejection::from(error)
         })
     }
@@ -612,7 +636,11 @@ impl Handshake {
     ///
     /// INVALID_CONTEXT when a field fails the rules; INTERNAL_ERROR when the id generator
     /// fails.
-    pub fn context(&self, uri: &Uri, user: &AuthenticatedUser) -> Result<Context<Validated>, Rejection> {
+    pub fn context(
+        &self,
+        uri: &Uri,
+        user: &AuthenticatedUser,
+    ) -> Result<Context<Validated>, Rejection> {
         let context = query_context(uri)?
             .user_id(user.user_id().as_str())
             .build()
@@ -634,7 +662,11 @@ impl Handshake {
     /// # Panics
     ///
     /// Outside a Tokio runtime with the time driver enabled.
-    pub async fn authenticate(&self, headers: &HeaderMap, uri: &Uri) -> Result<Context<Validated>, Rejection> {
+    pub async fn authenticate(
+        &self,
+        headers: &HeaderMap,
+        uri: &Uri,
+    ) -> Result<Context<Validated>, Rejection> {
         let (token, _source) = self.extract_token(headers, uri)?;
         debug_event!(token_source = _source.as_str(), "token found");
         let user = self.verify(&token).await.map_err(|error| {
@@ -650,7 +682,11 @@ impl Handshake {
     /// # Errors
     ///
     /// INTERNAL_ERROR when the id generator fails.
-    pub fn bind(&self, context: Context<Validated>, peer: Option<SocketAddr>) -> Result<Context<Bound>, Rejection> {
+    pub fn bind(
+        &self,
+        context: Context<Validated>,
+        peer: Option<SocketAddr>,
+    ) -> Result<Context<Bound>, Rejection> {
         Ok(context.bind(peer, &*self.inner.ids)?)
     }
 

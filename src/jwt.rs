@@ -144,7 +144,10 @@ impl JwtVerifier {
                 source: None,
             });
         }
-        Ok(Self::new(DecodingKey::from_secret(secret), Algorithm::HS256))
+        Ok(Self::new(
+            DecodingKey::from_secret(secret),
+            Algorithm::HS256,
+        ))
     }
 
     /// An RS256 verifier with an RSA public key in PEM (`BEGIN PUBLIC KEY` or
@@ -206,7 +209,9 @@ impl JwtVerifier {
         I::Item: Into<String>,
     {
         self.validation.aud = Some(audiences.into_iter().map(Into::into).collect());
-        self.validation.required_spec_claims.insert("aud".to_owned());
+        self.validation
+            .required_spec_claims
+            .insert("aud".to_owned());
         self
     }
 
@@ -226,7 +231,9 @@ impl JwtVerifier {
         I::Item: Into<String>,
     {
         self.validation.iss = Some(issuers.into_iter().map(Into::into).collect());
-        self.validation.required_spec_claims.insert("iss".to_owned());
+        self.validation
+            .required_spec_claims
+            .insert("iss".to_owned());
         self
     }
 
