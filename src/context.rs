@@ -260,11 +260,11 @@ impl Context<Raw> {
             errors.insert(0, FieldError::new(Field::UserId, FieldErrorKind::Missing));
         }
         let metadata = check_metadata(raw.metadata, &mut errors);
-        let operation_depth = check_depth(raw.operation_depth, &mut errors);
+        let operation_depth = check_depth(raw.operation_depth.as_ref(), &mut errors);
 
         if let Some(error) = ValidationError::from_errors(errors) {
             #[cfg(feature = "tracing")]
-            for e in error.iter() {
+            for e in &error {
                 debug_event!(
                     field = e.field().as_str(),
                     error_code = "INVALID_CONTEXT",
@@ -318,12 +318,11 @@ fn given_or_generated<T>(
     ids: &(impl IdGenerator + ?Sized),
     make: fn(String) -> Result<T, crate::error::IdError>,
 ) -> Result<T, GenerateError> {
-    let value = match given {
-        Some(value) => value,
-        None => {
-            debug_event!(id_kind = kind.prefix(), "generating missing id");
-            ids.generate(kind)?
-        }
+    let value = if let Some(value) = given {
+        value
+    } else {
+        debug_event!(id_kind = kind.prefix(), "generating missing id");
+        ids.generate(kind)?
     };
     make(value).map_err(|error| GenerateError::invalid_output(kind, error))
 }
@@ -362,10 +361,10 @@ fn check_metadata(
     Metadata(map)
 }
 
-fn check_depth(depth: Option<RawValue<u64>>, errors: &mut Vec<FieldError>) -> u8 {
+fn check_depth(depth: Option<&RawValue<u64>>, errors: &mut Vec<FieldError>) -> u8 {
     match depth {
         None => 0,
-        Some(RawValue::Given(depth)) => match u8::try_from(depth) {
+        Some(RawValue::Given(depth)) => match u8::try_from(*depth) {
             Ok(depth) if depth <= MAX_OPERATION_DEPTH => depth,
             _ => {
                 errors.push(FieldError::new(

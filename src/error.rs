@@ -602,7 +602,7 @@ pub enum CloseStyle {
 /// | NO_TOKEN | 401 | 4401 | never |
 /// | INVALID_FORMAT | 401 | 4401 | never |
 /// | VALIDATION_FAILED | 401 | 4401 | never |
-/// | TOKEN_EXPIRED | 401 | 4401 | after_refresh |
+/// | TOKEN_EXPIRED | 401 | 4401 | `after_refresh` |
 /// | MISSING_USER_ID | 403 | 4403 | never |
 /// | FORBIDDEN | 403 | 4403 | never |
 /// | INVALID_CONTEXT | 400 | 4400 | never |
