@@ -19,7 +19,10 @@ pub const MAX_OPERATION_DEPTH: u8 = 10;
 /// A raw field value: what the client sent, or a value of the wrong type (kept only as
 /// the fact that it was wrong, never its content).
 #[derive(Clone, PartialEq, Eq)]
-#[cfg_attr(not(feature = "serde"), allow(dead_code, reason = "only deserialization produces WrongType"))]
+#[cfg_attr(
+    not(feature = "serde"),
+    allow(dead_code, reason = "only deserialization produces WrongType")
+)]
 pub(crate) enum RawValue<T> {
     Given(T),
     WrongType,
@@ -257,11 +260,11 @@ impl Context<Raw> {
             errors.insert(0, FieldError::new(Field::UserId, FieldErrorKind::Missing));
         }
         let metadata = check_metadata(raw.metadata, &mut errors);
-        let operation_depth = check_depth(raw.operation_depth, &mut errors);
+        let operation_depth = check_depth(raw.operation_depth.as_ref(), &mut errors);
 
         if let Some(error) = ValidationError::from_errors(errors) {
             #[cfg(feature = "tracing")]
-            for e in error.iter() {
+            for e in &error {
                 debug_event!(
                     field = e.field().as_str(),
                     error_code = "INVALID_CONTEXT",
@@ -315,18 +318,20 @@ fn given_or_generated<T>(
     ids: &(impl IdGenerator + ?Sized),
     make: fn(String) -> Result<T, crate::error::IdError>,
 ) -> Result<T, GenerateError> {
-    let value = match given {
-        Some(value) => value,
-        None => {
-            debug_event!(id_kind = kind.prefix(), "generating missing id");
-            ids.generate(kind)?
-        }
+    let value = if let Some(value) = given {
+        value
+    } else {
+        debug_event!(id_kind = kind.prefix(), "generating missing id");
+        ids.generate(kind)?
     };
     make(value).map_err(|error| GenerateError::invalid_output(kind, error))
 }
 
 /// Checks the metadata entries; reports each kind of failure once.
-fn check_metadata(entries: Vec<(String, RawValue<String>)>, errors: &mut Vec<FieldError>) -> Metadata {
+fn check_metadata(
+    entries: Vec<(String, RawValue<String>)>,
+    errors: &mut Vec<FieldError>,
+) -> Metadata {
     let mut seen = Vec::new();
     let mut report = |kind: FieldErrorKind| {
         if !seen.contains(&kind) {
@@ -356,18 +361,24 @@ fn check_metadata(entries: Vec<(String, RawValue<String>)>, errors: &mut Vec<Fie
     Metadata(map)
 }
 
-fn check_depth(depth: Option<RawValue<u64>>, errors: &mut Vec<FieldError>) -> u8 {
+fn check_depth(depth: Option<&RawValue<u64>>, errors: &mut Vec<FieldError>) -> u8 {
     match depth {
         None => 0,
-        Some(RawValue::Given(depth)) => match u8::try_from(depth) {
+        Some(RawValue::Given(depth)) => match u8::try_from(*depth) {
             Ok(depth) if depth <= MAX_OPERATION_DEPTH => depth,
             _ => {
-                errors.push(FieldError::new(Field::OperationDepth, FieldErrorKind::DepthExceeded));
+                errors.push(FieldError::new(
+                    Field::OperationDepth,
+                    FieldErrorKind::DepthExceeded,
+                ));
                 0
             }
         },
         Some(RawValue::WrongType) => {
-            errors.push(FieldError::new(Field::OperationDepth, FieldErrorKind::WrongType));
+            errors.push(FieldError::new(
+                Field::OperationDepth,
+                FieldErrorKind::WrongType,
+            ));
             0
         }
     }
@@ -438,6 +449,12 @@ impl<S: Valid> Context<S> {
         self.core().operation_depth
     }
 
+    /// The client id the client asked for, if any; [`bind`](Context::bind) uses it.
+    #[must_use]
+    pub fn requested_client_id(&self) -> Option<&WebSocketClientId> {
+        self.core().requested_client_id.as_ref()
+    }
+
     /// The operation name given to [`child`](Self::child), if any.
     #[must_use]
     pub fn operation(&self) -> Option<&str> {
@@ -482,7 +499,10 @@ impl<S: Valid> Context<S> {
             }
         };
         if core.operation_depth >= MAX_OPERATION_DEPTH {
-            errors.push(FieldError::new(Field::OperationDepth, FieldErrorKind::DepthExceeded));
+            errors.push(FieldError::new(
+                Field::OperationDepth,
+                FieldErrorKind::DepthExceeded,
+            ));
         }
         if let Some(error) = ValidationError::from_errors(errors) {
             return Err(error.into());
@@ -520,7 +540,9 @@ impl<S: Valid> Context<S> {
                 thread_id: given(core.thread_id.into_inner()),
                 run_id: given(core.run_id.into_inner()),
                 request_id: given(core.request_id.into_inner()),
-                parent_request_id: core.parent_request_id.map(|id| RawValue::Given(id.into_inner())),
+                parent_request_id: core
+                    .parent_request_id
+                    .map(|id| RawValue::Given(id.into_inner())),
                 websocket_client_id: core
                     .requested_client_id
                     .map(|id| RawValue::Given(id.into_inner())),
@@ -538,12 +560,6 @@ impl<S: Valid> Context<S> {
 }
 
 impl Context<Validated> {
-    /// The client id the client asked for, if any; [`bind`](Self::bind) uses it.
-    #[must_use]
-    pub fn requested_client_id(&self) -> Option<&WebSocketClientId> {
-        self.repr.requested_client_id.as_ref()
-    }
-
     /// Ties the context to one live socket: the requested client id (or one generated
     /// with `ids`), the current time, and the peer address.
     ///
@@ -576,7 +592,12 @@ impl Context<Validated> {
         let core = self.repr;
         let client_id = match &core.requested_client_id {
             Some(id) => id.clone(),
-            None => given_or_generated(None, IdKind::WebSocketClient, ids, WebSocketClientId::try_new)?,
+            None => given_or_generated(
+                None,
+                IdKind::WebSocketClient,
+                ids,
+                WebSocketClientId::try_new,
+            )?,
         };
         Ok(Context {
             repr: BoundParts {
@@ -663,7 +684,9 @@ impl ContextBuilder {
 
     /// Adds a metadata entry.
     pub fn metadata(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
-        self.parts.metadata.push((key.into(), RawValue::Given(value.into())));
+        self.parts
+            .metadata
+            .push((key.into(), RawValue::Given(value.into())));
         self
     }
 

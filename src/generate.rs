@@ -97,7 +97,11 @@ struct Describe<'a>(&'a GenerateError);
 impl fmt::Display for Describe<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self.0.invalid_output {
-            Some(error) => write!(f, "the {} generator produced an id that {error}", self.0.kind),
+            Some(error) => write!(
+                f,
+                "the {} generator produced an id that {error}",
+                self.0.kind
+            ),
             None => write!(f, "the {} generator failed", self.0.kind),
         }
     }

@@ -104,7 +104,9 @@ fn eq_lowercase(value: &str, lower: &str) -> bool {
 /// Whether `value`, lowercased, starts with `lower` (already lowercase), without allocating.
 fn starts_with_lowercase(value: &str, lower: &str) -> bool {
     let mut folded = value.chars().flat_map(char::to_lowercase);
-    lower.chars().all(|expected| folded.next() == Some(expected))
+    lower
+        .chars()
+        .all(|expected| folded.next() == Some(expected))
 }
 
 /// The deployment's policy on top of the structural rule: which placeholder words and
@@ -318,7 +320,10 @@ mod tests {
     #[test]
     fn structure_returns_trimmed_slice() {
         assert_eq!(check_structure("  a b \u{3000}"), Ok("a b"));
-        assert_eq!(check_structure("\u{200B}"), Err(IdError::InvisibleCharacter));
+        assert_eq!(
+            check_structure("\u{200B}"),
+            Err(IdError::InvisibleCharacter)
+        );
         assert_eq!(check_structure("a\u{0}b"), Err(IdError::ControlCharacter));
     }
 }

@@ -1,0 +1,400 @@
+//! `serde` support (feature `serde`).
+//!
+//! - `Context<Raw>` deserializes from a map with unknown fields rejected. An id of the
+//!   wrong type (JSON `null`, a number, an array, an object) is kept as "wrong type" and
+//!   reported by [`Context::validate`] as INVALID_CONTEXT naming that field: it is never
+//!   coerced with `to_string`, and never a panic.
+//! - `Context<Validated>` deserializes only through validation, with [`Policy::default`]
+//!   and [`UuidGenerator`].
+//! - Validated and bound contexts serialize to the raw shape, so that serializing and
+//!   deserializing gives an equal validated context.
+//! - The id newtypes serialize as strings and re-validate when deserialized.
+
+use std::fmt;
+
+use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde::ser::SerializeMap;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+use crate::context::{Context, RawParts, RawValue};
+use crate::generate::UuidGenerator;
+use crate::id::{RequestId, RunId, ThreadId, UserId, WebSocketClientId};
+use crate::rule::Policy;
+use crate::state::{Raw, Valid, Validated};
+
+macro_rules! id_serde {
+    ($($name:ident),*) => {$(
+        impl Serialize for $name {
+            fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+                serializer.serialize_str(self.as_str())
+            }
+        }
+
+        impl<'de> Deserialize<'de> for $name {
+            fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+                let value = String::deserialize(deserializer)?;
+                Self::try_new(value).map_err(|error| {
+                    de::Error::custom(format_args!(concat!(stringify!($name), " {}"), error))
+                })
+            }
+        }
+    )*};
+}
+id_serde!(UserId, ThreadId, RunId, RequestId, WebSocketClientId);
+
+const FIELDS: &[&str] = &[
+    "user_id",
+    "thread_id",
+    "run_id",
+    "request_id",
+    "parent_request_id",
+    "websocket_client_id",
+    "metadata",
+    "operation_depth",
+    "operation",
+];
+
+/// Accepts any value; a string becomes `Given`, anything else `WrongType` (consumed,
+/// not kept).
+struct AnyString;
+
+impl<'de> Visitor<'de> for AnyString {
+    type Value = RawValue<String>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a string")
+    }
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+        Ok(RawValue::Given(v.to_owned()))
+    }
+    fn visit_string<E: de::Error>(self, v: String) -> Result<Self::Value, E> {
+        Ok(RawValue::Given(v))
+    }
+    fn visit_bool<E: de::Error>(self, _: bool) -> Result<Self::Value, E> {
+        Ok(RawValue::WrongType)
+    }
+    fn visit_i64<E: de::Error>(self, _: i64) -> Result<Self::Value, E> {
+        Ok(RawValue::WrongType)
+    }
+    fn visit_u64<E: de::Error>(self, _: u64) -> Result<Self::Value, E> {
+        Ok(RawValue::WrongType)
+    }
+    fn visit_f64<E: de::Error>(self, _: f64) -> Result<Self::Value, E> {
+        Ok(RawValue::WrongType)
+    }
+    fn visit_bytes<E: de::Error>(self, _: &[u8]) -> Result<Self::Value, E> {
+        Ok(RawValue::WrongType)
+    }
+    fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+        Ok(RawValue::WrongType)
+    }
+    fn visit_none<E: de::Error>(self) -> Result<Self::Value, E> {
+        Ok(RawValue::WrongType)
+    }
+    fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_any(self)
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        while seq.next_element::<IgnoredAny>()?.is_some() {}
+        Ok(RawValue::WrongType)
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+        Ok(RawValue::WrongType)
+    }
+}
+
+impl<'de> DeserializeSeed<'de> for AnyString {
+    type Value = RawValue<String>;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+/// Accepts any value; a non-negative integer becomes `Given`, anything else `WrongType`.
+struct AnyDepth;
+
+impl<'de> Visitor<'de> for AnyDepth {
+    type Value = RawValue<u64>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a non-negative integer")
+    }
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<Self::Value, E> {
+        Ok(RawValue::Given(v))
+    }
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<Self::Value, E> {
+        Ok(u64::try_from(v).map_or(RawValue::WrongType, RawValue::Given))
+    }
+    fn visit_f64<E: de::Error>(self, _: f64) -> Result<Self::Value, E> {
+        Ok(RawValue::WrongType)
+    }
+    fn visit_bool<E: de::Error>(self, _: bool) -> Result<Self::Value, E> {
+        Ok(RawValue::WrongType)
+    }
+    fn visit_str<E: de::Error>(self, _: &str) -> Result<Self::Value, E> {
+        Ok(RawValue::WrongType)
+    }
+    fn visit_bytes<E: de::Error>(self, _: &[u8]) -> Result<Self::Value, E> {
+        Ok(RawValue::WrongType)
+    }
+    fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+        Ok(RawValue::WrongType)
+    }
+    fn visit_none<E: de::Error>(self) -> Result<Self::Value, E> {
+        Ok(RawValue::WrongType)
+    }
+    fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_any(self)
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        while seq.next_element::<IgnoredAny>()?.is_some() {}
+        Ok(RawValue::WrongType)
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+        Ok(RawValue::WrongType)
+    }
+}
+
+/// The metadata map: string keys, any values (non-strings become `WrongType`). Anything
+/// but a map is `None`, reported as a wrong-typed metadata entry.
+struct AnyMetadata;
+
+impl<'de> Visitor<'de> for AnyMetadata {
+    type Value = Option<Vec<(String, RawValue<String>)>>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a map of strings")
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut entries = Vec::new();
+        while let Some(key) = map.next_key::<String>()? {
+            let value = map.next_value_seed(AnyString)?;
+            entries.push((key, value));
+        }
+        Ok(Some(entries))
+    }
+    fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+    fn visit_none<E: de::Error>(self) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+    fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_any(self)
+    }
+    fn visit_bool<E: de::Error>(self, _: bool) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+    fn visit_i64<E: de::Error>(self, _: i64) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+    fn visit_u64<E: de::Error>(self, _: u64) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+    fn visit_f64<E: de::Error>(self, _: f64) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+    fn visit_str<E: de::Error>(self, _: &str) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+    fn visit_bytes<E: de::Error>(self, _: &[u8]) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        while seq.next_element::<IgnoredAny>()?.is_some() {}
+        Ok(None)
+    }
+}
+
+struct RawVisitor;
+
+impl<'de> Visitor<'de> for RawVisitor {
+    type Value = RawParts;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a context object")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<RawParts, A::Error> {
+        let mut parts = RawParts::default();
+        let mut metadata_seen = false;
+        while let Some(key) = map.next_key::<FieldName>()? {
+            let slot = match key {
+                FieldName::UserId => &mut parts.user_id,
+                FieldName::ThreadId => &mut parts.thread_id,
+                FieldName::RunId => &mut parts.run_id,
+                FieldName::RequestId => &mut parts.request_id,
+                FieldName::ParentRequestId => &mut parts.parent_request_id,
+                FieldName::WebSocketClientId => &mut parts.websocket_client_id,
+                FieldName::Operation => &mut parts.operation,
+                FieldName::Metadata => {
+                    if metadata_seen {
+                        return Err(de::Error::duplicate_field("metadata"));
+                    }
+                    metadata_seen = true;
+                    parts.metadata = match map.next_value_seed(MetadataSeed)? {
+                        Some(entries) => entries,
+                        // Not a map: one entry of the wrong type makes validate report it.
+                        None => vec![(String::from("metadata"), RawValue::WrongType)],
+                    };
+                    continue;
+                }
+                FieldName::OperationDepth => {
+                    if parts.operation_depth.is_some() {
+                        return Err(de::Error::duplicate_field("operation_depth"));
+                    }
+                    parts.operation_depth = Some(map.next_value_seed(DepthSeed)?);
+                    continue;
+                }
+            };
+            if slot.is_some() {
+                return Err(de::Error::duplicate_field(key.as_str()));
+            }
+            *slot = Some(map.next_value_seed(AnyString)?);
+        }
+        Ok(parts)
+    }
+}
+
+struct MetadataSeed;
+impl<'de> DeserializeSeed<'de> for MetadataSeed {
+    type Value = Option<Vec<(String, RawValue<String>)>>;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_any(AnyMetadata)
+    }
+}
+
+struct DepthSeed;
+impl<'de> DeserializeSeed<'de> for DepthSeed {
+    type Value = RawValue<u64>;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_any(AnyDepth)
+    }
+}
+
+#[derive(Clone, Copy)]
+enum FieldName {
+    UserId,
+    ThreadId,
+    RunId,
+    RequestId,
+    ParentRequestId,
+    WebSocketClientId,
+    Metadata,
+    OperationDepth,
+    Operation,
+}
+
+impl FieldName {
+    const fn as_str(self) -> &'static str {
+        match self {
+            Self::UserId => "user_id",
+            Self::ThreadId => "thread_id",
+            Self::RunId => "run_id",
+            Self::RequestId => "request_id",
+            Self::ParentRequestId => "parent_request_id",
+            Self::WebSocketClientId => "websocket_client_id",
+            Self::Metadata => "metadata",
+            Self::OperationDepth => "operation_depth",
+            Self::Operation => "operation",
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for FieldName {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct NameVisitor;
+        impl Visitor<'_> for NameVisitor {
+            type Value = FieldName;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a context field name")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<FieldName, E> {
+                Ok(match v {
+                    "user_id" => FieldName::UserId,
+                    "thread_id" => FieldName::ThreadId,
+                    "run_id" => FieldName::RunId,
+                    "request_id" => FieldName::RequestId,
+                    "parent_request_id" => FieldName::ParentRequestId,
+                    "websocket_client_id" => FieldName::WebSocketClientId,
+                    "metadata" => FieldName::Metadata,
+                    "operation_depth" => FieldName::OperationDepth,
+                    "operation" => FieldName::Operation,
+                    // The unknown name is client input: do not echo it.
+                    _ => return Err(de::Error::custom(UnknownField)),
+                })
+            }
+        }
+        d.deserialize_identifier(NameVisitor)
+    }
+}
+
+struct UnknownField;
+impl fmt::Display for UnknownField {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "unknown field, expected one of: {}", FIELDS.join(", "))
+    }
+}
+
+/// Deserializes raw, unchecked data. Unknown fields are rejected; wrong-typed values are
+/// reported later by [`Context::validate`].
+///
+/// ```
+/// use wsctx::{Context, Field, FieldErrorKind, Policy, UuidGenerator, state::Raw};
+///
+/// let raw: Context<Raw> = serde_json::from_str(r#"{"user_id": "u-1", "run_id": 7}"#)?;
+/// let error = raw.validate(&Policy::default(), &UuidGenerator::new()).unwrap_err();
+/// assert!(error.as_invalid().unwrap().contains(Field::RunId, FieldErrorKind::WrongType));
+/// # Ok::<(), serde_json::Error>(())
+/// ```
+impl<'de> Deserialize<'de> for Context<Raw> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let repr = d.deserialize_map(RawVisitor)?;
+        Ok(Self { repr })
+    }
+}
+
+/// Deserializes and validates with [`Policy::default`] and [`UuidGenerator`]; any
+/// validation failure is a deserialization error naming the failing fields.
+impl<'de> Deserialize<'de> for Context<Validated> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Context::<Raw>::deserialize(d)?
+            .validate(&Policy::default(), &UuidGenerator::new())
+            .map_err(de::Error::custom)
+    }
+}
+
+/// Serializes the validated fields in the raw shape (a bound context serializes its
+/// requested client id, not its connection details).
+impl<S: Valid> Serialize for Context<S> {
+    fn serialize<Ser: Serializer>(&self, serializer: Ser) -> Result<Ser::Ok, Ser::Error> {
+        let mut map = serializer.serialize_map(None)?;
+        map.serialize_entry("user_id", self.user_id())?;
+        map.serialize_entry("thread_id", self.thread_id())?;
+        map.serialize_entry("run_id", self.run_id())?;
+        map.serialize_entry("request_id", self.request_id())?;
+        if let Some(parent) = self.parent_request_id() {
+            map.serialize_entry("parent_request_id", parent)?;
+        }
+        if let Some(client) = self.requested_client_id() {
+            map.serialize_entry("websocket_client_id", client)?;
+        }
+        if !self.metadata().is_empty() {
+            map.serialize_entry("metadata", &MetadataRef(self.metadata()))?;
+        }
+        map.serialize_entry("operation_depth", &self.operation_depth())?;
+        if let Some(operation) = self.operation() {
+            map.serialize_entry("operation", operation)?;
+        }
+        map.end()
+    }
+}
+
+struct MetadataRef<'a>(&'a crate::metadata::Metadata);
+impl Serialize for MetadataRef<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_map(self.0.iter())
+    }
+}
