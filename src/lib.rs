@@ -110,6 +110,7 @@
 mod close;
 mod context;
 mod error;
+mod factory;
 mod generate;
 mod id;
 mod metadata;
@@ -124,6 +125,10 @@ pub use context::{Context, ContextBuilder, MAX_OPERATION_DEPTH};
 pub use error::{
     CloseStyle, ContextError, ErrorCode, Field, FieldError, FieldErrorKind, IdError, Rejection,
     Retry, ValidationError,
+};
+pub use factory::{
+    Delivery, FactoryError, Frame, IsolatedManager, Limits, ManagerFactory, MetricsSnapshot,
+    Outbound, TryRecvError,
 };
 pub use generate::{
     Fallback, FromFn, GenerateError, IdGenerator, IdKind, SequenceGenerator, UuidGenerator, from_fn,
