@@ -113,6 +113,7 @@ pub mod axum;
 mod close;
 mod context;
 mod error;
+mod factory;
 mod generate;
 #[cfg(feature = "http")]
 pub mod http;
@@ -132,6 +133,10 @@ pub use context::{Context, ContextBuilder, MAX_OPERATION_DEPTH};
 pub use error::{
     CloseStyle, ContextError, ErrorCode, Field, FieldError, FieldErrorKind, IdError, Rejection,
     Retry, ValidationError,
+};
+pub use factory::{
+    Delivery, FactoryError, Frame, IsolatedManager, Limits, ManagerFactory, MetricsSnapshot,
+    Outbound, TryRecvError,
 };
 pub use generate::{
     Fallback, FromFn, GenerateError, IdGenerator, IdKind, SequenceGenerator, UuidGenerator, from_fn,

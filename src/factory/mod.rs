@@ -1,0 +1,728 @@
+//! The connection manager factory (DESIGN §7): admission under per-user and global
+//! limits, one bounded outbound queue per socket, fan-out to the sockets of one user,
+//! forced disconnects, shutdown, the idle reaper, and metrics.
+//!
+//! | module | job |
+//! |---|---|
+//! | `limits` | [`Limits`] |
+//! | `error` | [`FactoryError`] |
+//! | `frame` | [`Frame`], [`Delivery`] |
+//! | `registry` | the sharded map user -> sockets |
+//! | `socket` | one socket's queue and close slot |
+//! | `outbound` | [`Outbound`], [`TryRecvError`] |
+//! | `manager` | [`IsolatedManager`] |
+//! | `metrics` | per-shard counters, [`MetricsSnapshot`] |
+//! | this file | [`ManagerFactory`] and the transitions that span modules |
+
+mod error;
+mod frame;
+mod limits;
+mod manager;
+mod metrics;
+mod outbound;
+mod registry;
+mod socket;
+
+use std::fmt;
+use std::future::{Future, poll_fn};
+use std::pin::pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::task::Poll;
+use std::time::Duration;
+
+use tokio::sync::Notify;
+use tokio::time::Instant;
+
+pub use error::FactoryError;
+pub use frame::{Delivery, Frame};
+pub use limits::Limits;
+pub use manager::IsolatedManager;
+pub use metrics::MetricsSnapshot;
+pub use outbound::{Outbound, TryRecvError};
+
+use crate::close::{CloseCode, CloseReason};
+use crate::context::Context;
+use crate::error::{CloseStyle, ErrorCode, Rejection};
+use crate::id::UserId;
+use crate::state::Bound;
+use crate::trace::{debug_event, warn_event};
+use metrics::add;
+use registry::{Registry, Shard};
+use socket::{Push, Socket};
+
+/// The shortest interval [`ManagerFactory::run_idle_reaper`] sweeps at.
+const MIN_REAP_INTERVAL: Duration = Duration::from_millis(1);
+
+/// Keeps a hot atomic on its own cache line.
+#[repr(align(128))]
+struct Padded<T>(T);
+
+/// Why the server closed a socket; picks the counter.
+#[derive(Clone, Copy)]
+enum Cause {
+    Disconnect,
+    Shutdown,
+    Idle,
+}
+
+/// What every handle of one factory shares.
+struct Shared {
+    registry: Registry,
+    limits: Limits,
+    style: CloseStyle,
+    /// Sockets holding a slot; never above `limits.global`.
+    active: Padded<AtomicUsize>,
+    draining: AtomicBool,
+    /// Wakes idle reapers on shutdown.
+    shutdown: Notify,
+    /// Time zero of the activity clock.
+    epoch: Instant,
+}
+
+/// Admits bound contexts as [`IsolatedManager`]s, one per socket, under [`Limits`].
+///
+/// A cheap [`Clone`] handle to shared state (like `reqwest::Client`): clone it into
+/// every connection task. Sockets are kept in a sharded registry keyed by a keyed hash
+/// of the user id, so connections of different users rarely touch the same lock; no
+/// lock is ever held across an await.
+///
+/// | transition | result |
+/// |---|---|
+/// | [`create`](Self::create) | an [`IsolatedManager`] (the slot) and an [`Outbound`] (its queue), or a [`FactoryError`] |
+/// | dropping the manager | frees the slot, closes the socket with 1000 |
+/// | a full outbound queue | closes that socket with SLOW_CONSUMER (1013) |
+/// | [`disconnect_user`](Self::disconnect_user) | closes every socket of one user with a given frame |
+/// | [`run_idle_reaper`](Self::run_idle_reaper) | closes idle sockets with IDLE_TIMEOUT (4408) |
+/// | [`shutdown`](Self::shutdown) | closes every socket with SHUTTING_DOWN (1012), refuses new ones |
+///
+/// User ids appear in no log line, metric or `Debug` output of the factory.
+///
+/// # Examples
+///
+/// ```
+/// use wsctx::{Context, ErrorCode, Frame, Limits, ManagerFactory, Policy, Rejection, UuidGenerator};
+///
+/// let ids = UuidGenerator::new();
+/// let factory = ManagerFactory::new(Limits { per_user: 1, ..Limits::default() });
+///
+/// let bound = Context::builder().user_id("user-a").build()
+///     .validate(&Policy::default(), &ids)?
+///     .bind(None, &ids)?;
+/// let (manager, mut outbound) = factory.create(bound.clone())?;
+///
+/// // A second socket of the same user is over its limit.
+/// let rejection = Rejection::from(factory.create(bound).unwrap_err());
+/// assert_eq!(rejection.code(), ErrorCode::ConnectionLimit);
+/// assert_eq!(rejection.http_status(), Some(429));
+///
+/// manager.send_to_user(Frame::text("hello"));
+/// assert_eq!(outbound.try_recv()?, Frame::text("hello"));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Clone)]
+pub struct ManagerFactory {
+    shared: Arc<Shared>,
+}
+
+impl ManagerFactory {
+    /// A factory enforcing `limits`, rendering the closes it sends in
+    /// [`CloseStyle::Detailed`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use wsctx::{Limits, ManagerFactory};
+    ///
+    /// let factory = ManagerFactory::new(Limits { per_user: 2, ..Limits::default() });
+    /// assert_eq!(factory.limits().per_user, 2);
+    /// ```
+    #[must_use]
+    pub fn new(limits: Limits) -> Self {
+        Self::with_close_style(limits, CloseStyle::Detailed)
+    }
+
+    /// A factory enforcing `limits`, rendering the closes it sends (SLOW_CONSUMER,
+    /// IDLE_TIMEOUT, SHUTTING_DOWN) in `style`: [`CloseStyle::Opaque`] sends 1008 for
+    /// IDLE_TIMEOUT's 4408.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use wsctx::{CloseStyle, Limits, ManagerFactory};
+    ///
+    /// let factory = ManagerFactory::with_close_style(Limits::default(), CloseStyle::Opaque);
+    /// assert_eq!(factory.close_style(), CloseStyle::Opaque);
+    /// ```
+    #[must_use]
+    pub fn with_close_style(limits: Limits, style: CloseStyle) -> Self {
+        let limits = Limits {
+            outbound_queue: limits.outbound_queue.max(1),
+            ..limits
+        };
+        Self {
+            shared: Arc::new(Shared {
+                registry: Registry::new(),
+                limits,
+                style,
+                active: Padded(AtomicUsize::new(0)),
+                draining: AtomicBool::new(false),
+                shutdown: Notify::new(),
+                epoch: Instant::now(),
+            }),
+        }
+    }
+
+    /// Admits the socket that `ctx` is bound to: checks, in this order, that the factory
+    /// is not draining, that the user has no live socket with the same client id, that
+    /// the user holds fewer than [`Limits::per_user`] sockets and that the factory holds
+    /// fewer than [`Limits::global`]. The checks and the admission are one atomic step:
+    /// concurrent calls never admit more than the limits.
+    ///
+    /// Returns the [`IsolatedManager`] (the admission: drop it to free the slot) and the
+    /// socket's [`Outbound`] queue (give it to the writer task).
+    ///
+    /// Only a [`Context<Bound>`] is accepted:
+    ///
+    /// ```compile_fail
+    /// use wsctx::{Context, ManagerFactory};
+    ///
+    /// let raw = Context::builder().user_id("user-a").build();
+    /// ManagerFactory::default().create(raw); // error: expected `Context<Bound>`, found `Context<Raw>`
+    /// ```
+    ///
+    /// The passing twin, with the same input bound first:
+    ///
+    /// ```
+    /// use wsctx::{Context, ManagerFactory, Policy, UuidGenerator};
+    ///
+    /// let ids = UuidGenerator::new();
+    /// let raw = Context::builder().user_id("user-a").build();
+    /// let bound = raw.validate(&Policy::default(), &ids)?.bind(None, &ids)?;
+    /// ManagerFactory::default().create(bound)?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
+    /// A validated context is not bound to a socket yet:
+    ///
+    /// ```compile_fail
+    /// use wsctx::{Context, ManagerFactory, Policy, UuidGenerator};
+    ///
+    /// let validated = Context::builder().user_id("user-a").build()
+    ///     .validate(&Policy::default(), &UuidGenerator::new())?;
+    /// ManagerFactory::default().create(validated)?; // error: expected `Context<Bound>`, found `Context<Validated>`
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
+    /// Its passing twin:
+    ///
+    /// ```
+    /// use wsctx::{Context, ManagerFactory, Policy, UuidGenerator};
+    ///
+    /// let ids = UuidGenerator::new();
+    /// let validated = Context::builder().user_id("user-a").build()
+    ///     .validate(&Policy::default(), &ids)?;
+    /// ManagerFactory::default().create(validated.bind(None, &ids)?)?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`FactoryError::ShuttingDown`] after [`shutdown`](Self::shutdown);
+    /// [`FactoryError::DuplicateClient`] when the user has a live (not closing) socket
+    /// with the same client id (another user may use the same client id);
+    /// [`FactoryError::ConnectionLimit`] when the user is at [`Limits::per_user`] (other
+    /// users are unaffected); [`FactoryError::Overloaded`] when the factory is at
+    /// [`Limits::global`].
+    pub fn create(&self, ctx: Context<Bound>) -> Result<(IsolatedManager, Outbound), FactoryError> {
+        let inner = &self.shared;
+        let hash = inner.registry.hash(ctx.user_id());
+        let shard = inner.registry.shard(hash);
+        let socket = Arc::new(Socket::new(ctx, hash, inner.now()));
+
+        let mut map = shard.write();
+        let admitted = inner.admit(&map, &socket);
+        if let Err(error) = admitted {
+            drop(map);
+            shard.counters.rejected(error);
+            debug_event!(error_code = error.code().as_str(), "admission refused");
+            return Err(error);
+        }
+        map.entry(hash).or_default().push(Arc::clone(&socket));
+        drop(map);
+        add(&shard.counters.admitted, 1);
+        debug_event!("socket admitted");
+
+        let manager = IsolatedManager {
+            shared: Arc::clone(inner),
+            socket: Arc::clone(&socket),
+        };
+        let outbound = Outbound {
+            shared: Arc::clone(inner),
+            socket,
+        };
+        Ok((manager, outbound))
+    }
+
+    /// Closes every open socket of `user` with `code` and `reason`; each one's
+    /// [`Outbound`] yields that close frame next, even if its queue is full. Returns
+    /// how many sockets this call closed. Other users are untouched. Slots stay held
+    /// until the managers are dropped.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use wsctx::{Context, ManagerFactory, Policy, SequenceGenerator, UuidGenerator};
+    /// # let bound = |user: &str| Context::builder().user_id(user).build()
+    /// #     .validate(&Policy::default(), &SequenceGenerator::new())?.bind(None, &UuidGenerator::new());
+    /// use wsctx::{CloseCode, CloseReason, Frame};
+    ///
+    /// let factory = ManagerFactory::default();
+    /// let (alice, mut alice_out) = factory.create(bound("alice")?)?;
+    /// let (_bob, bob_out) = factory.create(bound("bob")?)?;
+    ///
+    /// let closed = factory.disconnect_user(alice.context().user_id(), CloseCode::GOING_AWAY, CloseReason::new("banned"));
+    /// assert_eq!(closed, 1);
+    /// assert_eq!(alice_out.try_recv()?, Frame::Close(CloseCode::GOING_AWAY, CloseReason::new("banned")));
+    /// assert!(!bob_out.is_closing());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    #[allow(
+        clippy::needless_pass_by_value,
+        reason = "takes the frame's parts by value, like `IsolatedManager::close`"
+    )]
+    pub fn disconnect_user(&self, user: &UserId, code: CloseCode, reason: CloseReason) -> usize {
+        let hash = self.shared.registry.hash(user);
+        let (closed, _) = self
+            .shared
+            .close_user(hash, user, code, &reason, Cause::Disconnect);
+        debug_event!(sockets = closed, "user disconnected");
+        closed
+    }
+
+    /// How many sockets `user` holds now, closing ones included.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use wsctx::{Context, ManagerFactory, Policy, SequenceGenerator, UuidGenerator};
+    /// # let bound = Context::builder().user_id("user-a").build()
+    /// #     .validate(&Policy::default(), &SequenceGenerator::new())?.bind(None, &UuidGenerator::new())?;
+    /// let factory = ManagerFactory::default();
+    /// let user = bound.user_id().clone();
+    /// let admitted = factory.create(bound)?;
+    /// assert_eq!(factory.connections(&user), 1);
+    /// drop(admitted);
+    /// assert_eq!(factory.connections(&user), 0);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    #[must_use]
+    pub fn connections(&self, user: &UserId) -> usize {
+        let hash = self.shared.registry.hash(user);
+        let sockets = self.shared.registry.shard(hash).read();
+        sockets
+            .get(&hash)
+            .map_or(0, |list| list.iter().filter(|s| s.belongs_to(user)).count())
+    }
+
+    /// Starts draining: refuses every new admission with SHUTTING_DOWN, closes every
+    /// socket with SHUTTING_DOWN's close frame (1012), and stops the idle reapers.
+    /// Idempotent. Slots are freed as the managers are dropped; watch
+    /// [`MetricsSnapshot::active`] reach 0.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use wsctx::{Context, ManagerFactory, Policy, SequenceGenerator, UuidGenerator};
+    /// # let bound = |tab: &str| Context::builder().user_id("user-a").websocket_client_id(tab).build()
+    /// #     .validate(&Policy::default(), &SequenceGenerator::new())?.bind(None, &UuidGenerator::new());
+    /// use wsctx::{CloseCode, FactoryError, Frame};
+    ///
+    /// let factory = ManagerFactory::default();
+    /// let (_manager, mut outbound) = factory.create(bound("tab-1")?)?;
+    /// factory.shutdown();
+    /// assert!(matches!(outbound.try_recv()?, Frame::Close(CloseCode::SERVICE_RESTART, _)));
+    /// assert_eq!(factory.create(bound("tab-2")?).unwrap_err(), FactoryError::ShuttingDown);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn shutdown(&self) {
+        let shared = &self.shared;
+        // Set before visiting the shards: an admission either sees the flag under its
+        // shard lock, or took that lock first and is closed below.
+        shared.draining.store(true, Ordering::SeqCst);
+        let (code, reason) = shared.close_frame(ErrorCode::ShuttingDown);
+        for shard in shared.registry.shards() {
+            close_where(shard, code, &reason, Cause::Shutdown, |_| true);
+        }
+        shared.shutdown.notify_waiters();
+        debug_event!(error_code = "SHUTTING_DOWN", "factory draining");
+    }
+
+    /// Whether [`shutdown`](Self::shutdown) was called.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let factory = wsctx::ManagerFactory::default();
+    /// factory.shutdown();
+    /// assert!(factory.is_shutting_down());
+    /// ```
+    #[must_use]
+    pub fn is_shutting_down(&self) -> bool {
+        self.shared.draining.load(Ordering::SeqCst)
+    }
+
+    /// Sweeps for idle sockets every `every` (at least 1 ms) and closes those without
+    /// activity for [`Limits::idle_timeout`] with IDLE_TIMEOUT (4408). Returns after
+    /// [`shutdown`](Self::shutdown). The application spawns it:
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// # use wsctx::ManagerFactory;
+    /// # tokio::runtime::Builder::new_current_thread().enable_time().build()?.block_on(async {
+    /// let factory = ManagerFactory::default();
+    /// let reaper = tokio::spawn({
+    ///     let factory = factory.clone();
+    ///     async move { factory.run_idle_reaper(Duration::from_secs(10)).await }
+    /// });
+    /// factory.shutdown();
+    /// reaper.await?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # })?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
+    /// # Panics
+    ///
+    /// When polled outside a Tokio runtime with the time driver enabled, as
+    /// `tokio::time::sleep` does.
+    pub async fn run_idle_reaper(&self, every: Duration) {
+        let every = every.max(MIN_REAP_INTERVAL);
+        loop {
+            let mut notified = pin!(self.shared.shutdown.notified());
+            notified.as_mut().enable();
+            if self.is_shutting_down() {
+                return;
+            }
+            let mut sleep = pin!(tokio::time::sleep(every));
+            let shutdown = poll_fn(|cx| {
+                if notified.as_mut().poll(cx).is_ready() {
+                    Poll::Ready(true)
+                } else if sleep.as_mut().poll(cx).is_ready() {
+                    Poll::Ready(false)
+                } else {
+                    Poll::Pending
+                }
+            })
+            .await;
+            if shutdown || self.is_shutting_down() {
+                return;
+            }
+            self.close_idle();
+        }
+    }
+
+    /// One sweep of the idle reaper, now: closes every open socket without activity for
+    /// [`Limits::idle_timeout`] with IDLE_TIMEOUT (4408) and returns how many it closed.
+    /// Activity is [`IsolatedManager::record_activity`], or the admission itself.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use wsctx::{Context, ManagerFactory, Policy, SequenceGenerator, UuidGenerator};
+    /// # let bound = Context::builder().user_id("user-a").build()
+    /// #     .validate(&Policy::default(), &SequenceGenerator::new())?.bind(None, &UuidGenerator::new())?;
+    /// use std::time::Duration;
+    /// use wsctx::{CloseCode, Frame, Limits};
+    ///
+    /// let factory = ManagerFactory::new(Limits { idle_timeout: Duration::ZERO, ..Limits::default() });
+    /// let (_manager, mut outbound) = factory.create(bound)?;
+    /// assert_eq!(factory.close_idle(), 1);
+    /// assert!(matches!(outbound.try_recv()?, Frame::Close(CloseCode::TIMEOUT, _)));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn close_idle(&self) -> usize {
+        let shared = &self.shared;
+        let timeout = nanos(shared.limits.idle_timeout);
+        let now = shared.now();
+        let (code, reason) = shared.close_frame(ErrorCode::IdleTimeout);
+        let closed = shared
+            .registry
+            .shards()
+            .iter()
+            .map(|shard| {
+                close_where(shard, code, &reason, Cause::Idle, |socket| {
+                    now.saturating_sub(socket.last_active()) >= timeout
+                })
+            })
+            .sum();
+        if closed > 0 {
+            debug_event!(
+                error_code = "IDLE_TIMEOUT",
+                sockets = closed,
+                "idle sockets closed"
+            );
+        }
+        closed
+    }
+
+    /// The counters now.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let m = wsctx::ManagerFactory::default().metrics();
+    /// assert_eq!((m.admitted, m.active), (0, 0));
+    /// ```
+    #[must_use]
+    pub fn metrics(&self) -> MetricsSnapshot {
+        let mut total = MetricsSnapshot::default();
+        for shard in self.shared.registry.shards() {
+            shard.counters.sum_into(&mut total);
+        }
+        total.active =
+            u64::try_from(self.shared.active.0.load(Ordering::Relaxed)).unwrap_or(u64::MAX);
+        total
+    }
+
+    /// The limits in force (an `outbound_queue` of 0 reads as 1).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use wsctx::{Limits, ManagerFactory};
+    ///
+    /// assert_eq!(ManagerFactory::default().limits(), Limits::default());
+    /// ```
+    #[must_use]
+    pub fn limits(&self) -> Limits {
+        self.shared.limits
+    }
+
+    /// How the closes this factory sends are rendered.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// assert_eq!(wsctx::ManagerFactory::default().close_style(), wsctx::CloseStyle::Detailed);
+    /// ```
+    #[must_use]
+    pub fn close_style(&self) -> CloseStyle {
+        self.shared.style
+    }
+}
+
+impl Default for ManagerFactory {
+    /// A factory with [`Limits::default`].
+    fn default() -> Self {
+        Self::new(Limits::default())
+    }
+}
+
+impl fmt::Debug for ManagerFactory {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ManagerFactory")
+            .field("limits", &self.shared.limits)
+            .field("active", &self.shared.active.0.load(Ordering::Relaxed))
+            .field("shutting_down", &self.is_shutting_down())
+            .finish_non_exhaustive()
+    }
+}
+
+/// A duration in nanoseconds, saturating.
+fn nanos(duration: Duration) -> u64 {
+    u64::try_from(duration.as_nanos()).unwrap_or(u64::MAX)
+}
+
+impl Shared {
+    /// Nanoseconds since the factory's epoch, on Tokio's clock (which tests can pause).
+    fn now(&self) -> u64 {
+        nanos(Instant::now().saturating_duration_since(self.epoch))
+    }
+
+    /// The close frame of `code` in this factory's style.
+    fn close_frame(&self, code: ErrorCode) -> (CloseCode, CloseReason) {
+        let rejection = Rejection::new(code);
+        (rejection.close_code(self.style), rejection.close_reason())
+    }
+
+    /// The admission checks, run under the write lock of the user's shard. On success
+    /// the global slot is taken; the caller inserts the socket before unlocking.
+    fn admit(&self, sockets: &registry::SocketMap, new: &Socket) -> Result<(), FactoryError> {
+        if self.draining.load(Ordering::SeqCst) {
+            return Err(FactoryError::ShuttingDown);
+        }
+        let ctx = new.context();
+        let mut held = 0;
+        if let Some(list) = sockets.get(&new.hash()) {
+            for socket in list.iter().filter(|s| s.belongs_to(ctx.user_id())) {
+                held += 1;
+                if !socket.is_closing()
+                    && socket.context().websocket_client_id() == ctx.websocket_client_id()
+                {
+                    return Err(FactoryError::DuplicateClient);
+                }
+            }
+        }
+        if held >= self.limits.per_user {
+            return Err(FactoryError::ConnectionLimit);
+        }
+        let global = self.limits.global;
+        self.active
+            .0
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |active| {
+                (active < global).then_some(active + 1)
+            })
+            .map(drop)
+            .map_err(|_| FactoryError::Overloaded)
+    }
+
+    /// Frees the slot of `socket` and closes it. Called once, by the manager's drop.
+    fn release(&self, socket: &Arc<Socket>) {
+        let discarded = socket
+            .request_close(CloseCode::NORMAL, CloseReason::new(""))
+            .unwrap_or(0);
+        let hash = socket.hash();
+        let shard = self.registry.shard(hash);
+        let mut sockets = shard.write();
+        if let Some(list) = sockets.get_mut(&hash) {
+            if let Some(index) = list.iter().position(|s| Arc::ptr_eq(s, socket)) {
+                list.swap_remove(index);
+            }
+            if list.is_empty() {
+                sockets.remove(&hash);
+            }
+        }
+        drop(sockets);
+        self.active.0.fetch_sub(1, Ordering::AcqRel);
+        add(&shard.counters.freed, 1);
+        add(&shard.counters.discarded, discarded);
+    }
+
+    fn send_to_user(&self, sender: &Socket, frame: Frame) -> Delivery {
+        let hash = sender.hash();
+        let user = sender.context().user_id();
+        if let Frame::Close(code, reason) = frame {
+            let (closed, skipped) = self.close_user(hash, user, code, &reason, Cause::Disconnect);
+            return Delivery {
+                delivered: closed,
+                dropped: skipped,
+            };
+        }
+        let shard = self.registry.shard(hash);
+        let capacity = self.limits.outbound_queue;
+        let mut delivery = Delivery::default();
+        let (mut slow, mut discarded) = (0, 0);
+        {
+            let sockets = shard.read();
+            let list = sockets.get(&hash).map_or(&[][..], Vec::as_slice);
+            for socket in list.iter().filter(|s| s.belongs_to(user)) {
+                match socket.push(frame.clone(), capacity, || {
+                    self.close_frame(ErrorCode::SlowConsumer)
+                }) {
+                    Push::Queued => delivery.delivered += 1,
+                    Push::Closed => delivery.dropped += 1,
+                    Push::Overflowed { discarded: n } => {
+                        delivery.dropped += 1;
+                        slow += 1;
+                        discarded += n;
+                    }
+                }
+            }
+        }
+        let counters = &shard.counters;
+        add(&counters.delivered, delivery.delivered);
+        add(&counters.dropped, delivery.dropped);
+        add(&counters.slow_consumers, slow);
+        add(&counters.discarded, discarded);
+        if slow > 0 {
+            warn_event!(
+                error_code = "SLOW_CONSUMER",
+                sockets = slow,
+                "outbound queue full, socket closed"
+            );
+        }
+        delivery
+    }
+
+    /// Closes one socket; counts it under `cause` when this call closed it.
+    fn close_socket(
+        &self,
+        socket: &Socket,
+        code: CloseCode,
+        reason: CloseReason,
+        cause: Cause,
+    ) -> bool {
+        let Some(discarded) = socket.request_close(code, reason) else {
+            return false;
+        };
+        let counters = &self.registry.shard(socket.hash()).counters;
+        add(cause_counter(counters, cause), 1);
+        add(&counters.discarded, discarded);
+        true
+    }
+
+    /// Closes every open socket of `user`. Returns (closed now, already closing).
+    fn close_user(
+        &self,
+        hash: u64,
+        user: &UserId,
+        code: CloseCode,
+        reason: &CloseReason,
+        cause: Cause,
+    ) -> (usize, usize) {
+        let shard = self.registry.shard(hash);
+        let (mut closed, mut skipped, mut discarded) = (0, 0, 0);
+        {
+            let sockets = shard.read();
+            let list = sockets.get(&hash).map_or(&[][..], Vec::as_slice);
+            for socket in list.iter().filter(|s| s.belongs_to(user)) {
+                match socket.request_close(code, reason.clone()) {
+                    Some(n) => {
+                        closed += 1;
+                        discarded += n;
+                    }
+                    None => skipped += 1,
+                }
+            }
+        }
+        add(cause_counter(&shard.counters, cause), closed);
+        add(&shard.counters.discarded, discarded);
+        (closed, skipped)
+    }
+}
+
+/// The counter of sockets closed for `cause`.
+fn cause_counter(counters: &metrics::Counters, cause: Cause) -> &AtomicU64 {
+    match cause {
+        Cause::Disconnect => &counters.disconnected,
+        Cause::Shutdown => &counters.closed_by_shutdown,
+        Cause::Idle => &counters.idle_timeouts,
+    }
+}
+
+/// Closes the open sockets of one shard that match `filter`; returns how many.
+fn close_where(
+    shard: &Shard,
+    code: CloseCode,
+    reason: &CloseReason,
+    cause: Cause,
+    filter: impl Fn(&Socket) -> bool,
+) -> usize {
+    let (mut closed, mut discarded) = (0, 0);
+    {
+        let sockets = shard.read();
+        for socket in sockets.values().flatten() {
+            if socket.is_closing() || !filter(socket) {
+                continue;
+            }
+            if let Some(n) = socket.request_close(code, reason.clone()) {
+                closed += 1;
+                discarded += n;
+            }
+        }
+    }
+    add(cause_counter(&shard.counters, cause), closed);
+    add(&shard.counters.discarded, discarded);
+    closed
+}
