@@ -407,6 +407,81 @@ pub fn select_subprotocol<'a>(
         .and_then(|protocol| HeaderValue::from_str(protocol).ok())
 }
 
+/// Which browser origins may open a socket (the `Origin` header; RFC 6455 §10.2).
+/// A refused origin is FORBIDDEN. Requests without an `Origin` header (non-browser
+/// clients) are not affected: the check defends against cross-site WebSocket hijacking,
+/// it does not authenticate.
+///
+/// # Examples
+///
+/// ```
+/// use http::{HeaderMap, HeaderValue, header};
+/// use wsctx::http::Origins;
+///
+/// let mut headers = HeaderMap::new();
+/// headers.insert(header::HOST, HeaderValue::from_static("chat.example:8080"));
+/// headers.insert(header::ORIGIN, HeaderValue::from_static("http://chat.example:8080"));
+/// assert!(Origins::SameHost.allows(&headers));
+/// assert!(Origins::list(["https://app.example"]).allows(&HeaderMap::new()));
+///
+/// headers.insert(header::ORIGIN, HeaderValue::from_static("https://evil.example"));
+/// assert!(!Origins::SameHost.allows(&headers));
+/// assert!(Origins::Any.allows(&headers));
+/// ```
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Origins {
+    /// Every origin (the default).
+    #[default]
+    Any,
+    /// Only an origin whose host and port equal the request's `Host` header.
+    SameHost,
+    /// Only these origins, compared case-insensitively (`https://app.example`).
+    List(Vec<String>),
+}
+
+impl Origins {
+    /// Only the given origins.
+    pub fn list<I>(origins: I) -> Self
+    where
+        I: IntoIterator,
+        I::Item: Into<String>,
+    {
+        Self::List(origins.into_iter().map(Into::into).collect())
+    }
+
+    /// Whether a handshake with these headers may proceed. No `Origin` header: allowed.
+    /// Several `Origin` headers, or one that is not visible ASCII: refused (unless `Any`).
+    #[must_use]
+    pub fn allows(&self, headers: &HeaderMap) -> bool {
+        if matches!(self, Self::Any) {
+            return true;
+        }
+        let mut values = headers.get_all(header::ORIGIN).iter();
+        let Some(origin) = values.next() else {
+            return true;
+        };
+        if values.next().is_some() {
+            return false;
+        }
+        let Ok(origin) = origin.to_str() else {
+            return false;
+        };
+        let origin = origin.trim();
+        match self {
+            Self::Any => true,
+            Self::SameHost => {
+                let authority = origin.split_once("://").map_or("", |(_, rest)| rest);
+                let host = headers.get(header::HOST).and_then(|h| h.to_str().ok()).map(str::trim);
+                !authority.is_empty()
+                    && !authority.contains(['/', '@'])
+                    && host.is_some_and(|host| host.eq_ignore_ascii_case(authority))
+            }
+            Self::List(allowed) => allowed.iter().any(|a| a.trim_end_matches('/').eq_ignore_ascii_case(origin)),
+        }
+    }
+}
+
 /// The seconds of a `Retry-After` header: rounded up, at least 1.
 fn retry_after_secs(after: Duration) -> u64 {
     let secs = after.as_secs() + u64::from(after.subsec_nanos() > 0);
@@ -499,6 +574,7 @@ struct Inner {
     verify_timeout: Duration,
     subprotocols: Vec<Cow<'static, str>>,
     close_style: CloseStyle,
+    origins: Origins,
 }
 
 /// Everything a server needs to admit a handshake: a verifier, the [`Policy`], an
@@ -557,6 +633,7 @@ impl fmt::Debug for Handshake {
             .field("verify_timeout", &self.inner.verify_timeout)
             .field("subprotocols", &self.inner.subprotocols)
             .field("close_style", &self.inner.close_style)
+            .field("origins", &self.inner.origins)
             .finish_non_exhaustive()
     }
 }
@@ -565,7 +642,8 @@ impl Handshake {
     /// Starts configuring a handshake around `verifier`.
     ///
     /// Defaults: [`Policy::default`], [`UuidGenerator`], [`ExtractConfig::default`] (no
-    /// query token), [`DEFAULT_VERIFY_TIMEOUT`], no subprotocols, [`CloseStyle::Detailed`].
+    /// query token), [`DEFAULT_VERIFY_TIMEOUT`], no subprotocols, [`CloseStyle::Detailed`],
+    /// [`Origins::Any`].
     ///
     /// # Examples
     ///
@@ -588,6 +666,7 @@ impl Handshake {
                 verify_timeout: DEFAULT_VERIFY_TIMEOUT,
                 subprotocols: Vec::new(),
                 close_style: CloseStyle::Detailed,
+                origins: Origins::Any,
             },
         }
     }
@@ -648,14 +727,15 @@ impl Handshake {
         Ok(context)
     }
 
-    /// Extracts, verifies and validates: the whole check before the upgrade.
+    /// Checks the origin, extracts, verifies and validates: the whole check before the
+    /// upgrade.
     ///
     /// Credentials are checked before the context, so a client without a valid token
     /// learns nothing about its other fields.
     ///
     /// # Errors
     ///
-    /// A [`Rejection`] with the code of the first failing step: NO_TOKEN,
+    /// A [`Rejection`] with the code of the first failing step: FORBIDDEN (origin), NO_TOKEN,
     /// INVALID_FORMAT, VALIDATION_FAILED, TOKEN_EXPIRED, MISSING_USER_ID, FORBIDDEN,
     /// AUTH_UNAVAILABLE, INVALID_CONTEXT or INTERNAL_ERROR.
     ///
@@ -667,6 +747,10 @@ impl Handshake {
         headers: &HeaderMap,
         uri: &Uri,
     ) -> Result<Context<Validated>, Rejection> {
+        if !self.inner.origins.allows(headers) {
+            debug_event!(error_code = "FORBIDDEN", "origin refused");
+            return Err(Rejection::new(ErrorCode::Forbidden));
+        }
         let (token, _source) = self.extract_token(headers, uri)?;
         debug_event!(token_source = _source.as_str(), "token found");
         let user = self.verify(&token).await.map_err(|error| {
@@ -724,6 +808,12 @@ impl Handshake {
     pub fn extract_config(&self) -> &ExtractConfig {
         &self.inner.extract
     }
+
+    /// Which browser origins may connect.
+    #[must_use]
+    pub fn origins(&self) -> &Origins {
+        &self.inner.origins
+    }
 }
 
 /// Configures a [`Handshake`]; see [`Handshake::builder`].
@@ -771,6 +861,12 @@ impl HandshakeBuilder {
         I::Item: Into<Cow<'static, str>>,
     {
         self.inner.subprotocols = protocols.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// Which browser origins may connect; a refused origin is FORBIDDEN.
+    pub fn origins(mut self, origins: Origins) -> Self {
+        self.inner.origins = origins;
         self
     }
 

@@ -18,9 +18,11 @@ use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{any, get};
 use tokio::net::TcpListener;
 use wsctx::axum::{Authenticated, CLOSE_GRACE, Endpoint, MessageHandler, RejectMode, Session};
-use wsctx::http::{ExtractConfig, Handshake};
+use wsctx::http::{ExtractConfig, Handshake, Origins};
 use wsctx::jwt::JwtVerifier;
-use wsctx::{ErrorCode, Frame, Limits, ManagerFactory, Policy, Rejection, TokenVerifier};
+use wsctx::{
+    ErrorCode, Frame, IdGenerator, Limits, ManagerFactory, Policy, Rejection, TokenVerifier, UuidGenerator,
+};
 
 /// The audience every token for this server must name.
 pub(crate) const AUDIENCE: &str = "wsctx";
@@ -30,7 +32,7 @@ pub(crate) const ISSUER: &str = "wsctx-demo";
 pub(crate) const SUBPROTOCOL: &str = "wsctx.v1";
 
 /// What the server can be configured with.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub(crate) struct Options {
     /// Sockets one user may hold.
     pub(crate) max_per_user: usize,
@@ -42,6 +44,8 @@ pub(crate) struct Options {
     pub(crate) verify_timeout: Duration,
     /// Whether the `token` query parameter is read (off in the example binary).
     pub(crate) allow_query_token: bool,
+    /// The id generator (tests use a failing one to reach INTERNAL_ERROR).
+    pub(crate) ids: Option<Arc<dyn IdGenerator>>,
 }
 
 impl Default for Options {
@@ -52,6 +56,7 @@ impl Default for Options {
             idle_timeout: Duration::from_secs(300),
             verify_timeout: Duration::from_secs(5),
             allow_query_token: false,
+            ids: None,
         }
     }
 }
@@ -144,11 +149,14 @@ pub(crate) struct App {
 /// Builds the server around any verifier (the binary uses [`verifier`]; tests also use
 /// verifiers that fail or hang).
 pub(crate) fn app(verifier: impl TokenVerifier + 'static, options: &Options) -> App {
+    let ids = options.ids.clone().unwrap_or_else(|| Arc::new(UuidGenerator::new()));
     let handshake = Handshake::builder(verifier)
         .policy(Policy::default())
+        .id_generator(ids)
         .verify_timeout(options.verify_timeout)
         .extract(ExtractConfig::default().allow_query_token(options.allow_query_token))
         .subprotocols([SUBPROTOCOL])
+        .origins(Origins::SameHost)
         .build();
     let factory = ManagerFactory::new(Limits {
         per_user: options.max_per_user,
