@@ -1,4 +1,4 @@
-//! The wsctx example server: JWT-authenticated WebSockets where every text frame a socket
+//! The wsctx example server: JWT-authenticated WebSocket connections where every text frame a socket
 //! sends reaches all the sockets of the same user, and nobody else.
 //!
 //! ```text
@@ -14,7 +14,11 @@
 //! The HS256 secret comes from `WSCTX_JWT_SECRET` (at least 32 bytes); without it a
 //! random one is generated and a ready demo token is printed. Tokens must name audience
 //! `wsctx` and issuer `wsctx-demo`. Ctrl-C or SIGTERM closes every socket with 1012.
-#![allow(clippy::print_stdout, clippy::print_stderr, reason = "a command-line program")]
+#![allow(
+    clippy::print_stdout,
+    clippy::print_stderr,
+    reason = "a command-line program"
+)]
 
 #[path = "server/app.rs"]
 mod app;
@@ -60,7 +64,9 @@ fn parse_args() -> Result<Args, String> {
     if max_per_user == 0 {
         return Err("--max-per-user needs a positive integer".to_owned());
     }
-    let addr = addr.parse().map_err(|_| format!("not a socket address: {addr:?}"))?;
+    let addr = addr
+        .parse()
+        .map_err(|_| format!("not a socket address: {addr:?}"))?;
     Ok(Args {
         addr,
         max_per_user,
@@ -71,11 +77,17 @@ fn parse_args() -> Result<Args, String> {
 /// The secret from `WSCTX_JWT_SECRET`, or a fresh random one (`true` when generated).
 fn secret() -> Result<(Vec<u8>, bool), String> {
     match std::env::var("WSCTX_JWT_SECRET") {
-        Ok(secret) if secret.len() >= wsctx::jwt::MIN_HS256_SECRET_BYTES => Ok((secret.into_bytes(), false)),
+        Ok(secret) if secret.len() >= wsctx::jwt::MIN_HS256_SECRET_BYTES => {
+            Ok((secret.into_bytes(), false))
+        }
         Ok(_) => Err("WSCTX_JWT_SECRET must be at least 32 bytes".to_owned()),
         Err(_) => {
             // 244 random bits from two v4 UUIDs, as 64 hex characters.
-            let random = format!("{}{}", uuid::Uuid::new_v4().simple(), uuid::Uuid::new_v4().simple());
+            let random = format!(
+                "{}{}",
+                uuid::Uuid::new_v4().simple(),
+                uuid::Uuid::new_v4().simple()
+            );
             Ok((random.into_bytes(), true))
         }
     }
@@ -171,7 +183,9 @@ async fn main() -> ExitCode {
             Err(error) => eprintln!("warning: could not mint a demo token: {error}"),
         }
     } else {
-        println!("mint a token: cargo run --example server --features axum,jwt -- --mint-token <sub>");
+        println!(
+            "mint a token: cargo run --example server --features axum,jwt -- --mint-token <sub>"
+        );
     }
 
     let app = app::app(verifier, &options);

@@ -129,7 +129,6 @@ pub struct Authenticated {
 
 impl Authenticated {
     /// The validated context.
-    #[must_use]
     pub fn context(&self) -> &Context<Validated> {
         &self.context
     }
@@ -183,26 +182,29 @@ pub struct Session {
 
 impl fmt::Debug for Session {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Session").field("manager", &self.manager).finish_non_exhaustive()
+        f.debug_struct("Session")
+            .field("manager", &self.manager)
+            .finish_non_exhaustive()
     }
 }
 
 impl Session {
     /// The socket's bound context.
-    #[must_use]
     pub fn context(&self) -> &Context<Bound> {
         self.manager.context()
     }
 
     /// The socket's manager.
-    #[must_use]
     pub fn manager(&self) -> &IsolatedManager {
         &self.manager
     }
 
     /// Sends `frame` to every socket of this socket's user (this one included) and to
     /// nobody else. See [`IsolatedManager::send_to_user`].
-    #[allow(clippy::must_use_candidate, reason = "fire and forget is the common use")]
+    #[allow(
+        clippy::must_use_candidate,
+        reason = "fire and forget is the common use"
+    )]
     pub fn send_to_user(&self, frame: Frame) -> Delivery {
         self.manager.send_to_user(frame)
     }
@@ -211,7 +213,10 @@ impl Session {
     /// a welcome or a per-socket error). Returns `false` when the frame was dropped
     /// because the socket is closing or its reply queue is full. A [`Frame::Close`]
     /// closes this socket.
-    #[allow(clippy::must_use_candidate, reason = "fire and forget is the common use")]
+    #[allow(
+        clippy::must_use_candidate,
+        reason = "fire and forget is the common use"
+    )]
     pub fn reply(&self, frame: Frame) -> bool {
         match frame {
             Frame::Close(code, reason) => self.manager.close(code, reason),
@@ -220,7 +225,10 @@ impl Session {
     }
 
     /// Closes this socket with the close frame of `rejection`.
-    #[allow(clippy::must_use_candidate, reason = "fire and forget is the common use")]
+    #[allow(
+        clippy::must_use_candidate,
+        reason = "fire and forget is the common use"
+    )]
     pub fn close_with(&self, rejection: &Rejection) -> bool {
         self.manager.close_with(rejection)
     }
@@ -385,11 +393,15 @@ impl<H: MessageHandler> Endpoint<H> {
         match admitted {
             Ok((manager, outbound)) => {
                 let endpoint = self.clone();
-                ws.on_upgrade(move |socket| async move { endpoint.serve(socket, manager, outbound).await })
+                ws.on_upgrade(move |socket| async move {
+                    endpoint.serve(socket, manager, outbound).await
+                })
             }
             Err(rejection) => {
                 let style = self.handshake.close_style();
-                ws.on_upgrade(move |socket| async move { reject_socket(socket, &rejection, style).await })
+                ws.on_upgrade(move |socket| async move {
+                    reject_socket(socket, &rejection, style).await
+                })
             }
         }
     }
@@ -438,7 +450,11 @@ impl<H: MessageHandler> Endpoint<H> {
         // Frees the slot; the outbound yields its close frame (1000 unless another close
         // came first), which ends the writer.
         drop(session);
-        if !writer_done && tokio::time::timeout(CLOSE_GRACE, &mut writer).await.is_err() {
+        if !writer_done
+            && tokio::time::timeout(CLOSE_GRACE, &mut writer)
+                .await
+                .is_err()
+        {
             writer.abort();
         }
         debug_event!("socket finished");
@@ -500,7 +516,10 @@ fn close_message(code: CloseCode, reason: &CloseReason) -> Message {
 /// # let _ = closed_for_maintenance;
 /// ```
 pub async fn reject_socket(mut socket: WebSocket, rejection: &Rejection, style: CloseStyle) {
-    debug_event!(error_code = rejection.code().as_str(), "socket refused after upgrade");
+    debug_event!(
+        error_code = rejection.code().as_str(),
+        "socket refused after upgrade"
+    );
     let frame = Message::Text(rejection.error_frame().into());
     let close = close_message(rejection.close_code(style), &rejection.close_reason());
     if socket.send(frame).await.is_err() || socket.send(close).await.is_err() {

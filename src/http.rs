@@ -151,10 +151,10 @@ pub fn extract_token(
     if let Some(token) = subprotocol_token(headers, config)? {
         return Ok((token, TokenSource::Subprotocol));
     }
-    if config.query_token {
-        if let Some(token) = query_token(uri, config)? {
-            return Ok((token, TokenSource::QueryParameter));
-        }
+    if config.query_token
+        && let Some(token) = query_token(uri, config)?
+    {
+        return Ok((token, TokenSource::QueryParameter));
     }
     Err(AuthError::NoToken)
 }
@@ -472,12 +472,17 @@ impl Origins {
             Self::Any => true,
             Self::SameHost => {
                 let authority = origin.split_once("://").map_or("", |(_, rest)| rest);
-                let host = headers.get(header::HOST).and_then(|h| h.to_str().ok()).map(str::trim);
+                let host = headers
+                    .get(header::HOST)
+                    .and_then(|h| h.to_str().ok())
+                    .map(str::trim);
                 !authority.is_empty()
                     && !authority.contains(['/', '@'])
                     && host.is_some_and(|host| host.eq_ignore_ascii_case(authority))
             }
-            Self::List(allowed) => allowed.iter().any(|a| a.trim_end_matches('/').eq_ignore_ascii_case(origin)),
+            Self::List(allowed) => allowed
+                .iter()
+                .any(|a| a.trim_end_matches('/').eq_ignore_ascii_case(origin)),
         }
     }
 }
@@ -751,8 +756,9 @@ impl Handshake {
             debug_event!(error_code = "FORBIDDEN", "origin refused");
             return Err(Rejection::new(ErrorCode::Forbidden));
         }
-        let (token, _source) = self.extract_token(headers, uri)?;
-        debug_event!(token_source = _source.as_str(), "token found");
+        let (token, source) = self.extract_token(headers, uri)?;
+        debug_event!(token_source = source.as_str(), "token found");
+        let _ = source;
         let user = self.verify(&token).await.map_err(|error| {
             debug_event!(error_code = error.code().as_str(), "token refused");
             Rejection::from(error)
@@ -804,7 +810,6 @@ impl Handshake {
     }
 
     /// Where tokens may come from.
-    #[must_use]
     pub fn extract_config(&self) -> &ExtractConfig {
         &self.inner.extract
     }
@@ -877,6 +882,7 @@ impl HandshakeBuilder {
     }
 
     /// Finishes the handshake configuration.
+    #[must_use]
     pub fn build(self) -> Handshake {
         Handshake {
             inner: Arc::new(self.inner),

@@ -1,5 +1,6 @@
 //! `JwtVerifier`: HS256, RS256 and ES256 with the checked-in test-only keys of tests/keys.
 #![cfg(feature = "jwt")]
+#![allow(clippy::unwrap_used, reason = "a test fails loudly on the unexpected")]
 
 use std::time::Duration;
 
@@ -20,7 +21,7 @@ fn now() -> i64 {
     i64::try_from(get_current_timestamp()).unwrap()
 }
 
-fn claims(sub: Value) -> Value {
+fn claims(sub: &Value) -> Value {
     json!({ "sub": sub, "aud": "wsctx", "iss": "wsctx-tests", "exp": now() + 600 })
 }
 
@@ -54,7 +55,7 @@ fn code(result: Result<wsctx::AuthenticatedUser, AuthError>) -> ErrorCode {
 
 #[test]
 fn hs256_rs256_es256_accept_a_valid_token() {
-    let good = claims(json!("user-8f14e45f"));
+    let good = claims(&json!("user-8f14e45f"));
     let hs256 = verifier().verify_now(&hs(&good)).unwrap();
     assert_eq!(hs256.user_id().as_str(), "user-8f14e45f");
 
@@ -87,7 +88,7 @@ fn hs256_rs256_es256_accept_a_valid_token() {
 
 #[test]
 fn a_wrong_signature_is_validation_failed() {
-    let good = claims(json!("user-1a"));
+    let good = claims(&json!("user-1a"));
     let other = sign(
         Algorithm::HS256,
         &EncodingKey::from_secret(b"another-secret-of-32-bytes-length!!"),
@@ -121,7 +122,7 @@ fn a_wrong_signature_is_validation_failed() {
     // A tampered payload keeps the old signature.
     let token = hs(&good);
     let mut parts: Vec<&str> = token.expose_secret().split('.').collect();
-    let forged = hs(&claims(json!("admin-0001")));
+    let forged = hs(&claims(&json!("admin-0001")));
     let forged_payload = forged.expose_secret().split('.').nth(1).unwrap().to_owned();
     parts[1] = &forged_payload;
     assert_eq!(
@@ -139,7 +140,7 @@ fn algorithm_confusion_is_refused() {
     let token = sign(
         Algorithm::HS256,
         &EncodingKey::from_secret(RS_PUBLIC),
-        &claims(json!("user-1a")),
+        &claims(&json!("user-1a")),
     );
     assert_eq!(code(rs.verify_now(&token)), ErrorCode::ValidationFailed);
     // alg "none".
@@ -150,7 +151,7 @@ fn algorithm_confusion_is_refused() {
 
 #[test]
 fn expiry_is_token_expired_and_honours_the_leeway() {
-    let expired = with(claims(json!("user-1a")), "exp", json!(now() - 3600));
+    let expired = with(claims(&json!("user-1a")), "exp", json!(now() - 3600));
     assert!(matches!(
         verifier().verify_now(&hs(&expired)),
         Err(AuthError::Expired)
@@ -160,7 +161,7 @@ fn expiry_is_token_expired_and_honours_the_leeway() {
         ErrorCode::TokenExpired
     );
 
-    let just = with(claims(json!("user-1a")), "exp", json!(now() - 10));
+    let just = with(claims(&json!("user-1a")), "exp", json!(now() - 10));
     assert!(
         verifier().verify_now(&hs(&just)).is_ok(),
         "within the default 30 s leeway"
@@ -171,7 +172,7 @@ fn expiry_is_token_expired_and_honours_the_leeway() {
         Err(AuthError::Expired)
     ));
 
-    let no_exp = with(claims(json!("user-1a")), "exp", Value::Null);
+    let no_exp = with(claims(&json!("user-1a")), "exp", Value::Null);
     assert_eq!(
         code(verifier().verify_now(&hs(&no_exp))),
         ErrorCode::ValidationFailed
@@ -180,7 +181,7 @@ fn expiry_is_token_expired_and_honours_the_leeway() {
 
 #[test]
 fn audience_issuer_and_nbf_are_checked() {
-    let base = claims(json!("user-1a"));
+    let base = claims(&json!("user-1a"));
     let wrong_aud = with(base.clone(), "aud", json!("someone-else"));
     assert_eq!(
         code(verifier().verify_now(&hs(&wrong_aud))),
@@ -239,10 +240,10 @@ fn malformed_tokens_are_invalid_format() {
 #[test]
 fn unusable_subjects_never_become_an_identity() {
     // (An array or object `sub` makes jsonwebtoken's claim parser fail: INVALID_FORMAT, still refused.)
-    let array = hs(&with(claims(json!("x")), "sub", json!(["user-1a"])));
+    let array = hs(&with(claims(&json!("x")), "sub", json!(["user-1a"])));
     assert!(verifier().verify_now(&array).is_err());
     for sub in [Value::Null, json!(""), json!("   "), json!(42), json!(true)] {
-        let token = hs(&with(claims(json!("x")), "sub", sub.clone()));
+        let token = hs(&with(claims(&json!("x")), "sub", sub.clone()));
         assert_eq!(
             code(verifier().verify_now(&token)),
             ErrorCode::MissingUserId,
@@ -254,7 +255,7 @@ fn unusable_subjects_never_become_an_identity() {
         "user\u{202E}1".to_owned(),
         "a\u{7}b".to_owned(),
     ] {
-        let token = hs(&claims(json!(sub)));
+        let token = hs(&claims(&json!(sub)));
         let rejection = Rejection::from(verifier().verify_now(&token).unwrap_err());
         assert_eq!(rejection.code(), ErrorCode::InvalidContext);
         assert!(!rejection.error_frame().contains(&sub));
@@ -264,7 +265,7 @@ fn unusable_subjects_never_become_an_identity() {
 
 #[tokio::test]
 async fn the_async_trait_matches_the_sync_path() {
-    let token = hs(&claims(json!("user-1a")));
+    let token = hs(&claims(&json!("user-1a")));
     let user = TokenVerifier::verify(&verifier(), &token).await.unwrap();
     assert_eq!(user.user_id().as_str(), "user-1a");
 }

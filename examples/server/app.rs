@@ -2,7 +2,10 @@
 //! shutdown. `examples/server.rs` runs it; the end-to-end tests include this file with
 //! `#[path]` and start it on an ephemeral port.
 
-#![allow(dead_code, reason = "shared by the example binary and the end-to-end tests, which each use a part")]
+#![allow(
+    dead_code,
+    reason = "shared by the example binary and the end-to-end tests, which each use a part"
+)]
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -21,7 +24,8 @@ use wsctx::axum::{Authenticated, CLOSE_GRACE, Endpoint, MessageHandler, RejectMo
 use wsctx::http::{ExtractConfig, Handshake, Origins};
 use wsctx::jwt::JwtVerifier;
 use wsctx::{
-    ErrorCode, Frame, IdGenerator, Limits, ManagerFactory, Policy, Rejection, TokenVerifier, UuidGenerator,
+    ErrorCode, Frame, IdGenerator, Limits, ManagerFactory, Policy, Rejection, TokenVerifier,
+    UuidGenerator,
 };
 
 /// The audience every token for this server must name.
@@ -63,12 +67,21 @@ impl Default for Options {
 
 /// The JWT verifier for `secret`: HS256, audience [`AUDIENCE`], issuer [`ISSUER`].
 pub(crate) fn verifier(secret: &[u8]) -> Result<JwtVerifier, wsctx::jwt::JwtKeyError> {
-    Ok(JwtVerifier::hs256(secret)?.audience([AUDIENCE]).issuer([ISSUER]))
+    Ok(JwtVerifier::hs256(secret)?
+        .audience([AUDIENCE])
+        .issuer([ISSUER]))
 }
 
 /// A token for `sub`, valid for `ttl`, signed with `secret`.
-pub(crate) fn mint_token(secret: &[u8], sub: &str, ttl: Duration) -> Result<String, jsonwebtoken::errors::Error> {
-    let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_secs();
+pub(crate) fn mint_token(
+    secret: &[u8],
+    sub: &str,
+    ttl: Duration,
+) -> Result<String, jsonwebtoken::errors::Error> {
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_secs();
     let claims = serde_json::json!({
         "sub": sub,
         "aud": AUDIENCE,
@@ -149,7 +162,10 @@ pub(crate) struct App {
 /// Builds the server around any verifier (the binary uses [`verifier`]; tests also use
 /// verifiers that fail or hang).
 pub(crate) fn app(verifier: impl TokenVerifier + 'static, options: &Options) -> App {
-    let ids = options.ids.clone().unwrap_or_else(|| Arc::new(UuidGenerator::new()));
+    let ids = options
+        .ids
+        .clone()
+        .unwrap_or_else(|| Arc::new(UuidGenerator::new()));
     let handshake = Handshake::builder(verifier)
         .policy(Policy::default())
         .id_generator(ids)
@@ -227,18 +243,71 @@ async fn metrics(State(state): State<AppState>) -> Response {
     let m = state.endpoint.factory().metrics();
     let mut out = String::with_capacity(2048);
     let mut metric = |name: &str, kind: &str, help: &str, value: u64| {
-        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}");
+        let _ = writeln!(
+            out,
+            "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}"
+        );
     };
-    metric("wsctx_connections_active", "gauge", "Sockets holding a slot.", m.active);
-    metric("wsctx_connections_admitted_total", "counter", "Sockets admitted.", m.admitted);
-    metric("wsctx_connections_freed_total", "counter", "Slots freed.", m.freed);
-    metric("wsctx_messages_delivered_total", "counter", "Frames queued to a socket.", m.messages_delivered);
-    metric("wsctx_messages_dropped_total", "counter", "Frames not queued (full or closing).", m.messages_dropped);
-    metric("wsctx_messages_discarded_total", "counter", "Queued frames thrown away on close.", m.messages_discarded);
-    metric("wsctx_slow_consumers_total", "counter", "Sockets closed as SLOW_CONSUMER.", m.slow_consumers);
-    metric("wsctx_idle_timeouts_total", "counter", "Sockets closed as IDLE_TIMEOUT.", m.idle_timeouts);
-    metric("wsctx_disconnected_total", "counter", "Sockets closed by a disconnect.", m.disconnected);
-    metric("wsctx_closed_by_shutdown_total", "counter", "Sockets closed by shutdown.", m.closed_by_shutdown);
+    metric(
+        "wsctx_connections_active",
+        "gauge",
+        "Sockets holding a slot.",
+        m.active,
+    );
+    metric(
+        "wsctx_connections_admitted_total",
+        "counter",
+        "Sockets admitted.",
+        m.admitted,
+    );
+    metric(
+        "wsctx_connections_freed_total",
+        "counter",
+        "Slots freed.",
+        m.freed,
+    );
+    metric(
+        "wsctx_messages_delivered_total",
+        "counter",
+        "Frames queued to a socket.",
+        m.messages_delivered,
+    );
+    metric(
+        "wsctx_messages_dropped_total",
+        "counter",
+        "Frames not queued (full or closing).",
+        m.messages_dropped,
+    );
+    metric(
+        "wsctx_messages_discarded_total",
+        "counter",
+        "Queued frames thrown away on close.",
+        m.messages_discarded,
+    );
+    metric(
+        "wsctx_slow_consumers_total",
+        "counter",
+        "Sockets closed as SLOW_CONSUMER.",
+        m.slow_consumers,
+    );
+    metric(
+        "wsctx_idle_timeouts_total",
+        "counter",
+        "Sockets closed as IDLE_TIMEOUT.",
+        m.idle_timeouts,
+    );
+    metric(
+        "wsctx_disconnected_total",
+        "counter",
+        "Sockets closed by a disconnect.",
+        m.disconnected,
+    );
+    metric(
+        "wsctx_closed_by_shutdown_total",
+        "counter",
+        "Sockets closed by shutdown.",
+        m.closed_by_shutdown,
+    );
     let _ = writeln!(
         out,
         "# HELP wsctx_handshake_rejections_total Handshakes refused, by error code.\n\
@@ -246,7 +315,10 @@ async fn metrics(State(state): State<AppState>) -> Response {
     );
     for (i, code) in ErrorCode::ALL.iter().enumerate() {
         let refused = state.refusals.0[i].load(Ordering::Relaxed);
-        let _ = writeln!(out, "wsctx_handshake_rejections_total{{code=\"{code}\"}} {refused}");
+        let _ = writeln!(
+            out,
+            "wsctx_handshake_rejections_total{{code=\"{code}\"}} {refused}"
+        );
     }
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out).into_response()
 }
@@ -269,9 +341,12 @@ pub(crate) async fn serve(
         signal.await;
         draining.shutdown();
     };
-    axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>())
-        .with_graceful_shutdown(shutdown)
-        .await?;
+    axum::serve(
+        listener,
+        router.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await?;
     factory.shutdown();
     let deadline = tokio::time::Instant::now() + CLOSE_GRACE + Duration::from_secs(1);
     while factory.metrics().active > 0 && tokio::time::Instant::now() < deadline {
