@@ -105,8 +105,10 @@ impl Frame {
 ///
 /// ```
 /// # use wsctx::{Context, Frame, ManagerFactory, Policy, SequenceGenerator, UuidGenerator};
-/// # let bound = |tab: &str| Context::builder().user_id("user-a").websocket_client_id(tab).build()
-/// #     .validate(&Policy::default(), &SequenceGenerator::new())?.bind(None, &UuidGenerator::new());
+/// # let bound = |tab: &str| -> Result<Context<wsctx::state::Bound>, Box<dyn std::error::Error>> {
+/// #     Ok(Context::builder().user_id("user-a").websocket_client_id(tab).build()
+/// #     .validate(&Policy::default(), &SequenceGenerator::new())?.bind(None, &UuidGenerator::new())?)
+/// # };
 /// let factory = ManagerFactory::default();
 /// let (tab1, _out1) = factory.create(bound("tab-1")?)?;
 /// let (_tab2, _out2) = factory.create(bound("tab-2")?)?;

@@ -28,8 +28,10 @@ use crate::state::Bound;
 ///
 /// ```
 /// # use wsctx::{Context, ManagerFactory, Policy, SequenceGenerator, UuidGenerator};
-/// # let bound = |user: &str, tab: &str| Context::builder().user_id(user).websocket_client_id(tab).build()
-/// #     .validate(&Policy::default(), &SequenceGenerator::new())?.bind(None, &UuidGenerator::new());
+/// # let bound = |user: &str, tab: &str| -> Result<Context<wsctx::state::Bound>, Box<dyn std::error::Error>> {
+/// #     Ok(Context::builder().user_id(user).websocket_client_id(tab).build()
+/// #     .validate(&Policy::default(), &SequenceGenerator::new())?.bind(None, &UuidGenerator::new())?)
+/// # };
 /// use wsctx::{Frame, TryRecvError};
 ///
 /// let factory = ManagerFactory::default();

@@ -71,8 +71,10 @@ impl Counters {
 ///
 /// ```
 /// # use wsctx::{Context, ErrorCode, ManagerFactory, Policy, SequenceGenerator, UuidGenerator};
-/// # let bound = |tab: &str| Context::builder().user_id("user-a").websocket_client_id(tab).build()
-/// #     .validate(&Policy::default(), &SequenceGenerator::new())?.bind(None, &UuidGenerator::new());
+/// # let bound = |tab: &str| -> Result<Context<wsctx::state::Bound>, Box<dyn std::error::Error>> {
+/// #     Ok(Context::builder().user_id("user-a").websocket_client_id(tab).build()
+/// #     .validate(&Policy::default(), &SequenceGenerator::new())?.bind(None, &UuidGenerator::new())?)
+/// # };
 /// let factory = ManagerFactory::default();
 /// let first = factory.create(bound("tab-1")?)?;
 /// assert!(factory.create(bound("tab-1")?).is_err()); // same client id

@@ -106,13 +106,12 @@ struct Shared {
 /// let ids = UuidGenerator::new();
 /// let factory = ManagerFactory::new(Limits { per_user: 1, ..Limits::default() });
 ///
-/// let bound = Context::builder().user_id("user-a").build()
-///     .validate(&Policy::default(), &ids)?
-///     .bind(None, &ids)?;
-/// let (manager, mut outbound) = factory.create(bound.clone())?;
+/// let validated = Context::builder().user_id("user-a").build().validate(&Policy::default(), &ids)?;
+/// // Each bind gets a fresh client id (one per browser tab).
+/// let (manager, mut outbound) = factory.create(validated.clone().bind(None, &ids)?)?;
 ///
 /// // A second socket of the same user is over its limit.
-/// let rejection = Rejection::from(factory.create(bound).unwrap_err());
+/// let rejection = Rejection::from(factory.create(validated.bind(None, &ids)?).unwrap_err());
 /// assert_eq!(rejection.code(), ErrorCode::ConnectionLimit);
 /// assert_eq!(rejection.http_status(), Some(429));
 ///
@@ -273,8 +272,10 @@ impl ManagerFactory {
     ///
     /// ```
     /// # use wsctx::{Context, ManagerFactory, Policy, SequenceGenerator, UuidGenerator};
-    /// # let bound = |user: &str| Context::builder().user_id(user).build()
-    /// #     .validate(&Policy::default(), &SequenceGenerator::new())?.bind(None, &UuidGenerator::new());
+    /// # let bound = |user: &str| -> Result<Context<wsctx::state::Bound>, Box<dyn std::error::Error>> {
+    /// #     Ok(Context::builder().user_id(user).build()
+    /// #     .validate(&Policy::default(), &SequenceGenerator::new())?.bind(None, &UuidGenerator::new())?)
+    /// # };
     /// use wsctx::{CloseCode, CloseReason, Frame};
     ///
     /// let factory = ManagerFactory::default();
@@ -291,6 +292,7 @@ impl ManagerFactory {
         clippy::needless_pass_by_value,
         reason = "takes the frame's parts by value, like `IsolatedManager::close`"
     )]
+    #[allow(clippy::must_use_candidate, reason = "fire and forget is the common use")]
     pub fn disconnect_user(&self, user: &UserId, code: CloseCode, reason: CloseReason) -> usize {
         let hash = self.shared.registry.hash(user);
         let (closed, _) = self
@@ -334,8 +336,10 @@ impl ManagerFactory {
     ///
     /// ```
     /// # use wsctx::{Context, ManagerFactory, Policy, SequenceGenerator, UuidGenerator};
-    /// # let bound = |tab: &str| Context::builder().user_id("user-a").websocket_client_id(tab).build()
-    /// #     .validate(&Policy::default(), &SequenceGenerator::new())?.bind(None, &UuidGenerator::new());
+    /// # let bound = |tab: &str| -> Result<Context<wsctx::state::Bound>, Box<dyn std::error::Error>> {
+    /// #     Ok(Context::builder().user_id("user-a").websocket_client_id(tab).build()
+    /// #     .validate(&Policy::default(), &SequenceGenerator::new())?.bind(None, &UuidGenerator::new())?)
+    /// # };
     /// use wsctx::{CloseCode, FactoryError, Frame};
     ///
     /// let factory = ManagerFactory::default();
@@ -441,6 +445,7 @@ impl ManagerFactory {
     /// assert!(matches!(outbound.try_recv()?, Frame::Close(CloseCode::TIMEOUT, _)));
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
+    #[allow(clippy::must_use_candidate, reason = "fire and forget is the common use")]
     pub fn close_idle(&self) -> usize {
         let shared = &self.shared;
         let timeout = nanos(shared.limits.idle_timeout);
