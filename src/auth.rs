@@ -2,7 +2,7 @@
 //! [`AuthenticatedUser`] it produces and the [`AuthError`] it fails with.
 //!
 //! Extracting a token from a request lives in the `http` feature
-//! ([`crate::http`](crate::http)); a ready verifier for JSON Web Tokens in the `jwt`
+//! (`wsctx::http`); a ready verifier for JSON Web Tokens in the `jwt`
 //! feature. This module depends on neither.
 
 use std::error::Error as StdError;

@@ -129,16 +129,44 @@ pub struct Authenticated {
 
 impl Authenticated {
     /// The validated context.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// async fn handler(auth: wsctx::axum::Authenticated) -> String {
+    ///     auth.context().thread_id().to_string()
+    /// }
+    /// # let _ = handler;
+    /// ```
     pub fn context(&self) -> &Context<Validated> {
         &self.context
     }
 
     /// The validated context, by value.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// async fn handler(auth: wsctx::axum::Authenticated) {
+    ///     let ctx = auth.into_context();
+    ///     assert!(!ctx.run_id().as_str().is_empty());
+    /// }
+    /// # let _ = handler;
+    /// ```
     pub fn into_context(self) -> Context<Validated> {
         self.context
     }
 
     /// The client's address, when the server provides [`ConnectInfo`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// async fn handler(auth: wsctx::axum::Authenticated) -> String {
+    ///     auth.peer_addr().map_or_else(|| "unknown".to_owned(), |peer| peer.to_string())
+    /// }
+    /// # let _ = handler;
+    /// ```
     #[must_use]
     pub fn peer_addr(&self) -> Option<SocketAddr> {
         self.peer
@@ -190,11 +218,44 @@ impl fmt::Debug for Session {
 
 impl Session {
     /// The socket's bound context.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use axum::extract::ws::Message;
+    /// use wsctx::axum::{MessageHandler, Session};
+    /// use wsctx::Frame;
+    ///
+    /// struct Handler;
+    /// impl MessageHandler for Handler {
+    ///     async fn on_message(&self, session: &Session, message: Message) {
+    ///         let client = session.context().websocket_client_id().as_str();
+    ///         session.reply(Frame::text(format!("you are {client}")));
+    /// #       let _ = message;
+    ///     }
+    /// }
+    /// ```
     pub fn context(&self) -> &Context<Bound> {
         self.manager.context()
     }
 
     /// The socket's manager.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use axum::extract::ws::Message;
+    /// use wsctx::axum::{MessageHandler, Session};
+    /// use wsctx::Frame;
+    ///
+    /// struct Handler;
+    /// impl MessageHandler for Handler {
+    ///     async fn on_message(&self, session: &Session, message: Message) {
+    ///         session.manager().record_activity();
+    /// #       let _ = message;
+    ///     }
+    /// }
+    /// ```
     pub fn manager(&self) -> &IsolatedManager {
         &self.manager
     }
@@ -205,6 +266,24 @@ impl Session {
         clippy::must_use_candidate,
         reason = "fire and forget is the common use"
     )]
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use axum::extract::ws::Message;
+    /// use wsctx::axum::{MessageHandler, Session};
+    /// use wsctx::Frame;
+    ///
+    /// struct Handler;
+    /// impl MessageHandler for Handler {
+    ///     async fn on_message(&self, session: &Session, message: Message) {
+    ///         if let Message::Text(text) = message {
+    ///             let delivery = session.send_to_user(Frame::text(text.as_str()));
+    ///             assert!(delivery.delivered >= 1); // at least this socket
+    ///         }
+    ///     }
+    /// }
+    /// ```
     pub fn send_to_user(&self, frame: Frame) -> Delivery {
         self.manager.send_to_user(frame)
     }
@@ -217,6 +296,23 @@ impl Session {
         clippy::must_use_candidate,
         reason = "fire and forget is the common use"
     )]
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use axum::extract::ws::Message;
+    /// use wsctx::axum::{MessageHandler, Session};
+    /// use wsctx::Frame;
+    ///
+    /// struct Handler;
+    /// impl MessageHandler for Handler {
+    ///     async fn on_message(&self, session: &Session, message: Message) {
+    ///         if let Message::Binary(_) = message {
+    ///             session.reply(Frame::text(r#"{"type":"error","code":"TEXT_ONLY"}"#));
+    ///         }
+    ///     }
+    /// }
+    /// ```
     pub fn reply(&self, frame: Frame) -> bool {
         match frame {
             Frame::Close(code, reason) => self.manager.close(code, reason),
@@ -229,6 +325,23 @@ impl Session {
         clippy::must_use_candidate,
         reason = "fire and forget is the common use"
     )]
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use axum::extract::ws::Message;
+    /// use wsctx::axum::{MessageHandler, Session};
+    /// use wsctx::Frame;
+    ///
+    /// struct Handler;
+    /// impl MessageHandler for Handler {
+    ///     async fn on_message(&self, session: &Session, message: Message) {
+    ///         if message == Message::text("logout") {
+    ///             session.close_with(&wsctx::Rejection::new(wsctx::ErrorCode::Forbidden));
+    ///         }
+    ///     }
+    /// }
+    /// ```
     pub fn close_with(&self, rejection: &Rejection) -> bool {
         self.manager.close_with(rejection)
     }
@@ -321,6 +434,25 @@ impl<H> FromRef<Endpoint<H>> for ManagerFactory {
 
 impl<H: MessageHandler> Endpoint<H> {
     /// An endpoint; inbound messages are limited to [`DEFAULT_MAX_MESSAGE_BYTES`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use wsctx::axum::{Endpoint, MessageHandler, Session};
+    /// # struct Quiet;
+    /// # impl MessageHandler for Quiet {
+    /// #     async fn on_message(&self, _: &Session, _: axum::extract::ws::Message) {}
+    /// # }
+    /// # struct Deny;
+    /// # impl wsctx::TokenVerifier for Deny {
+    /// #     async fn verify(&self, _: &wsctx::Token) -> Result<wsctx::AuthenticatedUser, wsctx::AuthError> {
+    /// #         Err(wsctx::AuthError::ValidationFailed)
+    /// #     }
+    /// # }
+    /// let handshake = wsctx::http::Handshake::builder(Deny).subprotocols(["wsctx.v1"]).build();
+    /// let endpoint = Endpoint::new(handshake, wsctx::ManagerFactory::default(), Quiet);
+    /// assert_eq!(endpoint.factory().limits(), wsctx::Limits::default());
+    /// ```
     pub fn new(handshake: Handshake, factory: ManagerFactory, handler: H) -> Self {
         Self {
             handshake,
@@ -331,6 +463,26 @@ impl<H: MessageHandler> Endpoint<H> {
     }
 
     /// The largest inbound message (and frame) accepted; a larger one ends the socket.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use wsctx::axum::{Endpoint, MessageHandler, Session};
+    /// # struct Quiet;
+    /// # impl MessageHandler for Quiet {
+    /// #     async fn on_message(&self, _: &Session, _: axum::extract::ws::Message) {}
+    /// # }
+    /// # struct Deny;
+    /// # impl wsctx::TokenVerifier for Deny {
+    /// #     async fn verify(&self, _: &wsctx::Token) -> Result<wsctx::AuthenticatedUser, wsctx::AuthError> {
+    /// #         Err(wsctx::AuthError::ValidationFailed)
+    /// #     }
+    /// # }
+    /// let handshake = wsctx::http::Handshake::builder(Deny).subprotocols(["wsctx.v1"]).build();
+    /// let endpoint = Endpoint::new(handshake, wsctx::ManagerFactory::default(), Quiet);
+    /// let endpoint = endpoint.max_message_bytes(16 * 1024);
+    /// # let _ = endpoint;
+    /// ```
     #[must_use]
     pub fn max_message_bytes(mut self, max: usize) -> Self {
         self.max_message_bytes = max;
@@ -338,12 +490,50 @@ impl<H: MessageHandler> Endpoint<H> {
     }
 
     /// The handshake configuration.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use wsctx::axum::{Endpoint, MessageHandler, Session};
+    /// # struct Quiet;
+    /// # impl MessageHandler for Quiet {
+    /// #     async fn on_message(&self, _: &Session, _: axum::extract::ws::Message) {}
+    /// # }
+    /// # struct Deny;
+    /// # impl wsctx::TokenVerifier for Deny {
+    /// #     async fn verify(&self, _: &wsctx::Token) -> Result<wsctx::AuthenticatedUser, wsctx::AuthError> {
+    /// #         Err(wsctx::AuthError::ValidationFailed)
+    /// #     }
+    /// # }
+    /// let handshake = wsctx::http::Handshake::builder(Deny).subprotocols(["wsctx.v1"]).build();
+    /// let endpoint = Endpoint::new(handshake, wsctx::ManagerFactory::default(), Quiet);
+    /// assert_eq!(endpoint.handshake().subprotocols().next(), Some("wsctx.v1"));
+    /// ```
     #[must_use]
     pub fn handshake(&self) -> &Handshake {
         &self.handshake
     }
 
     /// The factory sockets are admitted to.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use wsctx::axum::{Endpoint, MessageHandler, Session};
+    /// # struct Quiet;
+    /// # impl MessageHandler for Quiet {
+    /// #     async fn on_message(&self, _: &Session, _: axum::extract::ws::Message) {}
+    /// # }
+    /// # struct Deny;
+    /// # impl wsctx::TokenVerifier for Deny {
+    /// #     async fn verify(&self, _: &wsctx::Token) -> Result<wsctx::AuthenticatedUser, wsctx::AuthError> {
+    /// #         Err(wsctx::AuthError::ValidationFailed)
+    /// #     }
+    /// # }
+    /// let handshake = wsctx::http::Handshake::builder(Deny).subprotocols(["wsctx.v1"]).build();
+    /// let endpoint = Endpoint::new(handshake, wsctx::ManagerFactory::default(), Quiet);
+    /// assert_eq!(endpoint.factory().metrics().active, 0);
+    /// ```
     #[must_use]
     pub fn factory(&self) -> &ManagerFactory {
         &self.factory
@@ -355,6 +545,32 @@ impl<H: MessageHandler> Endpoint<H> {
     ///
     /// INTERNAL_ERROR when the id generator fails; CONNECTION_LIMIT, OVERLOADED,
     /// DUPLICATE_CLIENT or SHUTTING_DOWN from the factory.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use wsctx::axum::{Endpoint, MessageHandler, Session};
+    /// # struct Quiet;
+    /// # impl MessageHandler for Quiet {
+    /// #     async fn on_message(&self, _: &Session, _: axum::extract::ws::Message) {}
+    /// # }
+    /// # struct Deny;
+    /// # impl wsctx::TokenVerifier for Deny {
+    /// #     async fn verify(&self, _: &wsctx::Token) -> Result<wsctx::AuthenticatedUser, wsctx::AuthError> {
+    /// #         Err(wsctx::AuthError::ValidationFailed)
+    /// #     }
+    /// # }
+    /// let handshake = wsctx::http::Handshake::builder(Deny).subprotocols(["wsctx.v1"]).build();
+    /// let endpoint = Endpoint::new(handshake, wsctx::ManagerFactory::default(), Quiet);
+    /// use wsctx::{Context, ErrorCode, Policy, UuidGenerator};
+    ///
+    /// let validated = || Context::builder().user_id("user-8f14").websocket_client_id("tab-1").build()
+    ///     .validate(&Policy::default(), &UuidGenerator::new());
+    /// let (_manager, _outbound) = endpoint.admit(validated()?, None)?;
+    /// let again = endpoint.admit(validated()?, None).unwrap_err();
+    /// assert_eq!(again.code(), ErrorCode::DuplicateClient);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn admit(
         &self,
         context: Context<Validated>,
@@ -371,6 +587,23 @@ impl<H: MessageHandler> Endpoint<H> {
     /// Finishes a handshake: admits an authenticated one and upgrades, or refuses in
     /// `mode`. The response selects one of the handshake's subprotocols when the client
     /// offered it (never the `jwt.` entry).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use axum::extract::{State, WebSocketUpgrade};
+    /// use axum::response::Response;
+    /// use wsctx::Rejection;
+    /// use wsctx::axum::{Authenticated, Endpoint, MessageHandler, RejectMode};
+    ///
+    /// async fn browser<H: MessageHandler>(
+    ///     State(endpoint): State<Endpoint<H>>,
+    ///     auth: Result<Authenticated, Rejection>,
+    ///     ws: WebSocketUpgrade,
+    /// ) -> Response {
+    ///     endpoint.accept(ws, auth, RejectMode::AfterUpgrade)
+    /// }
+    /// ```
     pub fn accept(
         &self,
         ws: WebSocketUpgrade,
@@ -412,6 +645,29 @@ impl<H: MessageHandler> Endpoint<H> {
     /// every inbound frame and hands text and binary messages to the handler. When the
     /// server closes the socket (disconnect, shutdown, idle, slow consumer), the client
     /// gets [`CLOSE_GRACE`] to answer the close before the connection is dropped.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use axum::extract::{State, WebSocketUpgrade};
+    /// use axum::response::{IntoResponse, Response};
+    /// use wsctx::axum::{Authenticated, Endpoint, MessageHandler};
+    ///
+    /// /// What `accept` does for an admitted handshake, spelled out.
+    /// async fn handler<H: MessageHandler>(
+    ///     State(endpoint): State<Endpoint<H>>,
+    ///     auth: Authenticated,
+    ///     ws: WebSocketUpgrade,
+    /// ) -> Response {
+    ///     let peer = auth.peer_addr();
+    ///     match endpoint.admit(auth.into_context(), peer) {
+    ///         Ok((manager, outbound)) => ws.on_upgrade(move |socket| async move {
+    ///             endpoint.serve(socket, manager, outbound).await;
+    ///         }),
+    ///         Err(rejection) => rejection.into_response(),
+    ///     }
+    /// }
+    /// ```
     pub async fn serve(&self, socket: WebSocket, manager: IsolatedManager, outbound: Outbound) {
         let (replies, replies_rx) = mpsc::channel(REPLY_QUEUE);
         let session = Session { manager, replies };

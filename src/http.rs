@@ -1,8 +1,7 @@
-//! Handshake authentication and rejection rendering on [`http`](::http) types
-//! (feature `http`).
+//! Handshake authentication and rejection rendering on `http` types (feature `http`).
 //!
 //! Works with anything built on the `http` crate: tokio-tungstenite's handshake callback,
-//! hyper, and axum (see [`crate::axum`](crate::axum) for the extractor).
+//! hyper, and axum (the `axum` feature adds the extractor in `wsctx::axum`).
 //!
 //! - [`extract_token`] finds the client's credential, in this order: the
 //!   `Authorization: Bearer <token>` header (scheme compared case-insensitively), a
@@ -85,24 +84,50 @@ impl Default for ExtractConfig {
 impl ExtractConfig {
     /// Whether the `token` query parameter is read (after the header and the
     /// subprotocol). Off by default.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let config = wsctx::http::ExtractConfig::default().allow_query_token(true);
+    /// assert!(config.query_token_allowed());
+    /// ```
     pub const fn allow_query_token(mut self, allow: bool) -> Self {
         self.query_token = allow;
         self
     }
 
     /// The longest token accepted, in bytes; a longer one is INVALID_FORMAT.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let config = wsctx::http::ExtractConfig::default().max_token_bytes(2048);
+    /// assert_eq!(config.max_token_len(), 2048);
+    /// ```
     pub const fn max_token_bytes(mut self, max: usize) -> Self {
         self.max_token_bytes = max;
         self
     }
 
     /// Whether the `token` query parameter is read.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// assert!(!wsctx::http::ExtractConfig::default().query_token_allowed());
+    /// ```
     #[must_use]
     pub const fn query_token_allowed(&self) -> bool {
         self.query_token
     }
 
     /// The longest token accepted, in bytes.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// assert_eq!(wsctx::http::ExtractConfig::default().max_token_len(), wsctx::http::DEFAULT_MAX_TOKEN_BYTES);
+    /// ```
     #[must_use]
     pub const fn max_token_len(&self) -> usize {
         self.max_token_bytes
@@ -442,6 +467,15 @@ pub enum Origins {
 
 impl Origins {
     /// Only the given origins.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use wsctx::http::Origins;
+    ///
+    /// let origins = Origins::list(["https://app.example", "https://admin.example"]);
+    /// assert!(matches!(origins, Origins::List(ref list) if list.len() == 2));
+    /// ```
     pub fn list<I>(origins: I) -> Self
     where
         I: IntoIterator,
@@ -452,6 +486,18 @@ impl Origins {
 
     /// Whether a handshake with these headers may proceed. No `Origin` header: allowed.
     /// Several `Origin` headers, or one that is not visible ASCII: refused (unless `Any`).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use http::{HeaderMap, HeaderValue, header};
+    /// use wsctx::http::Origins;
+    ///
+    /// let mut headers = HeaderMap::new();
+    /// headers.insert(header::ORIGIN, HeaderValue::from_static("https://app.example"));
+    /// assert!(Origins::list(["https://app.example"]).allows(&headers));
+    /// assert!(!Origins::list(["https://other.example"]).allows(&headers));
+    /// ```
     #[must_use]
     pub fn allows(&self, headers: &HeaderMap) -> bool {
         if matches!(self, Self::Any) {
@@ -681,6 +727,24 @@ impl Handshake {
     /// # Errors
     ///
     /// NO_TOKEN or INVALID_FORMAT.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use wsctx::{AuthError, AuthenticatedUser, Token, TokenVerifier};
+    /// # struct Opaque;
+    /// # impl TokenVerifier for Opaque {
+    /// #     async fn verify(&self, token: &Token) -> Result<AuthenticatedUser, AuthError> {
+    /// #         AuthenticatedUser::from_subject(token.expose_secret().strip_prefix("ok-"))
+    /// #     }
+    /// # }
+    /// use http::{HeaderMap, Uri};
+    /// use wsctx::ErrorCode;
+    ///
+    /// let handshake = wsctx::http::Handshake::builder(Opaque).build();
+    /// let refused = handshake.extract_token(&HeaderMap::new(), &Uri::from_static("/ws?token=ok-u1"));
+    /// assert_eq!(refused.unwrap_err().code(), ErrorCode::NoToken); // the query is off by default
+    /// ```
     pub fn extract_token(
         &self,
         headers: &HeaderMap,
@@ -704,6 +768,26 @@ impl Handshake {
     /// # Panics
     ///
     /// Outside a Tokio runtime with the time driver enabled (the timeout needs it).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use wsctx::{AuthError, AuthenticatedUser, Token, TokenVerifier};
+    /// # struct Opaque;
+    /// # impl TokenVerifier for Opaque {
+    /// #     async fn verify(&self, token: &Token) -> Result<AuthenticatedUser, AuthError> {
+    /// #         AuthenticatedUser::from_subject(token.expose_secret().strip_prefix("ok-"))
+    /// #     }
+    /// # }
+    /// use std::time::Duration;
+    /// let handshake = wsctx::http::Handshake::builder(Opaque).verify_timeout(Duration::from_secs(1)).build();
+    /// # tokio::runtime::Builder::new_current_thread().enable_time().build()?.block_on(async {
+    /// let user = handshake.verify(&Token::new("ok-user-8f14")).await?;
+    /// assert_eq!(user.user_id().as_str(), "user-8f14");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # })?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub async fn verify(&self, token: &Token) -> Result<AuthenticatedUser, AuthError> {
         let timeout = self.inner.verify_timeout;
         match tokio::time::timeout(timeout, self.inner.verifier.verify_boxed(token)).await {
@@ -720,6 +804,25 @@ impl Handshake {
     ///
     /// INVALID_CONTEXT when a field fails the rules; INTERNAL_ERROR when the id generator
     /// fails.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use wsctx::{AuthError, AuthenticatedUser, Token, TokenVerifier};
+    /// # struct Opaque;
+    /// # impl TokenVerifier for Opaque {
+    /// #     async fn verify(&self, token: &Token) -> Result<AuthenticatedUser, AuthError> {
+    /// #         AuthenticatedUser::from_subject(token.expose_secret().strip_prefix("ok-"))
+    /// #     }
+    /// # }
+    /// use http::Uri;
+    ///
+    /// let handshake = wsctx::http::Handshake::builder(Opaque).build();
+    /// let user = AuthenticatedUser::from_subject(Some("user-8f14"))?;
+    /// let ctx = handshake.context(&Uri::from_static("/ws?run_id=run-9"), &user)?;
+    /// assert_eq!(ctx.run_id().as_str(), "run-9");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn context(
         &self,
         uri: &Uri,
@@ -772,6 +875,26 @@ impl Handshake {
     /// # Errors
     ///
     /// INTERNAL_ERROR when the id generator fails.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use wsctx::{AuthError, AuthenticatedUser, Token, TokenVerifier};
+    /// # struct Opaque;
+    /// # impl TokenVerifier for Opaque {
+    /// #     async fn verify(&self, token: &Token) -> Result<AuthenticatedUser, AuthError> {
+    /// #         AuthenticatedUser::from_subject(token.expose_secret().strip_prefix("ok-"))
+    /// #     }
+    /// # }
+    /// use http::Uri;
+    ///
+    /// let handshake = wsctx::http::Handshake::builder(Opaque).build();
+    /// let user = AuthenticatedUser::from_subject(Some("user-8f14"))?;
+    /// let ctx = handshake.context(&Uri::from_static("/ws"), &user)?;
+    /// let bound = handshake.bind(ctx, Some("127.0.0.1:50000".parse()?))?;
+    /// assert!(bound.websocket_client_id().as_str().starts_with("ws_"));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn bind(
         &self,
         context: Context<Validated>,
@@ -781,40 +904,145 @@ impl Handshake {
     }
 
     /// The subprotocol to answer with (see [`select_subprotocol`]).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use wsctx::{AuthError, AuthenticatedUser, Token, TokenVerifier};
+    /// # struct Opaque;
+    /// # impl TokenVerifier for Opaque {
+    /// #     async fn verify(&self, token: &Token) -> Result<AuthenticatedUser, AuthError> {
+    /// #         AuthenticatedUser::from_subject(token.expose_secret().strip_prefix("ok-"))
+    /// #     }
+    /// # }
+    /// use http::{HeaderMap, HeaderValue, header};
+    ///
+    /// let handshake = wsctx::http::Handshake::builder(Opaque).subprotocols(["wsctx.v1"]).build();
+    /// let mut headers = HeaderMap::new();
+    /// headers.insert(header::SEC_WEBSOCKET_PROTOCOL, HeaderValue::from_static("wsctx.v1, jwt.b2stdTE"));
+    /// assert_eq!(handshake.select_subprotocol(&headers).unwrap(), "wsctx.v1");
+    /// ```
     #[must_use]
     pub fn select_subprotocol(&self, headers: &HeaderMap) -> Option<HeaderValue> {
         select_subprotocol(headers, self.subprotocols())
     }
 
     /// The subprotocols this server speaks, in order of preference.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use wsctx::{AuthError, AuthenticatedUser, Token, TokenVerifier};
+    /// # struct Opaque;
+    /// # impl TokenVerifier for Opaque {
+    /// #     async fn verify(&self, token: &Token) -> Result<AuthenticatedUser, AuthError> {
+    /// #         AuthenticatedUser::from_subject(token.expose_secret().strip_prefix("ok-"))
+    /// #     }
+    /// # }
+    /// let handshake = wsctx::http::Handshake::builder(Opaque).subprotocols(["wsctx.v2", "wsctx.v1"]).build();
+    /// assert_eq!(handshake.subprotocols().collect::<Vec<_>>(), ["wsctx.v2", "wsctx.v1"]);
+    /// ```
     pub fn subprotocols(&self) -> impl Iterator<Item = &str> {
         self.inner.subprotocols.iter().map(AsRef::as_ref)
     }
 
     /// The policy contexts are validated with.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use wsctx::{AuthError, AuthenticatedUser, Token, TokenVerifier};
+    /// # struct Opaque;
+    /// # impl TokenVerifier for Opaque {
+    /// #     async fn verify(&self, token: &Token) -> Result<AuthenticatedUser, AuthError> {
+    /// #         AuthenticatedUser::from_subject(token.expose_secret().strip_prefix("ok-"))
+    /// #     }
+    /// # }
+    /// let handshake = wsctx::http::Handshake::builder(Opaque).build();
+    /// assert_eq!(handshake.policy(), &wsctx::Policy::default());
+    /// ```
     #[must_use]
     pub fn policy(&self) -> &Policy {
         &self.inner.policy
     }
 
     /// The id generator contexts are validated and bound with.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use wsctx::{AuthError, AuthenticatedUser, Token, TokenVerifier};
+    /// # struct Opaque;
+    /// # impl TokenVerifier for Opaque {
+    /// #     async fn verify(&self, token: &Token) -> Result<AuthenticatedUser, AuthError> {
+    /// #         AuthenticatedUser::from_subject(token.expose_secret().strip_prefix("ok-"))
+    /// #     }
+    /// # }
+    /// use wsctx::IdKind;
+    ///
+    /// let handshake = wsctx::http::Handshake::builder(Opaque).build();
+    /// assert!(handshake.id_generator().generate(IdKind::Run)?.starts_with("run_"));
+    /// # Ok::<(), wsctx::GenerateError>(())
+    /// ```
     #[must_use]
     pub fn id_generator(&self) -> &dyn IdGenerator {
         &*self.inner.ids
     }
 
     /// The close-code style for rejections after the upgrade.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use wsctx::{AuthError, AuthenticatedUser, Token, TokenVerifier};
+    /// # struct Opaque;
+    /// # impl TokenVerifier for Opaque {
+    /// #     async fn verify(&self, token: &Token) -> Result<AuthenticatedUser, AuthError> {
+    /// #         AuthenticatedUser::from_subject(token.expose_secret().strip_prefix("ok-"))
+    /// #     }
+    /// # }
+    /// let handshake = wsctx::http::Handshake::builder(Opaque).build();
+    /// assert_eq!(handshake.close_style(), wsctx::CloseStyle::Detailed);
+    /// ```
     #[must_use]
     pub fn close_style(&self) -> CloseStyle {
         self.inner.close_style
     }
 
     /// Where tokens may come from.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use wsctx::{AuthError, AuthenticatedUser, Token, TokenVerifier};
+    /// # struct Opaque;
+    /// # impl TokenVerifier for Opaque {
+    /// #     async fn verify(&self, token: &Token) -> Result<AuthenticatedUser, AuthError> {
+    /// #         AuthenticatedUser::from_subject(token.expose_secret().strip_prefix("ok-"))
+    /// #     }
+    /// # }
+    /// let handshake = wsctx::http::Handshake::builder(Opaque).build();
+    /// assert!(!handshake.extract_config().query_token_allowed());
+    /// ```
     pub fn extract_config(&self) -> &ExtractConfig {
         &self.inner.extract
     }
 
     /// Which browser origins may connect.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use wsctx::{AuthError, AuthenticatedUser, Token, TokenVerifier};
+    /// # struct Opaque;
+    /// # impl TokenVerifier for Opaque {
+    /// #     async fn verify(&self, token: &Token) -> Result<AuthenticatedUser, AuthError> {
+    /// #         AuthenticatedUser::from_subject(token.expose_secret().strip_prefix("ok-"))
+    /// #     }
+    /// # }
+    /// let handshake = wsctx::http::Handshake::builder(Opaque).build();
+    /// assert_eq!(handshake.origins(), &wsctx::http::Origins::Any);
+    /// ```
     #[must_use]
     pub fn origins(&self) -> &Origins {
         &self.inner.origins
@@ -835,24 +1063,87 @@ impl fmt::Debug for HandshakeBuilder {
 
 impl HandshakeBuilder {
     /// The policy contexts are validated with.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use wsctx::{AuthError, AuthenticatedUser, Token, TokenVerifier};
+    /// # struct Opaque;
+    /// # impl TokenVerifier for Opaque {
+    /// #     async fn verify(&self, token: &Token) -> Result<AuthenticatedUser, AuthError> {
+    /// #         AuthenticatedUser::from_subject(token.expose_secret().strip_prefix("ok-"))
+    /// #     }
+    /// # }
+    /// let numeric_ids = wsctx::Policy::default().allow_word("1");
+    /// let handshake = wsctx::http::Handshake::builder(Opaque).policy(numeric_ids.clone()).build();
+    /// assert_eq!(handshake.policy(), &numeric_ids);
+    /// ```
     pub fn policy(mut self, policy: Policy) -> Self {
         self.inner.policy = policy;
         self
     }
 
     /// The id generator for missing thread, run, request and client ids.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use wsctx::{AuthError, AuthenticatedUser, Token, TokenVerifier};
+    /// # struct Opaque;
+    /// # impl TokenVerifier for Opaque {
+    /// #     async fn verify(&self, token: &Token) -> Result<AuthenticatedUser, AuthError> {
+    /// #         AuthenticatedUser::from_subject(token.expose_secret().strip_prefix("ok-"))
+    /// #     }
+    /// # }
+    /// let handshake = wsctx::http::Handshake::builder(Opaque).id_generator(wsctx::SequenceGenerator::new()).build();
+    /// # let _ = handshake;
+    /// ```
     pub fn id_generator(mut self, ids: impl IdGenerator + 'static) -> Self {
         self.inner.ids = Arc::new(ids);
         self
     }
 
     /// Where tokens may come from.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use wsctx::{AuthError, AuthenticatedUser, Token, TokenVerifier};
+    /// # struct Opaque;
+    /// # impl TokenVerifier for Opaque {
+    /// #     async fn verify(&self, token: &Token) -> Result<AuthenticatedUser, AuthError> {
+    /// #         AuthenticatedUser::from_subject(token.expose_secret().strip_prefix("ok-"))
+    /// #     }
+    /// # }
+    /// use wsctx::http::ExtractConfig;
+    ///
+    /// let handshake = wsctx::http::Handshake::builder(Opaque)
+    ///     .extract(ExtractConfig::default().allow_query_token(true))
+    ///     .build();
+    /// assert!(handshake.extract_config().query_token_allowed());
+    /// ```
     pub fn extract(mut self, config: ExtractConfig) -> Self {
         self.inner.extract = config;
         self
     }
 
     /// How long to wait for the verifier before answering AUTH_UNAVAILABLE.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use wsctx::{AuthError, AuthenticatedUser, Token, TokenVerifier};
+    /// # struct Opaque;
+    /// # impl TokenVerifier for Opaque {
+    /// #     async fn verify(&self, token: &Token) -> Result<AuthenticatedUser, AuthError> {
+    /// #         AuthenticatedUser::from_subject(token.expose_secret().strip_prefix("ok-"))
+    /// #     }
+    /// # }
+    /// let handshake = wsctx::http::Handshake::builder(Opaque)
+    ///     .verify_timeout(std::time::Duration::from_millis(1500))
+    ///     .build();
+    /// # let _ = handshake;
+    /// ```
     pub fn verify_timeout(mut self, timeout: Duration) -> Self {
         self.inner.verify_timeout = timeout;
         self
@@ -860,6 +1151,20 @@ impl HandshakeBuilder {
 
     /// The subprotocols this server speaks, in order of preference. Entries starting with
     /// `jwt.` are never selected.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use wsctx::{AuthError, AuthenticatedUser, Token, TokenVerifier};
+    /// # struct Opaque;
+    /// # impl TokenVerifier for Opaque {
+    /// #     async fn verify(&self, token: &Token) -> Result<AuthenticatedUser, AuthError> {
+    /// #         AuthenticatedUser::from_subject(token.expose_secret().strip_prefix("ok-"))
+    /// #     }
+    /// # }
+    /// let handshake = wsctx::http::Handshake::builder(Opaque).subprotocols(["wsctx.v1"]).build();
+    /// assert_eq!(handshake.subprotocols().count(), 1);
+    /// ```
     pub fn subprotocols<I>(mut self, protocols: I) -> Self
     where
         I: IntoIterator,
@@ -870,18 +1175,65 @@ impl HandshakeBuilder {
     }
 
     /// Which browser origins may connect; a refused origin is FORBIDDEN.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use wsctx::{AuthError, AuthenticatedUser, Token, TokenVerifier};
+    /// # struct Opaque;
+    /// # impl TokenVerifier for Opaque {
+    /// #     async fn verify(&self, token: &Token) -> Result<AuthenticatedUser, AuthError> {
+    /// #         AuthenticatedUser::from_subject(token.expose_secret().strip_prefix("ok-"))
+    /// #     }
+    /// # }
+    /// use wsctx::http::Origins;
+    ///
+    /// let handshake = wsctx::http::Handshake::builder(Opaque).origins(Origins::SameHost).build();
+    /// assert_eq!(handshake.origins(), &Origins::SameHost);
+    /// ```
     pub fn origins(mut self, origins: Origins) -> Self {
         self.inner.origins = origins;
         self
     }
 
     /// The close-code style for rejections after the upgrade.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use wsctx::{AuthError, AuthenticatedUser, Token, TokenVerifier};
+    /// # struct Opaque;
+    /// # impl TokenVerifier for Opaque {
+    /// #     async fn verify(&self, token: &Token) -> Result<AuthenticatedUser, AuthError> {
+    /// #         AuthenticatedUser::from_subject(token.expose_secret().strip_prefix("ok-"))
+    /// #     }
+    /// # }
+    /// use wsctx::CloseStyle;
+    ///
+    /// let handshake = wsctx::http::Handshake::builder(Opaque).close_style(CloseStyle::Opaque).build();
+    /// assert_eq!(handshake.close_style(), CloseStyle::Opaque);
+    /// ```
     pub fn close_style(mut self, style: CloseStyle) -> Self {
         self.inner.close_style = style;
         self
     }
 
     /// Finishes the handshake configuration.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use wsctx::{AuthError, AuthenticatedUser, Token, TokenVerifier};
+    /// # struct Opaque;
+    /// # impl TokenVerifier for Opaque {
+    /// #     async fn verify(&self, token: &Token) -> Result<AuthenticatedUser, AuthError> {
+    /// #         AuthenticatedUser::from_subject(token.expose_secret().strip_prefix("ok-"))
+    /// #     }
+    /// # }
+    /// let handshake = wsctx::http::Handshake::builder(Opaque).build();
+    /// let copy = handshake.clone(); // a cheap handle
+    /// # let _ = copy;
+    /// ```
     #[must_use]
     pub fn build(self) -> Handshake {
         Handshake {
