@@ -19,6 +19,7 @@
 )]
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 use futures_util::{SinkExt as _, StreamExt as _};
 use tokio::net::{TcpListener, TcpStream};
@@ -35,13 +36,22 @@ use wsctx::{Context, Frame, ManagerFactory, Policy, Rejection, UuidGenerator};
 const SUBPROTOCOLS: [&str; 1] = ["wsctx.v1"];
 
 /// Everything the synchronous callback needs.
-struct Gate {
+pub(crate) struct Gate {
     verifier: JwtVerifier,
     policy: Policy,
     ids: UuidGenerator,
 }
 
 impl Gate {
+    /// A gate for HS256 tokens signed with `secret`.
+    pub(crate) fn hs256(secret: &[u8]) -> Result<Self, wsctx::jwt::JwtKeyError> {
+        Ok(Self {
+            verifier: JwtVerifier::hs256(secret)?,
+            policy: Policy::default(),
+            ids: UuidGenerator::new(),
+        })
+    }
+
     /// Origin aside, the same steps as `wsctx::http::Handshake::authenticate`, without
     /// an `await`.
     fn check(&self, request: &Request) -> Result<Context<Validated>, Rejection> {
@@ -55,7 +65,13 @@ impl Gate {
     }
 }
 
-async fn handle(stream: TcpStream, peer: SocketAddr, gate: &Gate, factory: &ManagerFactory) {
+/// Runs one connection: the handshake (refused or admitted), then the socket.
+pub(crate) async fn handle(
+    stream: TcpStream,
+    peer: SocketAddr,
+    gate: &Gate,
+    factory: &ManagerFactory,
+) {
     let mut admitted = None;
     #[allow(
         clippy::result_large_err,
@@ -121,6 +137,24 @@ async fn handle(stream: TcpStream, peer: SocketAddr, gate: &Gate, factory: &Mana
     let _ = writer.await;
 }
 
+/// Accepts connections forever.
+pub(crate) async fn run(
+    listener: TcpListener,
+    gate: Arc<Gate>,
+    factory: ManagerFactory,
+) -> std::io::Result<()> {
+    loop {
+        let (stream, peer) = listener.accept().await?;
+        let gate = Arc::clone(&gate);
+        let factory = factory.clone();
+        tokio::spawn(async move { handle(stream, peer, &gate, &factory).await });
+    }
+}
+
+#[allow(
+    dead_code,
+    reason = "the end-to-end test includes this file and calls `run` instead"
+)]
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let addr = std::env::args()
@@ -128,18 +162,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .unwrap_or_else(|| "127.0.0.1:9001".to_owned());
     let secret = std::env::var("WSCTX_JWT_SECRET")
         .map_err(|_| "set WSCTX_JWT_SECRET (at least 32 bytes)")?;
-    let gate = Box::leak(Box::new(Gate {
-        verifier: JwtVerifier::hs256(secret)?,
-        policy: Policy::default(),
-        ids: UuidGenerator::new(),
-    }));
-    let factory = ManagerFactory::default();
+    let gate = Arc::new(Gate::hs256(secret.as_bytes())?);
     let listener = TcpListener::bind(&addr).await?;
     println!("listening on ws://{addr}");
-    loop {
-        let (stream, peer) = listener.accept().await?;
-        let gate: &'static Gate = gate;
-        let factory = factory.clone();
-        tokio::spawn(async move { handle(stream, peer, gate, &factory).await });
-    }
+    run(listener, gate, ManagerFactory::default()).await?;
+    Ok(())
 }

@@ -627,13 +627,13 @@ impl<H: MessageHandler> Endpoint<H> {
             Ok((manager, outbound)) => {
                 let endpoint = self.clone();
                 ws.on_upgrade(move |socket| async move {
-                    endpoint.serve(socket, manager, outbound).await
+                    endpoint.serve(socket, manager, outbound).await;
                 })
             }
             Err(rejection) => {
                 let style = self.handshake.close_style();
                 ws.on_upgrade(move |socket| async move {
-                    reject_socket(socket, &rejection, style).await
+                    reject_socket(socket, &rejection, style).await;
                 })
             }
         }
