@@ -206,20 +206,22 @@ async fn healthz(State(state): State<AppState>) -> Response {
     }
 }
 
-/// Rejects before the upgrade with the HTTP status of the table.
+/// Rejects before the upgrade with the HTTP status of the table. `WebSocketUpgrade` comes
+/// first so that a request that is not a WebSocket handshake is refused before any token
+/// is verified.
 async fn ws_http(
+    ws: WebSocketUpgrade,
     State(state): State<AppState>,
     auth: Result<Authenticated, Rejection>,
-    ws: WebSocketUpgrade,
 ) -> Response {
     accept(&state, ws, auth, RejectMode::BeforeUpgrade)
 }
 
 /// Upgrades, then rejects with the error frame and the close code (for browsers).
 async fn ws_browser(
+    ws: WebSocketUpgrade,
     State(state): State<AppState>,
     auth: Result<Authenticated, Rejection>,
-    ws: WebSocketUpgrade,
 ) -> Response {
     accept(&state, ws, auth, RejectMode::AfterUpgrade)
 }
