@@ -121,9 +121,11 @@ impl IsolatedManager {
         self.shared.send_to_user(&self.socket, frame)
     }
 
-    /// Marks the socket active now; the idle reaper closes sockets that go
-    /// [`Limits::idle_timeout`](crate::Limits::idle_timeout) without it. Call it for
-    /// every inbound frame. Lock-free.
+    /// Marks the socket active; the idle reaper closes sockets that go
+    /// [`Limits::idle_timeout`](crate::Limits::idle_timeout) without it (see
+    /// [`ManagerFactory::close_idle`](crate::ManagerFactory::close_idle) for the exact
+    /// rule). Call it for every inbound frame: it is one relaxed atomic store, with no
+    /// lock and no clock read.
     ///
     /// # Examples
     ///
@@ -136,7 +138,7 @@ impl IsolatedManager {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn record_activity(&self) {
-        self.socket.touch(self.shared.now());
+        self.socket.mark_active();
     }
 
     /// Closes this socket (only this one) with `code` and `reason`. Returns whether this

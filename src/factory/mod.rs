@@ -237,7 +237,7 @@ impl ManagerFactory {
         let inner = &self.shared;
         let hash = inner.registry.hash(ctx.user_id());
         let shard = inner.registry.shard(hash);
-        let socket = Arc::new(Socket::new(ctx, hash, inner.now()));
+        let socket = Arc::new(Socket::new(ctx, hash));
 
         let mut map = shard.write();
         let admitted = inner.admit(&map, &socket);
@@ -292,7 +292,10 @@ impl ManagerFactory {
         clippy::needless_pass_by_value,
         reason = "takes the frame's parts by value, like `IsolatedManager::close`"
     )]
-    #[allow(clippy::must_use_candidate, reason = "fire and forget is the common use")]
+    #[allow(
+        clippy::must_use_candidate,
+        reason = "fire and forget is the common use"
+    )]
     pub fn disconnect_user(&self, user: &UserId, code: CloseCode, reason: CloseReason) -> usize {
         let hash = self.shared.registry.hash(user);
         let (closed, _) = self
@@ -376,9 +379,11 @@ impl ManagerFactory {
         self.shared.draining.load(Ordering::SeqCst)
     }
 
-    /// Sweeps for idle sockets every `every` (at least 1 ms) and closes those without
-    /// activity for [`Limits::idle_timeout`] with IDLE_TIMEOUT (4408). Returns after
-    /// [`shutdown`](Self::shutdown). The application spawns it:
+    /// Runs [`close_idle`](Self::close_idle) every `every` (at least 1 ms), closing the
+    /// sockets without activity for [`Limits::idle_timeout`] with IDLE_TIMEOUT (4408):
+    /// each is closed between `idle_timeout` and `idle_timeout + 2 × every` after its
+    /// last activity, never before. Returns after [`shutdown`](Self::shutdown). The
+    /// application spawns it:
     ///
     /// ```
     /// # use std::time::Duration;
@@ -426,9 +431,15 @@ impl ManagerFactory {
         }
     }
 
-    /// One sweep of the idle reaper, now: closes every open socket without activity for
-    /// [`Limits::idle_timeout`] with IDLE_TIMEOUT (4408) and returns how many it closed.
-    /// Activity is [`IsolatedManager::record_activity`], or the admission itself.
+    /// One sweep of the idle reaper, now. Returns how many sockets it closed.
+    ///
+    /// Activity ([`IsolatedManager::record_activity`], or the admission) only sets a
+    /// flag, so that it costs no clock read; a sweep that finds the flag set clears it
+    /// and notes its own time as the socket's last activity. A sweep closes, with
+    /// IDLE_TIMEOUT (4408), every open socket whose flag is clear and whose last noted
+    /// activity is at least [`Limits::idle_timeout`] old. So a socket is never closed
+    /// less than `idle_timeout` after its last activity, and the first sweep after a
+    /// socket is admitted never closes it.
     ///
     /// # Examples
     ///
@@ -440,12 +451,17 @@ impl ManagerFactory {
     /// use wsctx::{CloseCode, Frame, Limits};
     ///
     /// let factory = ManagerFactory::new(Limits { idle_timeout: Duration::ZERO, ..Limits::default() });
-    /// let (_manager, mut outbound) = factory.create(bound)?;
-    /// assert_eq!(factory.close_idle(), 1);
+    /// let (manager, mut outbound) = factory.create(bound)?;
+    /// assert_eq!(factory.close_idle(), 0); // sees the admission
+    /// assert_eq!(factory.close_idle(), 1); // nothing since
     /// assert!(matches!(outbound.try_recv()?, Frame::Close(CloseCode::TIMEOUT, _)));
+    /// # drop(manager);
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
-    #[allow(clippy::must_use_candidate, reason = "fire and forget is the common use")]
+    #[allow(
+        clippy::must_use_candidate,
+        reason = "fire and forget is the common use"
+    )]
     pub fn close_idle(&self) -> usize {
         let shared = &self.shared;
         let timeout = nanos(shared.limits.idle_timeout);
@@ -457,7 +473,7 @@ impl ManagerFactory {
             .iter()
             .map(|shard| {
                 close_where(shard, code, &reason, Cause::Idle, |socket| {
-                    now.saturating_sub(socket.last_active()) >= timeout
+                    socket.idle_for(now, timeout)
                 })
             })
             .sum();
