@@ -8,13 +8,14 @@
 use std::collections::VecDeque;
 use std::mem;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::task::{Context as TaskContext, Poll, Waker};
 
 use crate::close::{CloseCode, CloseReason};
 use crate::context::Context;
 use crate::factory::frame::Frame;
 use crate::factory::outbound::TryRecvError;
+use crate::factory::shard::Shard;
 use crate::id::UserId;
 use crate::state::Bound;
 
@@ -24,6 +25,8 @@ const RETAINED_QUEUE_SLOTS: usize = 8;
 
 pub(super) struct Socket {
     ctx: Context<Bound>,
+    /// The shard that holds this socket (while it is registered).
+    shard: Arc<Shard>,
     /// The registry hash of the user id (shard and map key).
     hash: u64,
     /// Set, under the queue lock, when the close slot leaves `Open`. Read without it.
@@ -64,9 +67,10 @@ pub(super) enum Push {
 }
 
 impl Socket {
-    pub(super) fn new(ctx: Context<Bound>, hash: u64) -> Self {
+    pub(super) fn new(ctx: Context<Bound>, hash: u64, shard: Arc<Shard>) -> Self {
         Self {
             ctx,
+            shard,
             hash,
             closing: AtomicBool::new(false),
             active: AtomicBool::new(true),
@@ -81,6 +85,10 @@ impl Socket {
 
     pub(super) fn context(&self) -> &Context<Bound> {
         &self.ctx
+    }
+
+    pub(super) fn shard(&self) -> &Shard {
+        &self.shard
     }
 
     pub(super) fn hash(&self) -> u64 {
