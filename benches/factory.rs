@@ -33,16 +33,16 @@ fn bound(user: &str, tab: &str) -> Context<Bound> {
 /// timed section.
 const CHUNK: u64 = 4_096;
 
-/// Two threads each admit and drop `iters / 2` sockets of `users[thread]`; returns the
-/// wall time of the slower thread, so `time / iters` is the cost of one admission at
-/// the pair's combined throughput.
-fn two_threads(factory: &ManagerFactory, users: [&str; 2], iters: u64) -> Duration {
+/// Two threads each admit and drop `iters / 2` sockets of `users[thread]` in
+/// `factories[thread]`; returns the wall time of the slower thread, so `time / iters`
+/// is the cost of one admission at the pair's combined throughput.
+fn two_threads(factories: [&ManagerFactory; 2], users: [&str; 2], iters: u64) -> Duration {
     let per_thread = iters.div_ceil(2);
     let barrier = Barrier::new(2);
     thread::scope(|scope| {
         let workers: Vec<_> = (0..2)
             .map(|t| {
-                let barrier = &barrier;
+                let (barrier, factory) = (&barrier, factories[t]);
                 let template = bound(users[t], &format!("tab-{t}"));
                 scope.spawn(move || {
                     let mut total = Duration::ZERO;
@@ -84,12 +84,17 @@ fn admission(c: &mut Criterion) {
         );
     });
 
-    let factory = ManagerFactory::default();
+    // The baseline: nothing shared at all, one factory per thread. It shows how far
+    // two threads scale on this machine.
+    let other = ManagerFactory::default();
+    group.bench_function("create_drop/2_threads_2_factories", |b| {
+        b.iter_custom(|iters| two_threads([&factory, &other], ["user-a", "user-b"], iters));
+    });
     group.bench_function("create_drop/2_threads_2_users", |b| {
-        b.iter_custom(|iters| two_threads(&factory, ["user-a", "user-b"], iters));
+        b.iter_custom(|iters| two_threads([&factory, &factory], ["user-a", "user-b"], iters));
     });
     group.bench_function("create_drop/2_threads_1_hot_user", |b| {
-        b.iter_custom(|iters| two_threads(&factory, ["user-a", "user-a"], iters));
+        b.iter_custom(|iters| two_threads([&factory, &factory], ["user-a", "user-a"], iters));
     });
     group.finish();
 }

@@ -372,15 +372,17 @@ async fn the_idle_reaper_closes_idle_sockets_with_4408() {
         async move { factory.run_idle_reaper(Duration::from_secs(10)).await }
     });
 
-    // t = 5 s, 15 s, ..., 55 s: nothing is idle for 60 s yet.
+    // Sweeps run at t = 10 s, 20 s, ...; the busy socket is active at 5 s, 15 s, ...
+    // The first sweep sees the admissions, so the idle sockets' last activity is 10 s.
     tokio::time::sleep(Duration::from_secs(5)).await;
-    for _ in 0..5 {
+    for _ in 0..6 {
         busy.record_activity();
         tokio::time::sleep(Duration::from_secs(10)).await;
     }
-    busy.record_activity();
+    // t = 65 s: the sweep at 60 s found 50 s of idleness, less than the timeout.
     assert!(!idle_out.is_closing());
-    // The sweep at t = 60 s closes the two sockets without activity.
+    busy.record_activity();
+    // t = 75 s: the sweep at 70 s found 60 s and closed the two idle sockets.
     tokio::time::sleep(Duration::from_secs(10)).await;
     assert_eq!(
         drain(&mut idle_out),
@@ -423,6 +425,7 @@ async fn the_opaque_style_closes_idle_sockets_with_1008() {
         CloseStyle::Opaque,
     );
     let (_m, mut out) = factory.create(bound("user-a", "tab-1")).unwrap();
+    assert_eq!(factory.close_idle(), 0);
     tokio::time::advance(Duration::from_secs(2)).await;
     assert_eq!(factory.close_idle(), 1);
     assert_eq!(

@@ -9,7 +9,7 @@ use std::alloc::System;
 
 use stats_alloc::{INSTRUMENTED_SYSTEM, StatsAlloc};
 use wsctx::state::Bound;
-use wsctx::{Context, Limits, ManagerFactory, Policy, SequenceGenerator, UuidGenerator};
+use wsctx::{Context, Frame, Limits, ManagerFactory, Policy, SequenceGenerator, UuidGenerator};
 
 #[global_allocator]
 static GLOBAL: &StatsAlloc<System> = &INSTRUMENTED_SYSTEM;
@@ -37,7 +37,9 @@ fn bound(user: usize, tab: usize) -> Context<Bound> {
 
 /// Bytes the factory allocates and keeps per admitted socket, and the heap bytes of
 /// the context each socket owns (allocated by the caller before admission).
-fn measure(users: usize, tabs: usize) -> (isize, isize) {
+/// Returns (bytes per socket after admission, bytes per socket after a burst of 100
+/// frames to every user was sent and read, heap bytes per context).
+fn measure(users: usize, tabs: usize) -> (isize, isize, isize) {
     let n = users * tabs;
     let factory = ManagerFactory::new(Limits {
         global: n,
@@ -61,15 +63,29 @@ fn measure(users: usize, tabs: usize) -> (isize, isize) {
         held.push(factory.create(ctx).unwrap());
     }
     let per_socket = (live() - before) / bytes(n);
+
+    // A burst grows the queues; draining shrinks them back to a few slots.
+    let frame = Frame::text("burst");
+    for (manager, _) in held.iter().step_by(tabs) {
+        for _ in 0..100 {
+            manager.send_to_user(frame.clone());
+        }
+    }
+    for (_, outbound) in &mut held {
+        while outbound.try_recv().is_ok() {}
+    }
+    let after_burst = (live() - before) / bytes(n);
+
     drop(held);
     assert_eq!(factory.metrics().active, 0);
-    (per_socket, context_heap)
+    assert_eq!(factory.metrics().slow_consumers, 0);
+    (per_socket, after_burst, context_heap)
 }
 
 #[test]
 fn an_admitted_socket_costs_at_most_1_kib() {
-    let (five_tabs, context_heap) = measure(2_000, 5);
-    let (one_tab, _) = measure(10_000, 1);
+    let (five_tabs, five_tabs_after_burst, context_heap) = measure(2_000, 5);
+    let (one_tab, one_tab_after_burst, _) = measure(10_000, 1);
     #[allow(clippy::print_stderr, reason = "the measurement is the point")]
     {
         eprintln!(
@@ -77,6 +93,9 @@ fn an_admitted_socket_costs_at_most_1_kib() {
         );
         eprintln!(
             "bytes allocated by the factory per admitted socket (1 socket per user): {one_tab}"
+        );
+        eprintln!(
+            "the same after a burst of 100 queued frames was read (5 / 1 per user): {five_tabs_after_burst} / {one_tab_after_burst}"
         );
         eprintln!(
             "heap bytes of each bound context, allocated by the caller and moved in: {context_heap}"
@@ -88,4 +107,12 @@ fn an_admitted_socket_costs_at_most_1_kib() {
     }
     assert!(five_tabs <= 1024, "{five_tabs} bytes per socket");
     assert!(one_tab <= 1024, "{one_tab} bytes per socket");
+    assert!(
+        five_tabs_after_burst <= 1024,
+        "{five_tabs_after_burst} bytes per socket after a burst"
+    );
+    assert!(
+        one_tab_after_burst <= 1024,
+        "{one_tab_after_burst} bytes per socket after a burst"
+    );
 }

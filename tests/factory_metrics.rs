@@ -190,9 +190,12 @@ async fn the_idle_reaper_counts_idle_timeouts() {
     });
     let (_idle, _oi) = factory.create(bound("user-a", "tab-1")).unwrap();
     let (busy, _ob) = factory.create(bound("user-a", "tab-2")).unwrap();
-    tokio::time::advance(Duration::from_secs(29)).await;
+    // t = 0: the sweep notes both admissions.
     expect(&factory, &[], || assert_eq!(factory.close_idle(), 0));
+    tokio::time::advance(Duration::from_secs(29)).await;
     busy.record_activity();
+    expect(&factory, &[], || assert_eq!(factory.close_idle(), 0));
+    // t = 30: the idle socket has had no activity for 30 s, the busy one for 1 s.
     tokio::time::advance(Duration::from_secs(1)).await;
     expect(&factory, &[("idle_timeouts", 1)], || {
         assert_eq!(factory.close_idle(), 1);

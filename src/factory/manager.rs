@@ -7,8 +7,8 @@ use crate::close::{CloseCode, CloseReason};
 use crate::context::Context;
 use crate::error::Rejection;
 use crate::factory::frame::{Delivery, Frame};
+use crate::factory::shard::Cause;
 use crate::factory::socket::Socket;
-use crate::factory::{Cause, Shared};
 use crate::id::WebSocketClientId;
 use crate::state::Bound;
 
@@ -49,7 +49,6 @@ use crate::state::Bound;
 /// ```
 #[must_use = "dropping the manager frees its slot and closes its socket"]
 pub struct IsolatedManager {
-    pub(super) shared: Arc<Shared>,
     pub(super) socket: Arc<Socket>,
 }
 
@@ -118,12 +117,14 @@ impl IsolatedManager {
         reason = "fire and forget is the common use"
     )]
     pub fn send_to_user(&self, frame: Frame) -> Delivery {
-        self.shared.send_to_user(&self.socket, frame)
+        self.socket.shard().send_to_user(&self.socket, frame)
     }
 
-    /// Marks the socket active now; the idle reaper closes sockets that go
-    /// [`Limits::idle_timeout`](crate::Limits::idle_timeout) without it. Call it for
-    /// every inbound frame. Lock-free.
+    /// Marks the socket active; the idle reaper closes sockets that go
+    /// [`Limits::idle_timeout`](crate::Limits::idle_timeout) without it (see
+    /// [`ManagerFactory::close_idle`](crate::ManagerFactory::close_idle) for the exact
+    /// rule). Call it for every inbound frame: it is one relaxed atomic store, with no
+    /// lock and no clock read.
     ///
     /// # Examples
     ///
@@ -136,7 +137,7 @@ impl IsolatedManager {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn record_activity(&self) {
-        self.socket.touch(self.shared.now());
+        self.socket.mark_active();
     }
 
     /// Closes this socket (only this one) with `code` and `reason`. Returns whether this
@@ -162,7 +163,8 @@ impl IsolatedManager {
         reason = "fire and forget is the common use"
     )]
     pub fn close(&self, code: CloseCode, reason: CloseReason) -> bool {
-        self.shared
+        self.socket
+            .shard()
             .close_socket(&self.socket, code, reason, Cause::Disconnect)
     }
 
@@ -187,8 +189,8 @@ impl IsolatedManager {
         reason = "fire and forget is the common use"
     )]
     pub fn close_with(&self, rejection: &Rejection) -> bool {
-        let code = rejection.close_code(self.shared.style);
-        self.shared.close_socket(
+        let code = rejection.close_code(self.socket.shard().global.style);
+        self.socket.shard().close_socket(
             &self.socket,
             code,
             rejection.close_reason(),
@@ -219,7 +221,7 @@ impl IsolatedManager {
 
 impl Drop for IsolatedManager {
     fn drop(&mut self) {
-        self.shared.release(&self.socket);
+        self.socket.shard().release(&self.socket);
     }
 }
 

@@ -7,7 +7,8 @@
 //! | `limits` | [`Limits`] |
 //! | `error` | [`FactoryError`] |
 //! | `frame` | [`Frame`], [`Delivery`] |
-//! | `registry` | the sharded map user -> sockets |
+//! | `registry` | the shards, and the hash that picks one |
+//! | `shard` | one shard's map user -> sockets, and the transitions on it |
 //! | `socket` | one socket's queue and close slot |
 //! | `outbound` | [`Outbound`], [`TryRecvError`] |
 //! | `manager` | [`IsolatedManager`] |
@@ -21,18 +22,16 @@ mod manager;
 mod metrics;
 mod outbound;
 mod registry;
+mod shard;
 mod socket;
 
 use std::fmt;
 use std::future::{Future, poll_fn};
 use std::pin::pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 use std::task::Poll;
 use std::time::Duration;
-
-use tokio::sync::Notify;
-use tokio::time::Instant;
 
 pub use error::FactoryError;
 pub use frame::{Delivery, Frame};
@@ -43,41 +42,20 @@ pub use outbound::{Outbound, TryRecvError};
 
 use crate::close::{CloseCode, CloseReason};
 use crate::context::Context;
-use crate::error::{CloseStyle, ErrorCode, Rejection};
+use crate::error::{CloseStyle, ErrorCode};
 use crate::id::UserId;
 use crate::state::Bound;
-use crate::trace::{debug_event, warn_event};
-use metrics::add;
-use registry::{Registry, Shard};
-use socket::{Push, Socket};
+use crate::trace::debug_event;
+use registry::Registry;
+use shard::{Cause, Global, nanos};
 
 /// The shortest interval [`ManagerFactory::run_idle_reaper`] sweeps at.
 const MIN_REAP_INTERVAL: Duration = Duration::from_millis(1);
 
-/// Keeps a hot atomic on its own cache line.
-#[repr(align(128))]
-struct Padded<T>(T);
-
-/// Why the server closed a socket; picks the counter.
-#[derive(Clone, Copy)]
-enum Cause {
-    Disconnect,
-    Shutdown,
-    Idle,
-}
-
 /// What every handle of one factory shares.
 struct Shared {
     registry: Registry,
-    limits: Limits,
-    style: CloseStyle,
-    /// Sockets holding a slot; never above `limits.global`.
-    active: Padded<AtomicUsize>,
-    draining: AtomicBool,
-    /// Wakes idle reapers on shutdown.
-    shutdown: Notify,
-    /// Time zero of the activity clock.
-    epoch: Instant,
+    global: Arc<Global>,
 }
 
 /// Admits bound contexts as [`IsolatedManager`]s, one per socket, under [`Limits`].
@@ -159,15 +137,11 @@ impl ManagerFactory {
             outbound_queue: limits.outbound_queue.max(1),
             ..limits
         };
+        let global = Arc::new(Global::new(limits, style));
         Self {
             shared: Arc::new(Shared {
-                registry: Registry::new(),
-                limits,
-                style,
-                active: Padded(AtomicUsize::new(0)),
-                draining: AtomicBool::new(false),
-                shutdown: Notify::new(),
-                epoch: Instant::now(),
+                registry: Registry::new(&global),
+                global,
             }),
         }
     }
@@ -234,33 +208,21 @@ impl ManagerFactory {
     /// users are unaffected); [`FactoryError::Overloaded`] when the factory is at
     /// [`Limits::global`].
     pub fn create(&self, ctx: Context<Bound>) -> Result<(IsolatedManager, Outbound), FactoryError> {
-        let inner = &self.shared;
-        let hash = inner.registry.hash(ctx.user_id());
-        let shard = inner.registry.shard(hash);
-        let socket = Arc::new(Socket::new(ctx, hash, inner.now()));
-
-        let mut map = shard.write();
-        let admitted = inner.admit(&map, &socket);
-        if let Err(error) = admitted {
-            drop(map);
-            shard.counters.rejected(error);
-            debug_event!(error_code = error.code().as_str(), "admission refused");
-            return Err(error);
+        let hash = self.shared.registry.hash(ctx.user_id());
+        let admitted = self.shared.registry.shard(hash).admit(ctx, hash);
+        match admitted {
+            Ok(socket) => {
+                debug_event!("socket admitted");
+                let manager = IsolatedManager {
+                    socket: Arc::clone(&socket),
+                };
+                Ok((manager, Outbound { socket }))
+            }
+            Err(error) => {
+                debug_event!(error_code = error.code().as_str(), "admission refused");
+                Err(error)
+            }
         }
-        map.entry(hash).or_default().push(Arc::clone(&socket));
-        drop(map);
-        add(&shard.counters.admitted, 1);
-        debug_event!("socket admitted");
-
-        let manager = IsolatedManager {
-            shared: Arc::clone(inner),
-            socket: Arc::clone(&socket),
-        };
-        let outbound = Outbound {
-            shared: Arc::clone(inner),
-            socket,
-        };
-        Ok((manager, outbound))
     }
 
     /// Closes every open socket of `user` with `code` and `reason`; each one's
@@ -292,12 +254,14 @@ impl ManagerFactory {
         clippy::needless_pass_by_value,
         reason = "takes the frame's parts by value, like `IsolatedManager::close`"
     )]
-    #[allow(clippy::must_use_candidate, reason = "fire and forget is the common use")]
+    #[allow(
+        clippy::must_use_candidate,
+        reason = "fire and forget is the common use"
+    )]
     pub fn disconnect_user(&self, user: &UserId, code: CloseCode, reason: CloseReason) -> usize {
         let hash = self.shared.registry.hash(user);
-        let (closed, _) = self
-            .shared
-            .close_user(hash, user, code, &reason, Cause::Disconnect);
+        let shard = self.shared.registry.shard(hash);
+        let (closed, _) = shard.close_user(hash, user, code, &reason, Cause::Disconnect);
         debug_event!(sockets = closed, "user disconnected");
         closed
     }
@@ -321,10 +285,7 @@ impl ManagerFactory {
     #[must_use]
     pub fn connections(&self, user: &UserId) -> usize {
         let hash = self.shared.registry.hash(user);
-        let sockets = self.shared.registry.shard(hash).read();
-        sockets
-            .get(&hash)
-            .map_or(0, |list| list.iter().filter(|s| s.belongs_to(user)).count())
+        self.shared.registry.shard(hash).connections(hash, user)
     }
 
     /// Starts draining: refuses every new admission with SHUTTING_DOWN, closes every
@@ -350,15 +311,15 @@ impl ManagerFactory {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn shutdown(&self) {
-        let shared = &self.shared;
+        let global = &self.shared.global;
         // Set before visiting the shards: an admission either sees the flag under its
         // shard lock, or took that lock first and is closed below.
-        shared.draining.store(true, Ordering::SeqCst);
-        let (code, reason) = shared.close_frame(ErrorCode::ShuttingDown);
-        for shard in shared.registry.shards() {
-            close_where(shard, code, &reason, Cause::Shutdown, |_| true);
+        global.draining.store(true, Ordering::SeqCst);
+        let (code, reason) = global.close_frame(ErrorCode::ShuttingDown);
+        for shard in self.shared.registry.shards() {
+            shard.close_where(code, &reason, Cause::Shutdown, |_| true);
         }
-        shared.shutdown.notify_waiters();
+        global.shutdown.notify_waiters();
         debug_event!(error_code = "SHUTTING_DOWN", "factory draining");
     }
 
@@ -373,12 +334,14 @@ impl ManagerFactory {
     /// ```
     #[must_use]
     pub fn is_shutting_down(&self) -> bool {
-        self.shared.draining.load(Ordering::SeqCst)
+        self.shared.global.is_draining()
     }
 
-    /// Sweeps for idle sockets every `every` (at least 1 ms) and closes those without
-    /// activity for [`Limits::idle_timeout`] with IDLE_TIMEOUT (4408). Returns after
-    /// [`shutdown`](Self::shutdown). The application spawns it:
+    /// Runs [`close_idle`](Self::close_idle) every `every` (at least 1 ms), closing the
+    /// sockets without activity for [`Limits::idle_timeout`] with IDLE_TIMEOUT (4408):
+    /// each is closed between `idle_timeout` and `idle_timeout + 2 × every` after its
+    /// last activity, never before. Returns after [`shutdown`](Self::shutdown). The
+    /// application spawns it:
     ///
     /// ```
     /// # use std::time::Duration;
@@ -403,7 +366,7 @@ impl ManagerFactory {
     pub async fn run_idle_reaper(&self, every: Duration) {
         let every = every.max(MIN_REAP_INTERVAL);
         loop {
-            let mut notified = pin!(self.shared.shutdown.notified());
+            let mut notified = pin!(self.shared.global.shutdown.notified());
             notified.as_mut().enable();
             if self.is_shutting_down() {
                 return;
@@ -426,9 +389,15 @@ impl ManagerFactory {
         }
     }
 
-    /// One sweep of the idle reaper, now: closes every open socket without activity for
-    /// [`Limits::idle_timeout`] with IDLE_TIMEOUT (4408) and returns how many it closed.
-    /// Activity is [`IsolatedManager::record_activity`], or the admission itself.
+    /// One sweep of the idle reaper, now. Returns how many sockets it closed.
+    ///
+    /// Activity ([`IsolatedManager::record_activity`], or the admission) only sets a
+    /// flag, so that it costs no clock read; a sweep that finds the flag set clears it
+    /// and notes its own time as the socket's last activity. A sweep closes, with
+    /// IDLE_TIMEOUT (4408), every open socket whose flag is clear and whose last noted
+    /// activity is at least [`Limits::idle_timeout`] old. So a socket is never closed
+    /// less than `idle_timeout` after its last activity, and the first sweep after a
+    /// socket is admitted never closes it.
     ///
     /// # Examples
     ///
@@ -440,24 +409,29 @@ impl ManagerFactory {
     /// use wsctx::{CloseCode, Frame, Limits};
     ///
     /// let factory = ManagerFactory::new(Limits { idle_timeout: Duration::ZERO, ..Limits::default() });
-    /// let (_manager, mut outbound) = factory.create(bound)?;
-    /// assert_eq!(factory.close_idle(), 1);
+    /// let (manager, mut outbound) = factory.create(bound)?;
+    /// assert_eq!(factory.close_idle(), 0); // sees the admission
+    /// assert_eq!(factory.close_idle(), 1); // nothing since
     /// assert!(matches!(outbound.try_recv()?, Frame::Close(CloseCode::TIMEOUT, _)));
+    /// # drop(manager);
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
-    #[allow(clippy::must_use_candidate, reason = "fire and forget is the common use")]
+    #[allow(
+        clippy::must_use_candidate,
+        reason = "fire and forget is the common use"
+    )]
     pub fn close_idle(&self) -> usize {
-        let shared = &self.shared;
-        let timeout = nanos(shared.limits.idle_timeout);
-        let now = shared.now();
-        let (code, reason) = shared.close_frame(ErrorCode::IdleTimeout);
-        let closed = shared
+        let global = &self.shared.global;
+        let timeout = nanos(global.limits.idle_timeout);
+        let now = global.now();
+        let (code, reason) = global.close_frame(ErrorCode::IdleTimeout);
+        let closed = self
+            .shared
             .registry
             .shards()
-            .iter()
             .map(|shard| {
-                close_where(shard, code, &reason, Cause::Idle, |socket| {
-                    now.saturating_sub(socket.last_active()) >= timeout
+                shard.close_where(code, &reason, Cause::Idle, |socket| {
+                    socket.idle_for(now, timeout)
                 })
             })
             .sum();
@@ -485,8 +459,7 @@ impl ManagerFactory {
         for shard in self.shared.registry.shards() {
             shard.counters.sum_into(&mut total);
         }
-        total.active =
-            u64::try_from(self.shared.active.0.load(Ordering::Relaxed)).unwrap_or(u64::MAX);
+        total.active = u64::try_from(self.shared.global.active()).unwrap_or(u64::MAX);
         total
     }
 
@@ -501,7 +474,7 @@ impl ManagerFactory {
     /// ```
     #[must_use]
     pub fn limits(&self) -> Limits {
-        self.shared.limits
+        self.shared.global.limits
     }
 
     /// How the closes this factory sends are rendered.
@@ -513,7 +486,7 @@ impl ManagerFactory {
     /// ```
     #[must_use]
     pub fn close_style(&self) -> CloseStyle {
-        self.shared.style
+        self.shared.global.style
     }
 }
 
@@ -527,207 +500,9 @@ impl Default for ManagerFactory {
 impl fmt::Debug for ManagerFactory {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ManagerFactory")
-            .field("limits", &self.shared.limits)
-            .field("active", &self.shared.active.0.load(Ordering::Relaxed))
+            .field("limits", &self.shared.global.limits)
+            .field("active", &self.shared.global.active())
             .field("shutting_down", &self.is_shutting_down())
             .finish_non_exhaustive()
     }
-}
-
-/// A duration in nanoseconds, saturating.
-fn nanos(duration: Duration) -> u64 {
-    u64::try_from(duration.as_nanos()).unwrap_or(u64::MAX)
-}
-
-impl Shared {
-    /// Nanoseconds since the factory's epoch, on Tokio's clock (which tests can pause).
-    fn now(&self) -> u64 {
-        nanos(Instant::now().saturating_duration_since(self.epoch))
-    }
-
-    /// The close frame of `code` in this factory's style.
-    fn close_frame(&self, code: ErrorCode) -> (CloseCode, CloseReason) {
-        let rejection = Rejection::new(code);
-        (rejection.close_code(self.style), rejection.close_reason())
-    }
-
-    /// The admission checks, run under the write lock of the user's shard. On success
-    /// the global slot is taken; the caller inserts the socket before unlocking.
-    fn admit(&self, sockets: &registry::SocketMap, new: &Socket) -> Result<(), FactoryError> {
-        if self.draining.load(Ordering::SeqCst) {
-            return Err(FactoryError::ShuttingDown);
-        }
-        let ctx = new.context();
-        let mut held = 0;
-        if let Some(list) = sockets.get(&new.hash()) {
-            for socket in list.iter().filter(|s| s.belongs_to(ctx.user_id())) {
-                held += 1;
-                if !socket.is_closing()
-                    && socket.context().websocket_client_id() == ctx.websocket_client_id()
-                {
-                    return Err(FactoryError::DuplicateClient);
-                }
-            }
-        }
-        if held >= self.limits.per_user {
-            return Err(FactoryError::ConnectionLimit);
-        }
-        let global = self.limits.global;
-        self.active
-            .0
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |active| {
-                (active < global).then_some(active + 1)
-            })
-            .map(drop)
-            .map_err(|_| FactoryError::Overloaded)
-    }
-
-    /// Frees the slot of `socket` and closes it. Called once, by the manager's drop.
-    fn release(&self, socket: &Arc<Socket>) {
-        let discarded = socket
-            .request_close(CloseCode::NORMAL, CloseReason::new(""))
-            .unwrap_or(0);
-        let hash = socket.hash();
-        let shard = self.registry.shard(hash);
-        let mut sockets = shard.write();
-        if let Some(list) = sockets.get_mut(&hash) {
-            if let Some(index) = list.iter().position(|s| Arc::ptr_eq(s, socket)) {
-                list.swap_remove(index);
-            }
-            if list.is_empty() {
-                sockets.remove(&hash);
-            }
-        }
-        drop(sockets);
-        self.active.0.fetch_sub(1, Ordering::AcqRel);
-        add(&shard.counters.freed, 1);
-        add(&shard.counters.discarded, discarded);
-    }
-
-    fn send_to_user(&self, sender: &Socket, frame: Frame) -> Delivery {
-        let hash = sender.hash();
-        let user = sender.context().user_id();
-        if let Frame::Close(code, reason) = frame {
-            let (closed, skipped) = self.close_user(hash, user, code, &reason, Cause::Disconnect);
-            return Delivery {
-                delivered: closed,
-                dropped: skipped,
-            };
-        }
-        let shard = self.registry.shard(hash);
-        let capacity = self.limits.outbound_queue;
-        let mut delivery = Delivery::default();
-        let (mut slow, mut discarded) = (0, 0);
-        {
-            let sockets = shard.read();
-            let list = sockets.get(&hash).map_or(&[][..], Vec::as_slice);
-            for socket in list.iter().filter(|s| s.belongs_to(user)) {
-                match socket.push(frame.clone(), capacity, || {
-                    self.close_frame(ErrorCode::SlowConsumer)
-                }) {
-                    Push::Queued => delivery.delivered += 1,
-                    Push::Closed => delivery.dropped += 1,
-                    Push::Overflowed { discarded: n } => {
-                        delivery.dropped += 1;
-                        slow += 1;
-                        discarded += n;
-                    }
-                }
-            }
-        }
-        let counters = &shard.counters;
-        add(&counters.delivered, delivery.delivered);
-        add(&counters.dropped, delivery.dropped);
-        add(&counters.slow_consumers, slow);
-        add(&counters.discarded, discarded);
-        if slow > 0 {
-            warn_event!(
-                error_code = "SLOW_CONSUMER",
-                sockets = slow,
-                "outbound queue full, socket closed"
-            );
-        }
-        delivery
-    }
-
-    /// Closes one socket; counts it under `cause` when this call closed it.
-    fn close_socket(
-        &self,
-        socket: &Socket,
-        code: CloseCode,
-        reason: CloseReason,
-        cause: Cause,
-    ) -> bool {
-        let Some(discarded) = socket.request_close(code, reason) else {
-            return false;
-        };
-        let counters = &self.registry.shard(socket.hash()).counters;
-        add(cause_counter(counters, cause), 1);
-        add(&counters.discarded, discarded);
-        true
-    }
-
-    /// Closes every open socket of `user`. Returns (closed now, already closing).
-    fn close_user(
-        &self,
-        hash: u64,
-        user: &UserId,
-        code: CloseCode,
-        reason: &CloseReason,
-        cause: Cause,
-    ) -> (usize, usize) {
-        let shard = self.registry.shard(hash);
-        let (mut closed, mut skipped, mut discarded) = (0, 0, 0);
-        {
-            let sockets = shard.read();
-            let list = sockets.get(&hash).map_or(&[][..], Vec::as_slice);
-            for socket in list.iter().filter(|s| s.belongs_to(user)) {
-                match socket.request_close(code, reason.clone()) {
-                    Some(n) => {
-                        closed += 1;
-                        discarded += n;
-                    }
-                    None => skipped += 1,
-                }
-            }
-        }
-        add(cause_counter(&shard.counters, cause), closed);
-        add(&shard.counters.discarded, discarded);
-        (closed, skipped)
-    }
-}
-
-/// The counter of sockets closed for `cause`.
-fn cause_counter(counters: &metrics::Counters, cause: Cause) -> &AtomicU64 {
-    match cause {
-        Cause::Disconnect => &counters.disconnected,
-        Cause::Shutdown => &counters.closed_by_shutdown,
-        Cause::Idle => &counters.idle_timeouts,
-    }
-}
-
-/// Closes the open sockets of one shard that match `filter`; returns how many.
-fn close_where(
-    shard: &Shard,
-    code: CloseCode,
-    reason: &CloseReason,
-    cause: Cause,
-    filter: impl Fn(&Socket) -> bool,
-) -> usize {
-    let (mut closed, mut discarded) = (0, 0);
-    {
-        let sockets = shard.read();
-        for socket in sockets.values().flatten() {
-            if socket.is_closing() || !filter(socket) {
-                continue;
-            }
-            if let Some(n) = socket.request_close(code, reason.clone()) {
-                closed += 1;
-                discarded += n;
-            }
-        }
-    }
-    add(cause_counter(&shard.counters, cause), closed);
-    add(&shard.counters.discarded, discarded);
-    closed
 }

@@ -5,7 +5,6 @@ use std::future::poll_fn;
 use std::sync::Arc;
 use std::task::{Context as TaskContext, Poll};
 
-use crate::factory::Shared;
 use crate::factory::frame::Frame;
 use crate::factory::metrics::add;
 use crate::factory::socket::Socket;
@@ -45,7 +44,6 @@ use crate::factory::socket::Socket;
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub struct Outbound {
-    pub(super) shared: Arc<Shared>,
     pub(super) socket: Arc<Socket>,
 }
 
@@ -180,15 +178,7 @@ impl Outbound {
 impl Drop for Outbound {
     fn drop(&mut self) {
         let discarded = self.socket.receiver_dropped();
-        add(
-            &self
-                .shared
-                .registry
-                .shard(self.socket.hash())
-                .counters
-                .discarded,
-            discarded,
-        );
+        add(&self.socket.shard().counters.discarded, discarded);
     }
 }
 

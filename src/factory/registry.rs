@@ -1,15 +1,14 @@
 //! The sharded registry of live sockets: user hash -> that user's sockets.
 //!
-//! A user's sockets live in one shard, chosen by a keyed hash of the user id, behind a
-//! `std::sync::RwLock` that is never held across an await. Two users on two shards
-//! never touch the same lock or the same counters. Each shard is aligned to 128 bytes
-//! so that neighbouring shards do not share a cache line.
+//! A user's sockets live in one [`Shard`], chosen by a keyed hash of the user id,
+//! behind a `std::sync::RwLock` that is never held across an await. Two users on two
+//! shards never touch the same lock, the same counters or the same reference count.
 
 use std::collections::HashMap;
 use std::hash::{BuildHasher, BuildHasherDefault, Hasher, RandomState};
-use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::sync::Arc;
 
-use crate::factory::metrics::Counters;
+use crate::factory::shard::{Global, Shard};
 use crate::factory::socket::Socket;
 use crate::id::UserId;
 
@@ -40,34 +39,17 @@ impl Hasher for PassThrough {
 /// reader filters by user id) with that hash.
 pub(super) type SocketMap = HashMap<u64, Vec<Arc<Socket>>, BuildHasherDefault<PassThrough>>;
 
-#[repr(align(128))]
-#[derive(Default)]
-pub(super) struct Shard {
-    sockets: RwLock<SocketMap>,
-    pub(super) counters: Counters,
-}
-
-impl Shard {
-    pub(super) fn read(&self) -> RwLockReadGuard<'_, SocketMap> {
-        // Nothing panics while holding this lock; recover rather than propagate if
-        // that ever changes.
-        self.sockets.read().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    pub(super) fn write(&self) -> RwLockWriteGuard<'_, SocketMap> {
-        self.sockets.write().unwrap_or_else(PoisonError::into_inner)
-    }
-}
-
 pub(super) struct Registry {
-    shards: Box<[Shard]>,
+    shards: Box<[Arc<Shard>]>,
     hasher: RandomState,
 }
 
 impl Registry {
-    pub(super) fn new() -> Self {
+    pub(super) fn new(global: &Arc<Global>) -> Self {
         Self {
-            shards: (0..SHARDS).map(|_| Shard::default()).collect(),
+            shards: (0..SHARDS)
+                .map(|_| Arc::new(Shard::new(Arc::clone(global))))
+                .collect(),
             hasher: RandomState::new(),
         }
     }
@@ -80,13 +62,13 @@ impl Registry {
     /// The shard of a user hash. Takes bits 40..46: the map uses the low bits for its
     /// buckets and the top 7 for its control bytes, and those must stay spread within a
     /// shard.
-    pub(super) fn shard(&self, hash: u64) -> &Shard {
+    pub(super) fn shard(&self, hash: u64) -> &Arc<Shard> {
         #[allow(clippy::cast_possible_truncation, reason = "masked to 6 bits")]
         let index = ((hash >> 40) as usize) & (SHARDS - 1);
         &self.shards[index]
     }
 
-    pub(super) fn shards(&self) -> &[Shard] {
-        &self.shards
+    pub(super) fn shards(&self) -> impl Iterator<Item = &Shard> {
+        self.shards.iter().map(|shard| &**shard)
     }
 }

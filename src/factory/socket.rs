@@ -8,28 +8,35 @@
 use std::collections::VecDeque;
 use std::mem;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::task::{Context as TaskContext, Poll, Waker};
 
 use crate::close::{CloseCode, CloseReason};
 use crate::context::Context;
 use crate::factory::frame::Frame;
 use crate::factory::outbound::TryRecvError;
+use crate::factory::shard::Shard;
 use crate::id::UserId;
 use crate::state::Bound;
 
-/// Queues that grew past this many slots give their buffer back once drained, so a
-/// burst does not pin memory for the rest of the connection.
-const RETAINED_QUEUE_SLOTS: usize = 32;
+/// Queues that grew past this many slots shrink back to it once drained, so a burst
+/// does not pin memory for the rest of the connection (8 slots are 192 bytes).
+const RETAINED_QUEUE_SLOTS: usize = 8;
 
 pub(super) struct Socket {
     ctx: Context<Bound>,
+    /// The shard that holds this socket (while it is registered).
+    shard: Arc<Shard>,
     /// The registry hash of the user id (shard and map key).
     hash: u64,
     /// Set, under the queue lock, when the close slot leaves `Open`. Read without it.
     closing: AtomicBool,
-    /// Nanoseconds since the factory's epoch at the last recorded activity.
-    last_active: AtomicU64,
+    /// Set by every recorded activity (and by the admission); the idle sweep clears it
+    /// and moves `seen_active` to its own time. Activity costs one relaxed store, no
+    /// clock read.
+    active: AtomicBool,
+    /// Nanoseconds since the factory's epoch at the last sweep that found `active` set.
+    seen_active: AtomicU64,
     queue: Mutex<Queue>,
 }
 
@@ -60,12 +67,14 @@ pub(super) enum Push {
 }
 
 impl Socket {
-    pub(super) fn new(ctx: Context<Bound>, hash: u64, now: u64) -> Self {
+    pub(super) fn new(ctx: Context<Bound>, hash: u64, shard: Arc<Shard>) -> Self {
         Self {
             ctx,
+            shard,
             hash,
             closing: AtomicBool::new(false),
-            last_active: AtomicU64::new(now),
+            active: AtomicBool::new(true),
+            seen_active: AtomicU64::new(0),
             queue: Mutex::new(Queue {
                 frames: VecDeque::new(),
                 close: CloseSlot::Open,
@@ -76,6 +85,10 @@ impl Socket {
 
     pub(super) fn context(&self) -> &Context<Bound> {
         &self.ctx
+    }
+
+    pub(super) fn shard(&self) -> &Shard {
+        &self.shard
     }
 
     pub(super) fn hash(&self) -> u64 {
@@ -90,12 +103,22 @@ impl Socket {
         self.closing.load(Ordering::Acquire)
     }
 
-    pub(super) fn touch(&self, now: u64) {
-        self.last_active.store(now, Ordering::Relaxed);
+    pub(super) fn mark_active(&self) {
+        // Read first: a busy socket's flag is already set, and skipping the store keeps
+        // the cache line clean.
+        if !self.active.load(Ordering::Relaxed) {
+            self.active.store(true, Ordering::Relaxed);
+        }
     }
 
-    pub(super) fn last_active(&self) -> u64 {
-        self.last_active.load(Ordering::Relaxed)
+    /// One idle sweep's look at this socket at time `now`: whether it has gone at least
+    /// `timeout` without activity since the sweep that last saw it active.
+    pub(super) fn idle_for(&self, now: u64, timeout: u64) -> bool {
+        if self.active.swap(false, Ordering::Relaxed) {
+            self.seen_active.store(now, Ordering::Relaxed);
+            return false;
+        }
+        now.saturating_sub(self.seen_active.load(Ordering::Relaxed)) >= timeout
     }
 
     fn lock(&self) -> MutexGuard<'_, Queue> {
@@ -179,7 +202,7 @@ impl Socket {
         }
         if let Some(frame) = queue.frames.pop_front() {
             if queue.frames.is_empty() && queue.frames.capacity() > RETAINED_QUEUE_SLOTS {
-                queue.frames = VecDeque::new();
+                queue.frames.shrink_to(RETAINED_QUEUE_SLOTS);
             }
             return Poll::Ready(Some(frame));
         }
@@ -200,7 +223,7 @@ impl Socket {
         }
         let frame = queue.frames.pop_front().ok_or(TryRecvError::Empty)?;
         if queue.frames.is_empty() && queue.frames.capacity() > RETAINED_QUEUE_SLOTS {
-            queue.frames = VecDeque::new();
+            queue.frames.shrink_to(RETAINED_QUEUE_SLOTS);
         }
         Ok(frame)
     }
