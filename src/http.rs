@@ -1150,7 +1150,7 @@ impl HandshakeBuilder {
     }
 
     /// The subprotocols this server speaks, in order of preference. Entries starting with
-    /// `jwt.` are never selected.
+    /// `jwt.` are dropped: a token entry is never selected, so never echoed.
     ///
     /// # Examples
     ///
@@ -1162,15 +1162,19 @@ impl HandshakeBuilder {
     /// #         AuthenticatedUser::from_subject(token.expose_secret().strip_prefix("ok-"))
     /// #     }
     /// # }
-    /// let handshake = wsctx::http::Handshake::builder(Opaque).subprotocols(["wsctx.v1"]).build();
-    /// assert_eq!(handshake.subprotocols().count(), 1);
+    /// let handshake = wsctx::http::Handshake::builder(Opaque).subprotocols(["wsctx.v1", "jwt.x"]).build();
+    /// assert_eq!(handshake.subprotocols().collect::<Vec<_>>(), ["wsctx.v1"]);
     /// ```
     pub fn subprotocols<I>(mut self, protocols: I) -> Self
     where
         I: IntoIterator,
         I::Item: Into<Cow<'static, str>>,
     {
-        self.inner.subprotocols = protocols.into_iter().map(Into::into).collect();
+        self.inner.subprotocols = protocols
+            .into_iter()
+            .map(Into::into)
+            .filter(|protocol: &Cow<'static, str>| !is_token_entry(protocol.as_bytes()))
+            .collect();
         self
     }
 
