@@ -22,6 +22,10 @@
 //! - `json_to_validated/{accept,reject}`: `serde_json::from_str` then validate, timed
 //!   end to end (parsing, allocation, validation and dropping).
 #![allow(missing_docs, reason = "a benchmark binary")]
+#![allow(
+    clippy::struct_field_names,
+    reason = "the structs mirror the context's wire field names"
+)]
 
 use std::hint::black_box;
 
@@ -297,7 +301,7 @@ fn wsctx_raw(ids: Ids) -> Context<Raw> {
 // Benchmarks
 // ---------------------------------------------------------------------------------------
 
-fn sanity_check(policy: &Policy, ids: &UuidGenerator) {
+fn sanity_check(policy: &Policy, ids: &dyn wsctx::IdGenerator) {
     use garde::Validate as _;
     use validator::Validate as _;
     let accept = accept_ids();

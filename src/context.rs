@@ -283,11 +283,11 @@ impl Context<Raw> {
         );
         let operation = check_operation(raw.operation, &mut errors);
         let metadata = check_metadata(raw.metadata, &mut errors);
-        let operation_depth = check_depth(raw.operation_depth, &mut errors);
+        let operation_depth = check_depth(raw.operation_depth.as_ref(), &mut errors);
 
         if let Some(error) = ValidationError::from_errors(errors) {
             #[cfg(feature = "tracing")]
-            for e in error.iter() {
+            for e in &error {
                 debug_event!(
                     field = e.field().as_str(),
                     error_code = "INVALID_CONTEXT",
@@ -415,10 +415,10 @@ fn check_metadata(
     Metadata(map)
 }
 
-fn check_depth(depth: Option<RawValue<u64>>, errors: &mut Vec<FieldError>) -> u8 {
+fn check_depth(depth: Option<&RawValue<u64>>, errors: &mut Vec<FieldError>) -> u8 {
     match depth {
         None => 0,
-        Some(RawValue::Given(depth)) => match u8::try_from(depth) {
+        Some(RawValue::Given(depth)) => match u8::try_from(*depth) {
             Ok(depth) if depth <= MAX_OPERATION_DEPTH => depth,
             _ => {
                 errors.push(FieldError::new(

@@ -8,10 +8,10 @@ use std::borrow::Cow;
 use std::fmt;
 use std::time::Duration;
 
-use crate::close::{CloseCode, CloseReason};
+use crate::close::{CloseCode, CloseReason, MAX_CLOSE_REASON_BYTES};
 use crate::generate::GenerateError;
 
-/// Why an id failed the structural rule (see [`crate::rule`]).
+/// Why an id failed the structural rule (see the crate docs, "Field rules").
 ///
 /// # Examples
 ///
@@ -27,7 +27,7 @@ pub enum IdError {
     /// Nothing is left after trimming whitespace.
     #[error("is empty")]
     Empty,
-    /// Longer than [`MAX_ID_BYTES`](crate::rule::MAX_ID_BYTES) bytes after trimming.
+    /// Longer than [`MAX_ID_BYTES`](crate::MAX_ID_BYTES) bytes after trimming.
     #[error("is longer than 256 bytes")]
     TooLong,
     /// Contains a control character (Unicode `Cc`).
@@ -602,7 +602,7 @@ pub enum CloseStyle {
 /// | NO_TOKEN | 401 | 4401 | never |
 /// | INVALID_FORMAT | 401 | 4401 | never |
 /// | VALIDATION_FAILED | 401 | 4401 | never |
-/// | TOKEN_EXPIRED | 401 | 4401 | after_refresh |
+/// | TOKEN_EXPIRED | 401 | 4401 | `after_refresh` |
 /// | MISSING_USER_ID | 403 | 4403 | never |
 /// | FORBIDDEN | 403 | 4403 | never |
 /// | INVALID_CONTEXT | 400 | 4400 | never |
@@ -695,17 +695,28 @@ impl Rejection {
         }
     }
 
-    /// The close reason: the code's token, followed for INVALID_CONTEXT by the names of
-    /// the failing fields (`invalid_context:user_id,run_id`), cut to 123 bytes.
+    /// The close reason: the code's token, followed for INVALID_CONTEXT by the distinct
+    /// names of the failing fields (`invalid_context:user_id,run_id`), as many whole
+    /// names as fit in 123 bytes.
     #[must_use]
     pub fn close_reason(&self) -> CloseReason {
         match &self.detail {
             Some(detail) => {
-                let mut reason = String::with_capacity(64);
+                let mut reason = String::with_capacity(MAX_CLOSE_REASON_BYTES);
                 reason.push_str(self.code.reason());
-                for (i, error) in detail.iter().enumerate() {
-                    reason.push(if i == 0 { ':' } else { ',' });
-                    reason.push_str(error.field().as_str());
+                let mut fields: Vec<Field> = Vec::with_capacity(detail.len());
+                for field in detail.iter().map(FieldError::field) {
+                    if fields.contains(&field) {
+                        continue;
+                    }
+                    let name = field.as_str();
+                    // Whole names only: a cut name would be misleading.
+                    if reason.len() + 1 + name.len() > MAX_CLOSE_REASON_BYTES {
+                        break;
+                    }
+                    reason.push(if fields.is_empty() { ':' } else { ',' });
+                    reason.push_str(name);
+                    fields.push(field);
                 }
                 CloseReason::new(&reason)
             }

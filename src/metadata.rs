@@ -87,6 +87,7 @@ impl Metadata {
     }
 
     /// The entries, in key order.
+    #[must_use]
     pub fn iter(&self) -> impl ExactSizeIterator<Item = (&str, &str)> {
         self.0.iter().map(|(k, v)| (k.as_str(), v.as_str()))
     }

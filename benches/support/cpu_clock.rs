@@ -94,22 +94,17 @@ impl ValueFormatter for Nanoseconds {
         Self::scale(typical, values)
     }
 
+    /// These benchmarks declare no throughput: report iterations per second.
     fn scale_throughputs(
         &self,
         _typical: f64,
-        throughput: &Throughput,
+        _throughput: &Throughput,
         values: &mut [f64],
     ) -> &'static str {
-        let per_item = match *throughput {
-            Throughput::Elements(n)
-            | Throughput::Bytes(n)
-            | Throughput::BytesDecimal(n)
-            | Throughput::Bits(n) => n as f64,
-        };
         for value in values {
-            *value = per_item * 1e9 / *value;
+            *value = 1e9 / *value;
         }
-        "elem/s"
+        "iter/s"
     }
 
     fn scale_for_machines(&self, _values: &mut [f64]) -> &'static str {

@@ -12,7 +12,7 @@ use wsctx::{
     Policy, Rejection, RequestId, RunId, SequenceGenerator, ThreadId, UserId, WebSocketClientId,
 };
 
-/// `validate_json`: bytes → `Context<Raw>` (serde_json) → validate.
+/// `validate_json`: bytes → `Context<Raw>` (`serde_json`) → validate.
 ///
 /// - nothing panics;
 /// - deserializing straight into `Context<Validated>` succeeds exactly when the raw
@@ -21,6 +21,10 @@ use wsctx::{
 ///   an equal context, and `into_raw` → validate gives an equal context;
 /// - rejected ⇒ INVALID_CONTEXT (the sequence generator never fails): HTTP 400, a
 ///   sendable close code that is not 1011, a reason of at most 123 bytes.
+///
+/// # Panics
+///
+/// When an invariant breaks (that is how libFuzzer and `tests/fuzz_seeds.rs` see it).
 pub fn validate_json(data: &[u8]) {
     let policy = Policy::default();
     let direct = serde_json::from_slice::<Context<Validated>>(data);
@@ -88,6 +92,10 @@ pub fn validate_json(data: &[u8]) {
 /// Every newtype accepts exactly what the naive model accepts, stores the model's trimmed
 /// value, and rejects with a rule the model says is broken; `FromStr` agrees with
 /// `try_new`; the default policy agrees with the naive model.
+///
+/// # Panics
+///
+/// When an invariant breaks (that is how libFuzzer and `tests/fuzz_seeds.rs` see it).
 pub fn field_rule(data: &[u8]) {
     let input = String::from_utf8_lossy(data);
     let input = input.as_ref();
@@ -140,6 +148,10 @@ fn check_newtype<T>(
 ///
 /// The reason is at most 123 bytes, valid UTF-8, a prefix of the input, and the longest
 /// such prefix (the input itself when it fits).
+///
+/// # Panics
+///
+/// When an invariant breaks (that is how libFuzzer and `tests/fuzz_seeds.rs` see it).
 pub fn close_reason(data: &[u8]) {
     let input = String::from_utf8_lossy(data);
     let reason = CloseReason::new(&input);

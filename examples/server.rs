@@ -1,0 +1,198 @@
+//! The wsctx example server: JWT-authenticated WebSocket connections where every text frame a socket
+//! sends reaches all the sockets of the same user, and nobody else.
+//!
+//! ```text
+//! cargo run --example server --features axum,jwt -- [--addr 127.0.0.1:8080] [--max-per-user 5]
+//! cargo run --example server --features axum,jwt -- --mint-token <sub>   # needs WSCTX_JWT_SECRET
+//! ```
+//!
+//! - `GET /ws`: refuses a bad handshake with the HTTP status of the rejection table.
+//! - `GET /ws/browser`: upgrades, then refuses with an error frame and the close code.
+//! - `GET /`: a page that connects with the token in the subprotocol.
+//! - `GET /healthz`, `GET /metrics` (Prometheus text; no user ids).
+//!
+//! The HS256 secret comes from `WSCTX_JWT_SECRET` (at least 32 bytes); without it a
+//! random one is generated and a ready demo token is printed. Tokens must name audience
+//! `wsctx` and issuer `wsctx-demo`. Ctrl-C or SIGTERM closes every socket with 1012.
+#![allow(
+    clippy::print_stdout,
+    clippy::print_stderr,
+    reason = "a command-line program"
+)]
+
+#[path = "server/app.rs"]
+mod app;
+
+use std::net::SocketAddr;
+use std::process::ExitCode;
+use std::time::Duration;
+
+/// How long printed demo tokens stay valid.
+const DEMO_TOKEN_TTL: Duration = Duration::from_secs(24 * 60 * 60);
+
+struct Args {
+    addr: SocketAddr,
+    max_per_user: usize,
+    mint: Option<String>,
+}
+
+const USAGE: &str = "usage: server [--addr HOST:PORT] [--max-per-user N] [--mint-token SUB]
+  --addr          listen address (default 127.0.0.1:8080, or WSCTX_ADDR)
+  --max-per-user  sockets one user may hold (default 5)
+  --mint-token    print a token for SUB signed with WSCTX_JWT_SECRET, then exit
+environment: WSCTX_JWT_SECRET (HS256 secret, at least 32 bytes), WSCTX_ADDR";
+
+fn parse_args() -> Result<Args, String> {
+    let mut addr = std::env::var("WSCTX_ADDR").unwrap_or_else(|_| "127.0.0.1:8080".to_owned());
+    let mut max_per_user = 5;
+    let mut mint = None;
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        let mut value = |name: &str| args.next().ok_or_else(|| format!("{name} needs a value"));
+        match arg.as_str() {
+            "--addr" => addr = value("--addr")?,
+            "--max-per-user" => {
+                max_per_user = value("--max-per-user")?
+                    .parse()
+                    .map_err(|_| "--max-per-user needs a positive integer".to_owned())?;
+            }
+            "--mint-token" => mint = Some(value("--mint-token")?),
+            "-h" | "--help" => return Err(String::new()),
+            other => return Err(format!("unknown argument {other:?}")),
+        }
+    }
+    if max_per_user == 0 {
+        return Err("--max-per-user needs a positive integer".to_owned());
+    }
+    let addr = addr
+        .parse()
+        .map_err(|_| format!("not a socket address: {addr:?}"))?;
+    Ok(Args {
+        addr,
+        max_per_user,
+        mint,
+    })
+}
+
+/// The secret from `WSCTX_JWT_SECRET`, or a fresh random one (`true` when generated).
+fn secret() -> Result<(Vec<u8>, bool), String> {
+    match std::env::var("WSCTX_JWT_SECRET") {
+        Ok(secret) if secret.len() >= wsctx::jwt::MIN_HS256_SECRET_BYTES => {
+            Ok((secret.into_bytes(), false))
+        }
+        Ok(_) => Err("WSCTX_JWT_SECRET must be at least 32 bytes".to_owned()),
+        Err(_) => {
+            // 244 random bits from two v4 UUIDs, as 64 hex characters.
+            let random = format!(
+                "{}{}",
+                uuid::Uuid::new_v4().simple(),
+                uuid::Uuid::new_v4().simple()
+            );
+            Ok((random.into_bytes(), true))
+        }
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {}
+        () = terminate => {}
+    }
+    eprintln!("shutting down: closing every socket with 1012");
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let args = match parse_args() {
+        Ok(args) => args,
+        Err(message) => {
+            if !message.is_empty() {
+                eprintln!("error: {message}");
+            }
+            eprintln!("{USAGE}");
+            return ExitCode::from(2);
+        }
+    };
+    let (secret, generated) = match secret() {
+        Ok(secret) => secret,
+        Err(message) => {
+            eprintln!("error: {message}");
+            return ExitCode::from(2);
+        }
+    };
+
+    if let Some(sub) = args.mint {
+        if generated {
+            eprintln!("error: --mint-token needs WSCTX_JWT_SECRET (the server's secret)");
+            return ExitCode::from(2);
+        }
+        return match app::mint_token(&secret, &sub, DEMO_TOKEN_TTL) {
+            Ok(token) => {
+                println!("{token}");
+                ExitCode::SUCCESS
+            }
+            Err(error) => {
+                eprintln!("error: {error}");
+                ExitCode::FAILURE
+            }
+        };
+    }
+
+    let verifier = match app::verifier(&secret) {
+        Ok(verifier) => verifier,
+        Err(error) => {
+            eprintln!("error: {error}");
+            return ExitCode::from(2);
+        }
+    };
+    let options = app::Options {
+        max_per_user: args.max_per_user,
+        ..app::Options::default()
+    };
+    let listener = match tokio::net::TcpListener::bind(args.addr).await {
+        Ok(listener) => listener,
+        Err(error) => {
+            eprintln!("error: cannot listen on {}: {error}", args.addr);
+            return ExitCode::FAILURE;
+        }
+    };
+    let addr = listener.local_addr().unwrap_or(args.addr);
+    println!("wsctx example server listening on http://{addr}");
+    if generated {
+        match app::mint_token(&secret, "user-alice-7f3a", DEMO_TOKEN_TTL) {
+            Ok(token) => {
+                println!("WSCTX_JWT_SECRET is not set: generated a random secret for this run.");
+                println!("demo token (sub user-alice-7f3a, valid 24 h):\n  {token}");
+                println!("connect:\n  websocat -H 'Authorization: Bearer {token}' ws://{addr}/ws");
+                println!("browser:\n  http://{addr}/#token={token}");
+            }
+            Err(error) => eprintln!("warning: could not mint a demo token: {error}"),
+        }
+    } else {
+        println!(
+            "mint a token: cargo run --example server --features axum,jwt -- --mint-token <sub>"
+        );
+    }
+
+    let app = app::app(verifier, &options);
+    if let Err(error) = app::serve(listener, app, shutdown_signal()).await {
+        eprintln!("error: {error}");
+        return ExitCode::FAILURE;
+    }
+    println!("stopped");
+    ExitCode::SUCCESS
+}

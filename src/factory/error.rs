@@ -1,0 +1,72 @@
+//! [`FactoryError`]: why an admission was refused.
+
+use crate::error::{ErrorCode, Rejection};
+
+/// Why [`ManagerFactory::create`](crate::ManagerFactory::create) refused a socket.
+///
+/// Each variant is one row of the rejection table; convert it into a [`Rejection`] to
+/// render it as an HTTP response or a close frame. Messages are fixed, lowercase, and
+/// contain no id.
+///
+/// # Examples
+///
+/// ```
+/// use wsctx::{ErrorCode, FactoryError, Rejection};
+///
+/// let error = FactoryError::ConnectionLimit;
+/// assert_eq!(error.code(), ErrorCode::ConnectionLimit);
+/// assert_eq!(error.to_string(), "too many connections for this user");
+/// assert_eq!(Rejection::from(error).http_status(), Some(429));
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, thiserror::Error)]
+#[non_exhaustive]
+pub enum FactoryError {
+    /// The user already holds [`Limits::per_user`](crate::Limits::per_user) sockets:
+    /// CONNECTION_LIMIT.
+    #[error("{}", ErrorCode::ConnectionLimit.message())]
+    ConnectionLimit,
+    /// The factory already holds [`Limits::global`](crate::Limits::global) sockets:
+    /// OVERLOADED.
+    #[error("{}", ErrorCode::Overloaded.message())]
+    Overloaded,
+    /// The user already has a live socket with this client id: DUPLICATE_CLIENT.
+    #[error("{}", ErrorCode::DuplicateClient.message())]
+    DuplicateClient,
+    /// The factory is draining after [`shutdown`](crate::ManagerFactory::shutdown):
+    /// SHUTTING_DOWN.
+    #[error("{}", ErrorCode::ShuttingDown.message())]
+    ShuttingDown,
+}
+
+impl FactoryError {
+    /// The error code of the rejection table.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use wsctx::{ErrorCode, FactoryError};
+    ///
+    /// assert_eq!(FactoryError::Overloaded.code(), ErrorCode::Overloaded);
+    /// ```
+    #[must_use]
+    pub const fn code(&self) -> ErrorCode {
+        match self {
+            Self::ConnectionLimit => ErrorCode::ConnectionLimit,
+            Self::Overloaded => ErrorCode::Overloaded,
+            Self::DuplicateClient => ErrorCode::DuplicateClient,
+            Self::ShuttingDown => ErrorCode::ShuttingDown,
+        }
+    }
+}
+
+impl From<FactoryError> for Rejection {
+    fn from(error: FactoryError) -> Self {
+        Self::new(error.code())
+    }
+}
+
+impl From<FactoryError> for ErrorCode {
+    fn from(error: FactoryError) -> Self {
+        error.code()
+    }
+}

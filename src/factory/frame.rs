@@ -1,0 +1,128 @@
+//! [`Frame`], what an outbound queue carries, and [`Delivery`], what a fan-out did.
+
+use std::sync::Arc;
+
+use crate::close::{CloseCode, CloseReason};
+use crate::error::{CloseStyle, Rejection};
+
+/// One outbound WebSocket message. Cheap to clone: the payload is shared, so a fan-out
+/// to every socket of a user copies a pointer, not the message.
+///
+/// # Examples
+///
+/// ```
+/// use wsctx::Frame;
+///
+/// let frame = Frame::text("hello");
+/// let copy = frame.clone(); // shares the text
+/// assert_eq!(copy.as_text(), Some("hello"));
+/// assert_eq!(Frame::binary(vec![1, 2, 3]), Frame::Binary(vec![1, 2, 3].into()));
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Frame {
+    /// A text message.
+    Text(Arc<str>),
+    /// A binary message.
+    Binary(Arc<[u8]>),
+    /// A close frame: the last frame an [`Outbound`](crate::Outbound) yields.
+    Close(CloseCode, CloseReason),
+}
+
+impl Frame {
+    /// A text frame.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let frame = wsctx::Frame::text(String::from("hi"));
+    /// assert_eq!(frame.as_text(), Some("hi"));
+    /// ```
+    pub fn text(text: impl Into<Arc<str>>) -> Self {
+        Self::Text(text.into())
+    }
+
+    /// A binary frame.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let frame = wsctx::Frame::binary(&b"\x00\x01"[..]);
+    /// assert!(matches!(frame, wsctx::Frame::Binary(_)));
+    /// ```
+    pub fn binary(bytes: impl Into<Arc<[u8]>>) -> Self {
+        Self::Binary(bytes.into())
+    }
+
+    /// The close frame that renders `rejection` in `style`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use wsctx::{CloseCode, CloseReason, CloseStyle, ErrorCode, Frame, Rejection};
+    ///
+    /// let frame = Frame::close(&Rejection::new(ErrorCode::IdleTimeout), CloseStyle::Detailed);
+    /// assert_eq!(frame, Frame::Close(CloseCode::TIMEOUT, CloseReason::new("idle_timeout")));
+    /// ```
+    #[must_use]
+    pub fn close(rejection: &Rejection, style: CloseStyle) -> Self {
+        Self::Close(rejection.close_code(style), rejection.close_reason())
+    }
+
+    /// The text, for a text frame.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// assert_eq!(wsctx::Frame::binary(vec![0]).as_text(), None);
+    /// ```
+    #[must_use]
+    pub fn as_text(&self) -> Option<&str> {
+        match self {
+            Self::Text(text) => Some(text),
+            Self::Binary(_) | Self::Close(..) => None,
+        }
+    }
+
+    /// Whether this is a close frame.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use wsctx::{CloseCode, CloseReason, Frame};
+    ///
+    /// assert!(Frame::Close(CloseCode::NORMAL, CloseReason::new("")).is_close());
+    /// ```
+    #[must_use]
+    pub const fn is_close(&self) -> bool {
+        matches!(self, Self::Close(..))
+    }
+}
+
+/// What one [`send_to_user`](crate::IsolatedManager::send_to_user) did, counted in
+/// sockets of the sending user.
+///
+/// # Examples
+///
+/// ```
+/// # use wsctx::{Context, Frame, ManagerFactory, Policy, SequenceGenerator, UuidGenerator};
+/// # let bound = |tab: &str| -> Result<Context<wsctx::state::Bound>, Box<dyn std::error::Error>> {
+/// #     Ok(Context::builder().user_id("user-a").websocket_client_id(tab).build()
+/// #     .validate(&Policy::default(), &SequenceGenerator::new())?.bind(None, &UuidGenerator::new())?)
+/// # };
+/// let factory = ManagerFactory::default();
+/// let (tab1, _out1) = factory.create(bound("tab-1")?)?;
+/// let (_tab2, _out2) = factory.create(bound("tab-2")?)?;
+///
+/// let delivery = tab1.send_to_user(Frame::text("hi"));
+/// assert_eq!((delivery.delivered, delivery.dropped), (2, 0));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub struct Delivery {
+    /// Sockets whose outbound queue accepted the frame.
+    pub delivered: usize,
+    /// Sockets that did not get the frame: closing or closed, or their queue was full
+    /// (such a socket is now closing as SLOW_CONSUMER).
+    pub dropped: usize,
+}

@@ -1,0 +1,508 @@
+//! The connection manager factory (DESIGN §7): admission under per-user and global
+//! limits, one bounded outbound queue per socket, fan-out to the sockets of one user,
+//! forced disconnects, shutdown, the idle reaper, and metrics.
+//!
+//! | module | job |
+//! |---|---|
+//! | `limits` | [`Limits`] |
+//! | `error` | [`FactoryError`] |
+//! | `frame` | [`Frame`], [`Delivery`] |
+//! | `registry` | the shards, and the hash that picks one |
+//! | `shard` | one shard's map user -> sockets, and the transitions on it |
+//! | `socket` | one socket's queue and close slot |
+//! | `outbound` | [`Outbound`], [`TryRecvError`] |
+//! | `manager` | [`IsolatedManager`] |
+//! | `metrics` | per-shard counters, [`MetricsSnapshot`] |
+//! | this file | [`ManagerFactory`] and the transitions that span modules |
+
+mod error;
+mod frame;
+mod limits;
+mod manager;
+mod metrics;
+mod outbound;
+mod registry;
+mod shard;
+mod socket;
+
+use std::fmt;
+use std::future::{Future, poll_fn};
+use std::pin::pin;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::task::Poll;
+use std::time::Duration;
+
+pub use error::FactoryError;
+pub use frame::{Delivery, Frame};
+pub use limits::Limits;
+pub use manager::IsolatedManager;
+pub use metrics::MetricsSnapshot;
+pub use outbound::{Outbound, TryRecvError};
+
+use crate::close::{CloseCode, CloseReason};
+use crate::context::Context;
+use crate::error::{CloseStyle, ErrorCode};
+use crate::id::UserId;
+use crate::state::Bound;
+use crate::trace::debug_event;
+use registry::Registry;
+use shard::{Cause, Global, nanos};
+
+/// The shortest interval [`ManagerFactory::run_idle_reaper`] sweeps at.
+const MIN_REAP_INTERVAL: Duration = Duration::from_millis(1);
+
+/// What every handle of one factory shares.
+struct Shared {
+    registry: Registry,
+    global: Arc<Global>,
+}
+
+/// Admits bound contexts as [`IsolatedManager`]s, one per socket, under [`Limits`].
+///
+/// A cheap [`Clone`] handle to shared state (like `reqwest::Client`): clone it into
+/// every connection task. Sockets are kept in a sharded registry keyed by a keyed hash
+/// of the user id, so connections of different users rarely touch the same lock; no
+/// lock is ever held across an await.
+///
+/// | transition | result |
+/// |---|---|
+/// | [`create`](Self::create) | an [`IsolatedManager`] (the slot) and an [`Outbound`] (its queue), or a [`FactoryError`] |
+/// | dropping the manager | frees the slot, closes the socket with 1000 |
+/// | a full outbound queue | closes that socket with SLOW_CONSUMER (1013) |
+/// | [`disconnect_user`](Self::disconnect_user) | closes every socket of one user with a given frame |
+/// | [`run_idle_reaper`](Self::run_idle_reaper) | closes idle sockets with IDLE_TIMEOUT (4408) |
+/// | [`shutdown`](Self::shutdown) | closes every socket with SHUTTING_DOWN (1012), refuses new ones |
+///
+/// User ids appear in no log line, metric or `Debug` output of the factory.
+///
+/// # Examples
+///
+/// ```
+/// use wsctx::{Context, ErrorCode, Frame, Limits, ManagerFactory, Policy, Rejection, UuidGenerator};
+///
+/// let ids = UuidGenerator::new();
+/// let factory = ManagerFactory::new(Limits { per_user: 1, ..Limits::default() });
+///
+/// let validated = Context::builder().user_id("user-a").build().validate(&Policy::default(), &ids)?;
+/// // Each bind gets a fresh client id (one per browser tab).
+/// let (manager, mut outbound) = factory.create(validated.clone().bind(None, &ids)?)?;
+///
+/// // A second socket of the same user is over its limit.
+/// let rejection = Rejection::from(factory.create(validated.bind(None, &ids)?).unwrap_err());
+/// assert_eq!(rejection.code(), ErrorCode::ConnectionLimit);
+/// assert_eq!(rejection.http_status(), Some(429));
+///
+/// manager.send_to_user(Frame::text("hello"));
+/// assert_eq!(outbound.try_recv()?, Frame::text("hello"));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Clone)]
+pub struct ManagerFactory {
+    shared: Arc<Shared>,
+}
+
+impl ManagerFactory {
+    /// A factory enforcing `limits`, rendering the closes it sends in
+    /// [`CloseStyle::Detailed`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use wsctx::{Limits, ManagerFactory};
+    ///
+    /// let factory = ManagerFactory::new(Limits { per_user: 2, ..Limits::default() });
+    /// assert_eq!(factory.limits().per_user, 2);
+    /// ```
+    #[must_use]
+    pub fn new(limits: Limits) -> Self {
+        Self::with_close_style(limits, CloseStyle::Detailed)
+    }
+
+    /// A factory enforcing `limits`, rendering the closes it sends (SLOW_CONSUMER,
+    /// IDLE_TIMEOUT, SHUTTING_DOWN) in `style`: [`CloseStyle::Opaque`] sends 1008 for
+    /// IDLE_TIMEOUT's 4408.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use wsctx::{CloseStyle, Limits, ManagerFactory};
+    ///
+    /// let factory = ManagerFactory::with_close_style(Limits::default(), CloseStyle::Opaque);
+    /// assert_eq!(factory.close_style(), CloseStyle::Opaque);
+    /// ```
+    #[must_use]
+    pub fn with_close_style(limits: Limits, style: CloseStyle) -> Self {
+        let limits = Limits {
+            outbound_queue: limits.outbound_queue.max(1),
+            ..limits
+        };
+        let global = Arc::new(Global::new(limits, style));
+        Self {
+            shared: Arc::new(Shared {
+                registry: Registry::new(&global),
+                global,
+            }),
+        }
+    }
+
+    /// Admits the socket that `ctx` is bound to: checks, in this order, that the factory
+    /// is not draining, that the user has no live socket with the same client id, that
+    /// the user holds fewer than [`Limits::per_user`] sockets and that the factory holds
+    /// fewer than [`Limits::global`]. The checks and the admission are one atomic step:
+    /// concurrent calls never admit more than the limits.
+    ///
+    /// Returns the [`IsolatedManager`] (the admission: drop it to free the slot) and the
+    /// socket's [`Outbound`] queue (give it to the writer task).
+    ///
+    /// Only a [`Context<Bound>`] is accepted:
+    ///
+    /// ```compile_fail
+    /// use wsctx::{Context, ManagerFactory};
+    ///
+    /// let raw = Context::builder().user_id("user-a").build();
+    /// ManagerFactory::default().create(raw); // error: expected `Context<Bound>`, found `Context<Raw>`
+    /// ```
+    ///
+    /// The passing twin, with the same input bound first:
+    ///
+    /// ```
+    /// use wsctx::{Context, ManagerFactory, Policy, UuidGenerator};
+    ///
+    /// let ids = UuidGenerator::new();
+    /// let raw = Context::builder().user_id("user-a").build();
+    /// let bound = raw.validate(&Policy::default(), &ids)?.bind(None, &ids)?;
+    /// ManagerFactory::default().create(bound)?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
+    /// A validated context is not bound to a socket yet:
+    ///
+    /// ```compile_fail
+    /// use wsctx::{Context, ManagerFactory, Policy, UuidGenerator};
+    ///
+    /// let validated = Context::builder().user_id("user-a").build()
+    ///     .validate(&Policy::default(), &UuidGenerator::new())?;
+    /// ManagerFactory::default().create(validated)?; // error: expected `Context<Bound>`, found `Context<Validated>`
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
+    /// Its passing twin:
+    ///
+    /// ```
+    /// use wsctx::{Context, ManagerFactory, Policy, UuidGenerator};
+    ///
+    /// let ids = UuidGenerator::new();
+    /// let validated = Context::builder().user_id("user-a").build()
+    ///     .validate(&Policy::default(), &ids)?;
+    /// ManagerFactory::default().create(validated.bind(None, &ids)?)?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`FactoryError::ShuttingDown`] after [`shutdown`](Self::shutdown);
+    /// [`FactoryError::DuplicateClient`] when the user has a live (not closing) socket
+    /// with the same client id (another user may use the same client id);
+    /// [`FactoryError::ConnectionLimit`] when the user is at [`Limits::per_user`] (other
+    /// users are unaffected); [`FactoryError::Overloaded`] when the factory is at
+    /// [`Limits::global`].
+    pub fn create(&self, ctx: Context<Bound>) -> Result<(IsolatedManager, Outbound), FactoryError> {
+        let hash = self.shared.registry.hash(ctx.user_id());
+        let admitted = self.shared.registry.shard(hash).admit(ctx, hash);
+        match admitted {
+            Ok(socket) => {
+                debug_event!("socket admitted");
+                let manager = IsolatedManager {
+                    socket: Arc::clone(&socket),
+                };
+                Ok((manager, Outbound { socket }))
+            }
+            Err(error) => {
+                debug_event!(error_code = error.code().as_str(), "admission refused");
+                Err(error)
+            }
+        }
+    }
+
+    /// Closes every open socket of `user` with `code` and `reason`; each one's
+    /// [`Outbound`] yields that close frame next, even if its queue is full. Returns
+    /// how many sockets this call closed. Other users are untouched. Slots stay held
+    /// until the managers are dropped.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use wsctx::{Context, ManagerFactory, Policy, SequenceGenerator, UuidGenerator};
+    /// # let bound = |user: &str| -> Result<Context<wsctx::state::Bound>, Box<dyn std::error::Error>> {
+    /// #     Ok(Context::builder().user_id(user).build()
+    /// #     .validate(&Policy::default(), &SequenceGenerator::new())?.bind(None, &UuidGenerator::new())?)
+    /// # };
+    /// use wsctx::{CloseCode, CloseReason, Frame};
+    ///
+    /// let factory = ManagerFactory::default();
+    /// let (alice, mut alice_out) = factory.create(bound("alice")?)?;
+    /// let (_bob, bob_out) = factory.create(bound("bob")?)?;
+    ///
+    /// let closed = factory.disconnect_user(alice.context().user_id(), CloseCode::GOING_AWAY, CloseReason::new("banned"));
+    /// assert_eq!(closed, 1);
+    /// assert_eq!(alice_out.try_recv()?, Frame::Close(CloseCode::GOING_AWAY, CloseReason::new("banned")));
+    /// assert!(!bob_out.is_closing());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    #[allow(
+        clippy::needless_pass_by_value,
+        reason = "takes the frame's parts by value, like `IsolatedManager::close`"
+    )]
+    #[allow(
+        clippy::must_use_candidate,
+        reason = "fire and forget is the common use"
+    )]
+    pub fn disconnect_user(&self, user: &UserId, code: CloseCode, reason: CloseReason) -> usize {
+        let hash = self.shared.registry.hash(user);
+        let shard = self.shared.registry.shard(hash);
+        let (closed, _) = shard.close_user(hash, user, code, &reason, Cause::Disconnect);
+        debug_event!(sockets = closed, "user disconnected");
+        closed
+    }
+
+    /// How many sockets `user` holds now, closing ones included.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use wsctx::{Context, ManagerFactory, Policy, SequenceGenerator, UuidGenerator};
+    /// # let bound = Context::builder().user_id("user-a").build()
+    /// #     .validate(&Policy::default(), &SequenceGenerator::new())?.bind(None, &UuidGenerator::new())?;
+    /// let factory = ManagerFactory::default();
+    /// let user = bound.user_id().clone();
+    /// let admitted = factory.create(bound)?;
+    /// assert_eq!(factory.connections(&user), 1);
+    /// drop(admitted);
+    /// assert_eq!(factory.connections(&user), 0);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    #[must_use]
+    pub fn connections(&self, user: &UserId) -> usize {
+        let hash = self.shared.registry.hash(user);
+        self.shared.registry.shard(hash).connections(hash, user)
+    }
+
+    /// Starts draining: refuses every new admission with SHUTTING_DOWN, closes every
+    /// socket with SHUTTING_DOWN's close frame (1012), and stops the idle reapers.
+    /// Idempotent. Slots are freed as the managers are dropped; watch
+    /// [`MetricsSnapshot::active`] reach 0.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use wsctx::{Context, ManagerFactory, Policy, SequenceGenerator, UuidGenerator};
+    /// # let bound = |tab: &str| -> Result<Context<wsctx::state::Bound>, Box<dyn std::error::Error>> {
+    /// #     Ok(Context::builder().user_id("user-a").websocket_client_id(tab).build()
+    /// #     .validate(&Policy::default(), &SequenceGenerator::new())?.bind(None, &UuidGenerator::new())?)
+    /// # };
+    /// use wsctx::{CloseCode, FactoryError, Frame};
+    ///
+    /// let factory = ManagerFactory::default();
+    /// let (_manager, mut outbound) = factory.create(bound("tab-1")?)?;
+    /// factory.shutdown();
+    /// assert!(matches!(outbound.try_recv()?, Frame::Close(CloseCode::SERVICE_RESTART, _)));
+    /// assert_eq!(factory.create(bound("tab-2")?).unwrap_err(), FactoryError::ShuttingDown);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn shutdown(&self) {
+        let global = &self.shared.global;
+        // Set before visiting the shards: an admission either sees the flag under its
+        // shard lock, or took that lock first and is closed below.
+        global.draining.store(true, Ordering::SeqCst);
+        let (code, reason) = global.close_frame(ErrorCode::ShuttingDown);
+        for shard in self.shared.registry.shards() {
+            shard.close_where(code, &reason, Cause::Shutdown, |_| true);
+        }
+        global.shutdown.notify_waiters();
+        debug_event!(error_code = "SHUTTING_DOWN", "factory draining");
+    }
+
+    /// Whether [`shutdown`](Self::shutdown) was called.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let factory = wsctx::ManagerFactory::default();
+    /// factory.shutdown();
+    /// assert!(factory.is_shutting_down());
+    /// ```
+    #[must_use]
+    pub fn is_shutting_down(&self) -> bool {
+        self.shared.global.is_draining()
+    }
+
+    /// Runs [`close_idle`](Self::close_idle) every `every` (at least 1 ms), closing the
+    /// sockets without activity for [`Limits::idle_timeout`] with IDLE_TIMEOUT (4408):
+    /// each is closed between `idle_timeout` and `idle_timeout + 2 × every` after its
+    /// last activity, never before. Returns after [`shutdown`](Self::shutdown). The
+    /// application spawns it:
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// # use wsctx::ManagerFactory;
+    /// # tokio::runtime::Builder::new_current_thread().enable_time().build()?.block_on(async {
+    /// let factory = ManagerFactory::default();
+    /// let reaper = tokio::spawn({
+    ///     let factory = factory.clone();
+    ///     async move { factory.run_idle_reaper(Duration::from_secs(10)).await }
+    /// });
+    /// factory.shutdown();
+    /// reaper.await?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # })?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
+    /// # Panics
+    ///
+    /// When polled outside a Tokio runtime with the time driver enabled, as
+    /// `tokio::time::sleep` does.
+    pub async fn run_idle_reaper(&self, every: Duration) {
+        let every = every.max(MIN_REAP_INTERVAL);
+        loop {
+            let mut notified = pin!(self.shared.global.shutdown.notified());
+            notified.as_mut().enable();
+            if self.is_shutting_down() {
+                return;
+            }
+            let mut sleep = pin!(tokio::time::sleep(every));
+            let shutdown = poll_fn(|cx| {
+                if notified.as_mut().poll(cx).is_ready() {
+                    Poll::Ready(true)
+                } else if sleep.as_mut().poll(cx).is_ready() {
+                    Poll::Ready(false)
+                } else {
+                    Poll::Pending
+                }
+            })
+            .await;
+            if shutdown || self.is_shutting_down() {
+                return;
+            }
+            self.close_idle();
+        }
+    }
+
+    /// One sweep of the idle reaper, now. Returns how many sockets it closed.
+    ///
+    /// Activity ([`IsolatedManager::record_activity`], or the admission) only sets a
+    /// flag, so that it costs no clock read; a sweep that finds the flag set clears it
+    /// and notes its own time as the socket's last activity. A sweep closes, with
+    /// IDLE_TIMEOUT (4408), every open socket whose flag is clear and whose last noted
+    /// activity is at least [`Limits::idle_timeout`] old. So a socket is never closed
+    /// less than `idle_timeout` after its last activity, and the first sweep after a
+    /// socket is admitted never closes it.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use wsctx::{Context, ManagerFactory, Policy, SequenceGenerator, UuidGenerator};
+    /// # let bound = Context::builder().user_id("user-a").build()
+    /// #     .validate(&Policy::default(), &SequenceGenerator::new())?.bind(None, &UuidGenerator::new())?;
+    /// use std::time::Duration;
+    /// use wsctx::{CloseCode, Frame, Limits};
+    ///
+    /// let factory = ManagerFactory::new(Limits { idle_timeout: Duration::ZERO, ..Limits::default() });
+    /// let (manager, mut outbound) = factory.create(bound)?;
+    /// assert_eq!(factory.close_idle(), 0); // sees the admission
+    /// assert_eq!(factory.close_idle(), 1); // nothing since
+    /// assert!(matches!(outbound.try_recv()?, Frame::Close(CloseCode::TIMEOUT, _)));
+    /// # drop(manager);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    #[allow(
+        clippy::must_use_candidate,
+        reason = "fire and forget is the common use"
+    )]
+    pub fn close_idle(&self) -> usize {
+        let global = &self.shared.global;
+        let timeout = nanos(global.limits.idle_timeout);
+        let now = global.now();
+        let (code, reason) = global.close_frame(ErrorCode::IdleTimeout);
+        let closed = self
+            .shared
+            .registry
+            .shards()
+            .map(|shard| {
+                shard.close_where(code, &reason, Cause::Idle, |socket| {
+                    socket.idle_for(now, timeout)
+                })
+            })
+            .sum();
+        if closed > 0 {
+            debug_event!(
+                error_code = "IDLE_TIMEOUT",
+                sockets = closed,
+                "idle sockets closed"
+            );
+        }
+        closed
+    }
+
+    /// The counters now.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let m = wsctx::ManagerFactory::default().metrics();
+    /// assert_eq!((m.admitted, m.active), (0, 0));
+    /// ```
+    #[must_use]
+    pub fn metrics(&self) -> MetricsSnapshot {
+        let mut total = MetricsSnapshot::default();
+        for shard in self.shared.registry.shards() {
+            shard.counters.sum_into(&mut total);
+        }
+        total.active = u64::try_from(self.shared.global.active()).unwrap_or(u64::MAX);
+        total
+    }
+
+    /// The limits in force (an `outbound_queue` of 0 reads as 1).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use wsctx::{Limits, ManagerFactory};
+    ///
+    /// assert_eq!(ManagerFactory::default().limits(), Limits::default());
+    /// ```
+    #[must_use]
+    pub fn limits(&self) -> Limits {
+        self.shared.global.limits
+    }
+
+    /// How the closes this factory sends are rendered.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// assert_eq!(wsctx::ManagerFactory::default().close_style(), wsctx::CloseStyle::Detailed);
+    /// ```
+    #[must_use]
+    pub fn close_style(&self) -> CloseStyle {
+        self.shared.global.style
+    }
+}
+
+impl Default for ManagerFactory {
+    /// A factory with [`Limits::default`].
+    fn default() -> Self {
+        Self::new(Limits::default())
+    }
+}
+
+impl fmt::Debug for ManagerFactory {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ManagerFactory")
+            .field("limits", &self.shared.global.limits)
+            .field("active", &self.shared.global.active())
+            .field("shutting_down", &self.is_shutting_down())
+            .finish_non_exhaustive()
+    }
+}

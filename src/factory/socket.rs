@@ -1,0 +1,247 @@
+//! One admitted socket: its context, its bounded outbound queue and its close slot.
+//!
+//! The queue is a `VecDeque` behind a `std::sync::Mutex` that is never held across an
+//! await or while waking a task. The close slot sits beside the queue, so a close is
+//! delivered even when the queue is full: the receiver checks it before the queue, and
+//! a close throws the queued frames away.
+
+use std::collections::VecDeque;
+use std::mem;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::task::{Context as TaskContext, Poll, Waker};
+
+use crate::close::{CloseCode, CloseReason};
+use crate::context::Context;
+use crate::factory::frame::Frame;
+use crate::factory::outbound::TryRecvError;
+use crate::factory::shard::Shard;
+use crate::id::UserId;
+use crate::state::Bound;
+
+/// Queues that grew past this many slots shrink back to it once drained, so a burst
+/// does not pin memory for the rest of the connection (8 slots are 192 bytes).
+const RETAINED_QUEUE_SLOTS: usize = 8;
+
+pub(super) struct Socket {
+    ctx: Context<Bound>,
+    /// The shard that holds this socket (while it is registered).
+    shard: Arc<Shard>,
+    /// The registry hash of the user id (shard and map key).
+    hash: u64,
+    /// Set, under the queue lock, when the close slot leaves `Open`. Read without it.
+    closing: AtomicBool,
+    /// Set by every recorded activity (and by the admission); the idle sweep clears it
+    /// and moves `seen_active` to its own time. Activity costs one relaxed store, no
+    /// clock read.
+    active: AtomicBool,
+    /// Nanoseconds since the factory's epoch at the last sweep that found `active` set.
+    seen_active: AtomicU64,
+    queue: Mutex<Queue>,
+}
+
+struct Queue {
+    frames: VecDeque<Frame>,
+    close: CloseSlot,
+    waker: Option<Waker>,
+}
+
+enum CloseSlot {
+    /// Frames flow.
+    Open,
+    /// A close was requested; the receiver yields it next.
+    Pending(CloseCode, CloseReason),
+    /// The receiver has yielded the close frame, or is gone.
+    Taken,
+}
+
+/// The outcome of [`Socket::push`].
+pub(super) enum Push {
+    /// The frame is in the queue.
+    Queued,
+    /// The socket is closing or closed; the frame was not queued.
+    Closed,
+    /// The queue was full: the socket is now closing and `discarded` queued frames were
+    /// thrown away.
+    Overflowed { discarded: usize },
+}
+
+impl Socket {
+    pub(super) fn new(ctx: Context<Bound>, hash: u64, shard: Arc<Shard>) -> Self {
+        Self {
+            ctx,
+            shard,
+            hash,
+            closing: AtomicBool::new(false),
+            active: AtomicBool::new(true),
+            seen_active: AtomicU64::new(0),
+            queue: Mutex::new(Queue {
+                frames: VecDeque::new(),
+                close: CloseSlot::Open,
+                waker: None,
+            }),
+        }
+    }
+
+    pub(super) fn context(&self) -> &Context<Bound> {
+        &self.ctx
+    }
+
+    pub(super) fn shard(&self) -> &Shard {
+        &self.shard
+    }
+
+    pub(super) fn hash(&self) -> u64 {
+        self.hash
+    }
+
+    pub(super) fn belongs_to(&self, user: &UserId) -> bool {
+        self.ctx.user_id() == user
+    }
+
+    pub(super) fn is_closing(&self) -> bool {
+        self.closing.load(Ordering::Acquire)
+    }
+
+    pub(super) fn mark_active(&self) {
+        // Read first: a busy socket's flag is already set, and skipping the store keeps
+        // the cache line clean.
+        if !self.active.load(Ordering::Relaxed) {
+            self.active.store(true, Ordering::Relaxed);
+        }
+    }
+
+    /// One idle sweep's look at this socket at time `now`: whether it has gone at least
+    /// `timeout` without activity since the sweep that last saw it active.
+    pub(super) fn idle_for(&self, now: u64, timeout: u64) -> bool {
+        if self.active.swap(false, Ordering::Relaxed) {
+            self.seen_active.store(now, Ordering::Relaxed);
+            return false;
+        }
+        now.saturating_sub(self.seen_active.load(Ordering::Relaxed)) >= timeout
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Queue> {
+        // Nothing panics while holding this lock; recover rather than propagate if
+        // that ever changes.
+        self.queue.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Queues `frame` unless the socket is closing. A full queue closes the socket with
+    /// the frame `overflow` returns.
+    pub(super) fn push(
+        &self,
+        frame: Frame,
+        capacity: usize,
+        overflow: impl FnOnce() -> (CloseCode, CloseReason),
+    ) -> Push {
+        let mut queue = self.lock();
+        if !matches!(queue.close, CloseSlot::Open) {
+            return Push::Closed;
+        }
+        if queue.frames.len() < capacity {
+            queue.frames.push_back(frame);
+            let waker = queue.waker.take();
+            drop(queue);
+            if let Some(waker) = waker {
+                waker.wake();
+            }
+            return Push::Queued;
+        }
+        let (code, reason) = overflow();
+        let (frames, waker) = self.close_locked(&mut queue, code, reason);
+        drop(queue);
+        let discarded = frames.len();
+        drop(frames);
+        if let Some(waker) = waker {
+            waker.wake();
+        }
+        Push::Overflowed { discarded }
+    }
+
+    /// Requests a close. Returns the number of queued frames thrown away when this call
+    /// started the close, `None` when the socket was already closing.
+    pub(super) fn request_close(&self, code: CloseCode, reason: CloseReason) -> Option<usize> {
+        let mut queue = self.lock();
+        if !matches!(queue.close, CloseSlot::Open) {
+            return None;
+        }
+        let (frames, waker) = self.close_locked(&mut queue, code, reason);
+        drop(queue);
+        let discarded = frames.len();
+        drop(frames);
+        if let Some(waker) = waker {
+            waker.wake();
+        }
+        Some(discarded)
+    }
+
+    /// Moves an open socket to `Pending`; the caller drops the returned frames and wakes
+    /// the returned waker after releasing the lock.
+    fn close_locked(
+        &self,
+        queue: &mut Queue,
+        code: CloseCode,
+        reason: CloseReason,
+    ) -> (VecDeque<Frame>, Option<Waker>) {
+        queue.close = CloseSlot::Pending(code, reason);
+        self.closing.store(true, Ordering::Release);
+        (mem::take(&mut queue.frames), queue.waker.take())
+    }
+
+    /// The receiving side: the close frame first, then queued frames; `None` after the
+    /// close frame was yielded.
+    pub(super) fn poll_recv(&self, cx: &mut TaskContext<'_>) -> Poll<Option<Frame>> {
+        let mut queue = self.lock();
+        match mem::replace(&mut queue.close, CloseSlot::Taken) {
+            CloseSlot::Pending(code, reason) => {
+                return Poll::Ready(Some(Frame::Close(code, reason)));
+            }
+            CloseSlot::Taken => return Poll::Ready(None),
+            CloseSlot::Open => queue.close = CloseSlot::Open,
+        }
+        if let Some(frame) = queue.frames.pop_front() {
+            if queue.frames.is_empty() && queue.frames.capacity() > RETAINED_QUEUE_SLOTS {
+                queue.frames.shrink_to(RETAINED_QUEUE_SLOTS);
+            }
+            return Poll::Ready(Some(frame));
+        }
+        match &mut queue.waker {
+            Some(waker) if waker.will_wake(cx.waker()) => {}
+            slot => *slot = Some(cx.waker().clone()),
+        }
+        Poll::Pending
+    }
+
+    /// Like [`poll_recv`](Self::poll_recv), without registering a waker.
+    pub(super) fn try_recv(&self) -> Result<Frame, TryRecvError> {
+        let mut queue = self.lock();
+        match mem::replace(&mut queue.close, CloseSlot::Taken) {
+            CloseSlot::Pending(code, reason) => return Ok(Frame::Close(code, reason)),
+            CloseSlot::Taken => return Err(TryRecvError::Closed),
+            CloseSlot::Open => queue.close = CloseSlot::Open,
+        }
+        let frame = queue.frames.pop_front().ok_or(TryRecvError::Empty)?;
+        if queue.frames.is_empty() && queue.frames.capacity() > RETAINED_QUEUE_SLOTS {
+            queue.frames.shrink_to(RETAINED_QUEUE_SLOTS);
+        }
+        Ok(frame)
+    }
+
+    /// The receiver is gone: nothing will be read again. Returns the number of queued
+    /// frames thrown away.
+    pub(super) fn receiver_dropped(&self) -> usize {
+        let mut queue = self.lock();
+        queue.close = CloseSlot::Taken;
+        self.closing.store(true, Ordering::Release);
+        queue.waker = None;
+        let frames = mem::take(&mut queue.frames);
+        drop(queue);
+        frames.len()
+    }
+
+    /// Frames waiting in the queue.
+    pub(super) fn queued(&self) -> usize {
+        self.lock().frames.len()
+    }
+}

@@ -1,0 +1,841 @@
+//! End-to-end tests: the example server (examples/server/app.rs) on an ephemeral
+//! 127.0.0.1 port, real tokio-tungstenite clients, real sockets.
+#![cfg(all(feature = "axum", feature = "jwt"))]
+#![allow(clippy::unwrap_used, clippy::too_many_lines, reason = "tests")]
+
+#[path = "../examples/server/app.rs"]
+mod app;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use futures_util::{SinkExt as _, StreamExt as _};
+use http::{HeaderName, HeaderValue, StatusCode, header};
+use serde_json::{Value, json};
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
+use tokio_tungstenite::tungstenite::{Error as WsError, Message};
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+use wsctx::{
+    AuthError, AuthenticatedUser, CloseStyle, ErrorCode, GenerateError, ManagerFactory, Rejection,
+    Token, TokenVerifier,
+};
+
+type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
+const SECRET: &[u8] = b"e2e-test-only-secret-0123456789abcdef";
+const WAIT: Duration = Duration::from_secs(5);
+
+struct Server {
+    addr: SocketAddr,
+    factory: ManagerFactory,
+    stop: Option<oneshot::Sender<()>>,
+    task: JoinHandle<std::io::Result<()>>,
+}
+
+impl Server {
+    async fn start(options: app::Options) -> Self {
+        Self::start_with(app::verifier(SECRET).unwrap(), options).await
+    }
+
+    async fn start_with(verifier: impl TokenVerifier + 'static, options: app::Options) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let app = app::app(verifier, &options);
+        let factory = app.factory.clone();
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(app::serve(listener, app, async move {
+            let _ = stopped.await;
+        }));
+        Self {
+            addr,
+            factory,
+            stop: Some(stop),
+            task,
+        }
+    }
+
+    /// Sends the shutdown signal and waits for `serve` to return.
+    async fn shutdown(mut self) {
+        let _ = self.stop.take().unwrap().send(());
+        tokio::time::timeout(Duration::from_secs(10), &mut self.task)
+            .await
+            .expect("the server drains within 10 s")
+            .unwrap()
+            .unwrap();
+    }
+
+    async fn connect(
+        &self,
+        path: &str,
+        headers: &[(HeaderName, &str)],
+    ) -> Result<(Ws, http::Response<Option<Vec<u8>>>), WsError> {
+        let mut request = format!("ws://{}{path}", self.addr)
+            .into_client_request()
+            .unwrap();
+        for (name, value) in headers {
+            request
+                .headers_mut()
+                .append(name.clone(), HeaderValue::from_str(value).unwrap());
+        }
+        tokio::time::timeout(WAIT, tokio_tungstenite::connect_async(request))
+            .await
+            .expect("handshake answered in time")
+    }
+
+    /// Connects with a bearer token and reads the welcome frame.
+    async fn join(&self, path: &str, token: &str) -> (Ws, Value) {
+        let auth = format!("Bearer {token}");
+        let (mut ws, _) = self
+            .connect(path, &[(header::AUTHORIZATION, &auth)])
+            .await
+            .unwrap();
+        let welcome = next_json(&mut ws).await;
+        assert_eq!(welcome["type"], "welcome", "{welcome}");
+        (ws, welcome)
+    }
+
+    async fn get(&self, path: &str) -> String {
+        let mut stream = TcpStream::connect(self.addr).await.unwrap();
+        let request = format!(
+            "GET {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n",
+            self.addr
+        );
+        stream.write_all(request.as_bytes()).await.unwrap();
+        let mut response = String::new();
+        tokio::time::timeout(WAIT, stream.read_to_string(&mut response))
+            .await
+            .unwrap()
+            .unwrap();
+        response
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+fn now() -> u64 {
+    jsonwebtoken::get_current_timestamp()
+}
+
+fn token(sub: &str) -> String {
+    app::mint_token(SECRET, sub, Duration::from_secs(600)).unwrap()
+}
+
+fn signed(claims: &Value, secret: &[u8]) -> String {
+    jsonwebtoken::encode(
+        &jsonwebtoken::Header::default(),
+        claims,
+        &jsonwebtoken::EncodingKey::from_secret(secret),
+    )
+    .unwrap()
+}
+
+fn claims(sub: &str) -> Value {
+    json!({ "sub": sub, "aud": app::AUDIENCE, "iss": app::ISSUER, "exp": now() + 600 })
+}
+
+fn bearer(token: &str) -> String {
+    format!("Bearer {token}")
+}
+
+fn protocols(token: &str) -> String {
+    format!("wsctx.v1, jwt.{}", URL_SAFE_NO_PAD.encode(token))
+}
+
+/// The next text frame as JSON, skipping control frames.
+async fn next_json(ws: &mut Ws) -> Value {
+    loop {
+        let message = tokio::time::timeout(WAIT, ws.next())
+            .await
+            .expect("a frame within 5 s")
+            .expect("the socket is open")
+            .expect("a valid frame");
+        match message {
+            Message::Text(text) => return serde_json::from_str(text.as_str()).unwrap(),
+            Message::Close(frame) => panic!("closed instead: {frame:?}"),
+            _ => {}
+        }
+    }
+}
+
+/// The close frame, skipping anything before it; fails on a text frame when `strict`.
+async fn next_close(ws: &mut Ws) -> (u16, String) {
+    loop {
+        let message = tokio::time::timeout(WAIT, ws.next())
+            .await
+            .expect("a close within 5 s")
+            .expect("the socket is open")
+            .expect("a valid frame");
+        if let Message::Close(frame) = message {
+            let frame = frame.expect("a close code");
+            return (u16::from(frame.code), frame.reason.as_str().to_owned());
+        }
+    }
+}
+
+/// Asserts that nothing arrives on `ws` for a while.
+async fn expect_silence(ws: &mut Ws) {
+    if let Ok(Some(Ok(Message::Text(text)))) =
+        tokio::time::timeout(Duration::from_millis(400), ws.next()).await
+    {
+        panic!("unexpected frame {text}");
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Route {
+    /// `/ws`: refused before the upgrade with an HTTP status.
+    Http,
+    /// `/ws/browser`: upgraded, then an error frame and a close code.
+    Browser,
+}
+
+impl Route {
+    fn path(self, query: &str) -> String {
+        match self {
+            Self::Http => format!("/ws{query}"),
+            Self::Browser => format!("/ws/browser{query}"),
+        }
+    }
+}
+
+/// Connects and asserts the refusal renders `code` on `route`, and that neither the
+/// body, the headers, the error frame nor the close reason contains any of `secrets`.
+async fn expect_refused(
+    server: &Server,
+    route: Route,
+    query: &str,
+    headers: &[(HeaderName, &str)],
+    code: ErrorCode,
+    secrets: &[&str],
+) {
+    let expected = Rejection::new(code);
+    match route {
+        Route::Http => {
+            let error = server
+                .connect(&route.path(query), headers)
+                .await
+                .err()
+                .unwrap_or_else(|| panic!("{code}: handshake should be refused"));
+            let WsError::Http(response) = error else {
+                panic!("{code}: expected an HTTP refusal, got {error:?}")
+            };
+            let status = response.status();
+            assert_eq!(Some(status.as_u16()), code.http_status(), "{code}");
+            let body = String::from_utf8(response.body().clone().unwrap_or_default()).unwrap();
+            let json: Value = serde_json::from_str(&body).unwrap();
+            assert_eq!(json["type"], "error");
+            assert_eq!(json["code"], code.as_str());
+            assert_eq!(json["retry"], code.retry().as_str());
+            assert_eq!(response.headers()[header::CONTENT_TYPE], "application/json");
+            assert_eq!(
+                response.headers().contains_key(header::WWW_AUTHENTICATE),
+                status == StatusCode::UNAUTHORIZED,
+                "{code}"
+            );
+            if matches!(status.as_u16(), 429 | 503) {
+                assert!(
+                    response.headers().contains_key(header::RETRY_AFTER),
+                    "{code}: Retry-After"
+                );
+            }
+            assert!(
+                !response
+                    .headers()
+                    .contains_key(header::SEC_WEBSOCKET_PROTOCOL)
+            );
+            let mut rendered = body;
+            for value in response.headers().values() {
+                rendered.push_str(value.to_str().unwrap_or_default());
+            }
+            for secret in secrets {
+                assert!(
+                    !rendered.contains(secret),
+                    "{code}: response leaks {secret:?}"
+                );
+            }
+        }
+        Route::Browser => {
+            let (mut ws, _) = server
+                .connect(&route.path(query), headers)
+                .await
+                .unwrap_or_else(|e| panic!("{code}: the browser route upgrades, got {e:?}"));
+            let frame = next_json(&mut ws).await;
+            assert_eq!(frame["type"], "error", "{code}");
+            assert_eq!(frame["code"], code.as_str());
+            assert_eq!(frame["retry"], code.retry().as_str());
+            assert!(frame["message"].is_string());
+            assert_eq!(frame.as_object().unwrap().len(), 4, "{frame}");
+            let text = frame.to_string();
+            let (close, reason) = next_close(&mut ws).await;
+            assert_eq!(
+                close,
+                expected.close_code(CloseStyle::Detailed).as_u16(),
+                "{code}"
+            );
+            assert_eq!(reason.split(':').next(), Some(code.reason()), "{code}");
+            assert!(
+                reason.len() <= 123,
+                "{code}: reason of {} bytes",
+                reason.len()
+            );
+            assert_ne!(close, 1011, "{code}: 1011 is only for INTERNAL_ERROR");
+            for secret in secrets {
+                assert!(
+                    !text.contains(secret) && !reason.contains(secret),
+                    "{code}: frame leaks {secret:?}"
+                );
+            }
+        }
+    }
+}
+
+/// A verifier whose backend is down.
+struct Down;
+impl TokenVerifier for Down {
+    async fn verify(&self, _: &Token) -> Result<AuthenticatedUser, AuthError> {
+        Err(AuthError::unavailable("identity provider unreachable"))
+    }
+}
+
+/// A verifier that never answers.
+struct Hangs;
+impl TokenVerifier for Hangs {
+    async fn verify(&self, _: &Token) -> Result<AuthenticatedUser, AuthError> {
+        std::future::pending().await
+    }
+}
+
+/// Every rejection-table row a handshake can produce, on one route.
+async fn every_handshake_row(route: Route) {
+    let server = Server::start(app::Options::default()).await;
+    let alice = token("user-alice-7f3a");
+    let sig = alice.rsplit('.').next().unwrap().to_owned();
+    let secrets = [alice.as_str(), sig.as_str(), "user-alice-7f3a"];
+
+    // NO_TOKEN
+    expect_refused(&server, route, "", &[], ErrorCode::NoToken, &[]).await;
+    // INVALID_FORMAT
+    expect_refused(
+        &server,
+        route,
+        "",
+        &[(header::AUTHORIZATION, "Bearer not-a-jwt")],
+        ErrorCode::InvalidFormat,
+        &["not-a-jwt"],
+    )
+    .await;
+    // VALIDATION_FAILED: signed with another secret.
+    let forged = signed(
+        &claims("user-alice-7f3a"),
+        b"another-secret-that-is-32-bytes-long!",
+    );
+    let forged_sig = forged.rsplit('.').next().unwrap().to_owned();
+    expect_refused(
+        &server,
+        route,
+        "",
+        &[(header::AUTHORIZATION, &bearer(&forged))],
+        ErrorCode::ValidationFailed,
+        &[&forged, &forged_sig, "user-alice-7f3a"],
+    )
+    .await;
+    // TOKEN_EXPIRED
+    let expired = signed(
+        &json!({ "sub": "user-alice-7f3a", "aud": app::AUDIENCE, "iss": app::ISSUER, "exp": now() - 3600 }),
+        SECRET,
+    );
+    expect_refused(
+        &server,
+        route,
+        "",
+        &[(header::AUTHORIZATION, &bearer(&expired))],
+        ErrorCode::TokenExpired,
+        &[&expired, "user-alice-7f3a"],
+    )
+    .await;
+    // MISSING_USER_ID
+    let blank = token("   ");
+    expect_refused(
+        &server,
+        route,
+        "",
+        &[(header::AUTHORIZATION, &bearer(&blank))],
+        ErrorCode::MissingUserId,
+        &[&blank],
+    )
+    .await;
+    // FORBIDDEN: a cross-site browser origin.
+    expect_refused(
+        &server,
+        route,
+        "",
+        &[
+            (header::AUTHORIZATION, &bearer(&alice)),
+            (header::ORIGIN, "http://evil.example"),
+        ],
+        ErrorCode::Forbidden,
+        &secrets,
+    )
+    .await;
+    // INVALID_CONTEXT: a placeholder thread id.
+    expect_refused(
+        &server,
+        route,
+        "?thread_id=null",
+        &[(header::AUTHORIZATION, &bearer(&alice))],
+        ErrorCode::InvalidContext,
+        &secrets,
+    )
+    .await;
+    // DUPLICATE_CLIENT
+    let (_tab, _) = server.join("/ws?client_id=tab-1", &alice).await;
+    expect_refused(
+        &server,
+        route,
+        "?client_id=tab-1",
+        &[(header::AUTHORIZATION, &bearer(&alice))],
+        ErrorCode::DuplicateClient,
+        &secrets,
+    )
+    .await;
+    drop(server);
+
+    // CONNECTION_LIMIT
+    let server = Server::start(app::Options {
+        max_per_user: 1,
+        ..app::Options::default()
+    })
+    .await;
+    let (_tab, _) = server.join("/ws", &alice).await;
+    expect_refused(
+        &server,
+        route,
+        "",
+        &[(header::AUTHORIZATION, &bearer(&alice))],
+        ErrorCode::ConnectionLimit,
+        &secrets,
+    )
+    .await;
+    // SHUTTING_DOWN: the factory drains while the listener still answers.
+    server.factory.shutdown();
+    expect_refused(
+        &server,
+        route,
+        "",
+        &[(header::AUTHORIZATION, &bearer(&alice))],
+        ErrorCode::ShuttingDown,
+        &secrets,
+    )
+    .await;
+    drop(server);
+
+    // OVERLOADED
+    let server = Server::start(app::Options {
+        global: 1,
+        ..app::Options::default()
+    })
+    .await;
+    let (_tab, _) = server.join("/ws", &token("user-bob-2b9c")).await;
+    expect_refused(
+        &server,
+        route,
+        "",
+        &[(header::AUTHORIZATION, &bearer(&alice))],
+        ErrorCode::Overloaded,
+        &secrets,
+    )
+    .await;
+    drop(server);
+
+    // AUTH_UNAVAILABLE: the verifier is down, or does not answer in time.
+    let server = Server::start_with(Down, app::Options::default()).await;
+    expect_refused(
+        &server,
+        route,
+        "",
+        &[(header::AUTHORIZATION, &bearer(&alice))],
+        ErrorCode::AuthUnavailable,
+        &secrets,
+    )
+    .await;
+    drop(server);
+    let options = app::Options {
+        verify_timeout: Duration::from_millis(200),
+        ..app::Options::default()
+    };
+    let server = Server::start_with(Hangs, options).await;
+    expect_refused(
+        &server,
+        route,
+        "",
+        &[(header::AUTHORIZATION, &bearer(&alice))],
+        ErrorCode::AuthUnavailable,
+        &secrets,
+    )
+    .await;
+    drop(server);
+
+    // INTERNAL_ERROR: the server's id generator fails (a server bug, the only 1011).
+    let broken: Arc<dyn wsctx::IdGenerator> =
+        Arc::new(wsctx::from_fn(|kind| Err(GenerateError::new(kind))));
+    let server = Server::start(app::Options {
+        ids: Some(broken),
+        ..app::Options::default()
+    })
+    .await;
+    let route_result = expect_internal(&server, route, &alice).await;
+    assert!(route_result);
+}
+
+async fn expect_internal(server: &Server, route: Route, token: &str) -> bool {
+    let auth = bearer(token);
+    match route {
+        Route::Http => {
+            let Err(WsError::Http(response)) = server
+                .connect("/ws", &[(header::AUTHORIZATION, &auth)])
+                .await
+            else {
+                return false;
+            };
+            response.status() == StatusCode::INTERNAL_SERVER_ERROR
+        }
+        Route::Browser => {
+            let (mut ws, _) = server
+                .connect("/ws/browser", &[(header::AUTHORIZATION, &auth)])
+                .await
+                .unwrap();
+            let frame = next_json(&mut ws).await;
+            let (code, reason) = next_close(&mut ws).await;
+            frame["code"] == "INTERNAL_ERROR" && code == 1011 && reason == "internal_error"
+        }
+    }
+}
+
+#[tokio::test]
+async fn every_handshake_rejection_on_ws_is_the_tables_http_status() {
+    every_handshake_row(Route::Http).await;
+}
+
+#[tokio::test]
+async fn every_handshake_rejection_on_ws_browser_is_an_error_frame_and_close_code() {
+    every_handshake_row(Route::Browser).await;
+}
+
+#[tokio::test]
+async fn lowercase_bearer_connects_and_gets_a_welcome() {
+    let server = Server::start(app::Options::default()).await;
+    let auth = format!("bearer {}", token("user-alice-7f3a"));
+    let (mut ws, _) = server
+        .connect(
+            "/ws?thread_id=thread-42&run_id=run-7",
+            &[(header::AUTHORIZATION, &auth)],
+        )
+        .await
+        .unwrap();
+    let welcome = next_json(&mut ws).await;
+    assert_eq!(welcome["type"], "welcome");
+    assert_eq!(welcome["thread_id"], "thread-42");
+    assert_eq!(welcome["run_id"], "run-7");
+    assert!(welcome["request_id"].as_str().unwrap().starts_with("req_"));
+    assert!(welcome["client_id"].as_str().unwrap().starts_with("ws_"));
+    assert!(!welcome.to_string().contains("alice"));
+}
+
+#[tokio::test]
+async fn subprotocol_token_connects_and_only_wsctx_v1_is_echoed() {
+    let server = Server::start(app::Options::default()).await;
+    let alice = token("user-alice-7f3a");
+    for path in ["/ws", "/ws/browser"] {
+        let (mut ws, response) = server
+            .connect(
+                path,
+                &[(header::SEC_WEBSOCKET_PROTOCOL, &protocols(&alice))],
+            )
+            .await
+            .unwrap();
+        let selected: Vec<_> = response
+            .headers()
+            .get_all(header::SEC_WEBSOCKET_PROTOCOL)
+            .iter()
+            .collect();
+        assert_eq!(selected, [HeaderValue::from_static("wsctx.v1")]);
+        for value in response.headers().values() {
+            assert!(!value.to_str().unwrap_or_default().contains("jwt."));
+        }
+        assert_eq!(next_json(&mut ws).await["type"], "welcome");
+    }
+    // A malformed subprotocol token is INVALID_FORMAT, never echoed.
+    expect_refused(
+        &server,
+        Route::Http,
+        "",
+        &[(header::SEC_WEBSOCKET_PROTOCOL, "wsctx.v1, jwt.***")],
+        ErrorCode::InvalidFormat,
+        &["***"],
+    )
+    .await;
+    expect_refused(
+        &server,
+        Route::Browser,
+        "",
+        &[(header::SEC_WEBSOCKET_PROTOCOL, "wsctx.v1, jwt.***")],
+        ErrorCode::InvalidFormat,
+        &["***"],
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn query_token_is_refused_unless_enabled() {
+    let alice = token("user-alice-7f3a");
+    let query = format!("?token={alice}");
+    let server = Server::start(app::Options::default()).await;
+    expect_refused(
+        &server,
+        Route::Http,
+        &query,
+        &[],
+        ErrorCode::NoToken,
+        &[&alice],
+    )
+    .await;
+    expect_refused(
+        &server,
+        Route::Browser,
+        &query,
+        &[],
+        ErrorCode::NoToken,
+        &[&alice],
+    )
+    .await;
+    drop(server);
+
+    let server = Server::start(app::Options {
+        allow_query_token: true,
+        ..app::Options::default()
+    })
+    .await;
+    let (mut ws, _) = server.connect(&format!("/ws{query}"), &[]).await.unwrap();
+    assert_eq!(next_json(&mut ws).await["type"], "welcome");
+}
+
+#[tokio::test]
+async fn expired_wrong_signature_and_wrong_audience_tokens_are_refused() {
+    let server = Server::start(app::Options::default()).await;
+    let cases = [
+        (
+            json!({ "sub": "user-alice-7f3a", "aud": app::AUDIENCE, "iss": app::ISSUER, "exp": now() - 120 }),
+            SECRET,
+            ErrorCode::TokenExpired,
+        ),
+        (
+            claims("user-alice-7f3a"),
+            b"wrong-secret-wrong-secret-wrong-secret".as_slice(),
+            ErrorCode::ValidationFailed,
+        ),
+        (
+            json!({ "sub": "user-alice-7f3a", "aud": "another-service", "iss": app::ISSUER, "exp": now() + 600 }),
+            SECRET,
+            ErrorCode::ValidationFailed,
+        ),
+        (
+            json!({ "sub": "user-alice-7f3a", "iss": app::ISSUER, "exp": now() + 600 }),
+            SECRET,
+            ErrorCode::ValidationFailed,
+        ),
+        (
+            json!({ "sub": "user-alice-7f3a", "aud": app::AUDIENCE, "iss": "evil", "exp": now() + 600 }),
+            SECRET,
+            ErrorCode::ValidationFailed,
+        ),
+        (
+            json!({ "sub": "user-alice-7f3a", "aud": app::AUDIENCE, "iss": app::ISSUER }),
+            SECRET,
+            ErrorCode::ValidationFailed,
+        ),
+    ];
+    for (claims, secret, code) in cases {
+        let jwt = signed(&claims, secret);
+        for route in [Route::Http, Route::Browser] {
+            expect_refused(
+                &server,
+                route,
+                "",
+                &[(header::AUTHORIZATION, &bearer(&jwt))],
+                code,
+                &[&jwt, "user-alice-7f3a"],
+            )
+            .await;
+        }
+    }
+}
+
+#[tokio::test]
+async fn unusable_subjects_never_become_an_identity() {
+    let server = Server::start(app::Options::default()).await;
+    let long = "u".repeat(300);
+    let cases = [
+        ("", ErrorCode::MissingUserId),
+        ("   ", ErrorCode::MissingUserId),
+        (" null ", ErrorCode::InvalidContext),
+        ("test", ErrorCode::InvalidContext),
+        (long.as_str(), ErrorCode::InvalidContext),
+        ("user\u{202E}fdp", ErrorCode::InvalidContext),
+    ];
+    for (sub, code) in cases {
+        let jwt = token(sub);
+        let trimmed = sub.trim();
+        let mut secrets = vec![jwt.as_str()];
+        if !trimmed.is_empty() {
+            secrets.push(trimmed);
+        }
+        for route in [Route::Http, Route::Browser] {
+            expect_refused(
+                &server,
+                route,
+                "",
+                &[(header::AUTHORIZATION, &bearer(&jwt))],
+                code,
+                &secrets,
+            )
+            .await;
+        }
+    }
+    assert_eq!(server.factory.metrics().admitted, 0);
+}
+
+#[tokio::test]
+async fn the_sixth_tab_of_a_user_is_refused_while_another_user_connects() {
+    let server = Server::start(app::Options::default()).await;
+    let alice = token("user-alice-7f3a");
+    let mut tabs = Vec::new();
+    for _ in 0..5 {
+        tabs.push(server.join("/ws", &alice).await.0);
+    }
+    expect_refused(
+        &server,
+        Route::Http,
+        "",
+        &[(header::AUTHORIZATION, &bearer(&alice))],
+        ErrorCode::ConnectionLimit,
+        &[&alice],
+    )
+    .await;
+    expect_refused(
+        &server,
+        Route::Browser,
+        "",
+        &[(header::AUTHORIZATION, &bearer(&alice))],
+        ErrorCode::ConnectionLimit,
+        &[&alice],
+    )
+    .await;
+    let (_bob, welcome) = server.join("/ws", &token("user-bob-2b9c")).await;
+    assert_eq!(welcome["type"], "welcome");
+
+    // Closing one tab frees its slot.
+    let mut tab = tabs.pop().unwrap();
+    tab.close(None).await.unwrap();
+    while tab.next().await.is_some() {}
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while server
+        .factory
+        .connections(&wsctx::UserId::try_new("user-alice-7f3a").unwrap())
+        > 4
+    {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the slot was not freed"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let (_again, _) = server.join("/ws", &alice).await;
+}
+
+#[tokio::test]
+async fn every_tab_of_a_user_gets_its_messages_and_no_other_user_does() {
+    let server = Server::start(app::Options::default()).await;
+    let alice = token("user-alice-7f3a");
+    let (mut a1, w1) = server.join("/ws", &alice).await;
+    let (mut a2, _) = server.join("/ws/browser", &alice).await;
+    // Bob also asks for Alice's user id in the query: ignored, the token decides.
+    let (mut bob, _) = server
+        .join("/ws?user_id=user-alice-7f3a", &token("user-bob-2b9c"))
+        .await;
+
+    a1.send(Message::text("hello tabs")).await.unwrap();
+    for ws in [&mut a1, &mut a2] {
+        let message = next_json(ws).await;
+        assert_eq!(
+            message,
+            json!({ "type": "message", "from": w1["client_id"], "text": "hello tabs" })
+        );
+    }
+    expect_silence(&mut bob).await;
+
+    bob.send(Message::text("only for bob")).await.unwrap();
+    assert_eq!(next_json(&mut bob).await["text"], "only for bob");
+    expect_silence(&mut a1).await;
+    expect_silence(&mut a2).await;
+}
+
+#[tokio::test]
+async fn shutdown_closes_every_socket_with_1012_and_drains() {
+    let server = Server::start(app::Options::default()).await;
+    let (mut a, _) = server.join("/ws", &token("user-alice-7f3a")).await;
+    let (mut b, _) = server.join("/ws/browser", &token("user-bob-2b9c")).await;
+    let factory = server.factory.clone();
+    let closes = tokio::spawn(async move {
+        let first = next_close(&mut a).await;
+        let second = next_close(&mut b).await;
+        (first, second)
+    });
+    server.shutdown().await;
+    let (first, second) = closes.await.unwrap();
+    assert_eq!(first, (1012, "shutting_down".to_owned()));
+    assert_eq!(second, (1012, "shutting_down".to_owned()));
+    assert_eq!(factory.metrics().active, 0);
+}
+
+#[tokio::test]
+async fn an_idle_socket_is_closed_with_4408() {
+    let options = app::Options {
+        idle_timeout: Duration::from_millis(500),
+        ..app::Options::default()
+    };
+    let server = Server::start(options).await;
+    let (mut ws, _) = server.join("/ws", &token("user-alice-7f3a")).await;
+    assert_eq!(next_close(&mut ws).await, (4408, "idle_timeout".to_owned()));
+}
+
+#[tokio::test]
+async fn health_metrics_and_page_are_served_without_user_ids() {
+    let server = Server::start(app::Options::default()).await;
+    let (_a, _) = server.join("/ws", &token("user-alice-7f3a")).await;
+    let _ = server.connect("/ws", &[]).await;
+    assert!(server.get("/healthz").await.starts_with("HTTP/1.1 200"));
+    let metrics = server.get("/metrics").await;
+    assert!(metrics.contains("\r\n\r\n# HELP wsctx_connections_active"));
+    assert!(
+        metrics.contains("wsctx_connections_active 1\n"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("wsctx_handshake_rejections_total{code=\"NO_TOKEN\"} 1\n"),
+        "{metrics}"
+    );
+    assert!(!metrics.contains("alice"));
+    let page = server.get("/").await;
+    assert!(page.contains("<title>wsctx demo</title>"));
+}

@@ -1,0 +1,320 @@
+//! Admission: per-user and global limits, duplicate client ids, RAII slots, and the
+//! races between concurrent admissions.
+
+#![allow(clippy::unwrap_used, reason = "a test fails loudly on the unexpected")]
+
+use std::sync::{Arc, Barrier, Mutex};
+use std::thread;
+use std::time::Duration;
+
+use wsctx::state::Bound;
+use wsctx::{
+    CloseCode, CloseStyle, Context, ErrorCode, FactoryError, IsolatedManager, Limits,
+    ManagerFactory, Outbound, Policy, Rejection, SequenceGenerator, UserId, UuidGenerator,
+};
+
+fn bound(user: &str, tab: &str) -> Context<Bound> {
+    Context::builder()
+        .user_id(user)
+        .websocket_client_id(tab)
+        .build()
+        .validate(&Policy::default(), &SequenceGenerator::new())
+        .unwrap()
+        .bind(None, &UuidGenerator::new())
+        .unwrap()
+}
+
+fn user(id: &str) -> UserId {
+    UserId::try_new(id).unwrap()
+}
+
+#[test]
+fn limits_default_to_the_contract() {
+    let limits = Limits::default();
+    assert_eq!(limits.per_user, 5);
+    assert_eq!(limits.global, 10_000);
+    assert_eq!(limits.outbound_queue, 256);
+    assert_eq!(limits.idle_timeout, Duration::from_secs(300));
+    assert_eq!(ManagerFactory::default().limits(), limits);
+}
+
+#[test]
+fn sixth_socket_of_one_user_is_refused_while_another_user_connects() {
+    let factory = ManagerFactory::default();
+    let held: Vec<_> = (1..=5)
+        .map(|tab| {
+            factory
+                .create(bound("user-a", &format!("tab-{tab}")))
+                .unwrap()
+        })
+        .collect();
+    assert_eq!(factory.connections(&user("user-a")), 5);
+
+    let error = factory.create(bound("user-a", "tab-6")).unwrap_err();
+    assert_eq!(error, FactoryError::ConnectionLimit);
+    let rejection = Rejection::from(error);
+    assert_eq!(rejection.code(), ErrorCode::ConnectionLimit);
+    assert_eq!(rejection.http_status(), Some(429));
+    assert_eq!(
+        rejection.close_code(CloseStyle::Detailed),
+        CloseCode::TOO_MANY_REQUESTS
+    );
+
+    // Another user is never refused because user-a is at its limit.
+    let (other, _out) = factory.create(bound("user-b", "tab-1")).unwrap();
+    assert_eq!(other.context().user_id(), &user("user-b"));
+    assert_eq!(factory.metrics().active, 6);
+    drop(held);
+}
+
+#[test]
+fn a_freed_slot_can_be_reused() {
+    let factory = ManagerFactory::new(Limits {
+        per_user: 2,
+        ..Limits::default()
+    });
+    let first = factory.create(bound("user-a", "tab-1")).unwrap();
+    let _second = factory.create(bound("user-a", "tab-2")).unwrap();
+    assert_eq!(
+        factory.create(bound("user-a", "tab-3")).unwrap_err(),
+        FactoryError::ConnectionLimit
+    );
+
+    drop(first);
+    assert_eq!(factory.connections(&user("user-a")), 1);
+    // The slot and the client id are both free again.
+    let _again = factory.create(bound("user-a", "tab-1")).unwrap();
+    assert_eq!(
+        factory.create(bound("user-a", "tab-3")).unwrap_err(),
+        FactoryError::ConnectionLimit
+    );
+}
+
+#[test]
+fn dropping_only_the_outbound_keeps_the_slot() {
+    let factory = ManagerFactory::new(Limits {
+        per_user: 1,
+        ..Limits::default()
+    });
+    let (manager, outbound) = factory.create(bound("user-a", "tab-1")).unwrap();
+    drop(outbound);
+    assert_eq!(
+        factory.create(bound("user-a", "tab-2")).unwrap_err(),
+        FactoryError::ConnectionLimit
+    );
+    drop(manager);
+    let _again = factory.create(bound("user-a", "tab-2")).unwrap();
+}
+
+#[test]
+fn global_limit_gives_overloaded() {
+    let factory = ManagerFactory::new(Limits {
+        global: 3,
+        ..Limits::default()
+    });
+    let mut held: Vec<_> = ["user-a", "user-b", "user-c"]
+        .iter()
+        .map(|u| factory.create(bound(u, "tab-1")).unwrap())
+        .collect();
+
+    let error = factory.create(bound("user-d", "tab-1")).unwrap_err();
+    assert_eq!(error, FactoryError::Overloaded);
+    let rejection = Rejection::from(error);
+    assert_eq!(rejection.http_status(), Some(503));
+    assert!(rejection.retry_after().is_some());
+    assert_eq!(
+        rejection.close_code(CloseStyle::Detailed),
+        CloseCode::TRY_AGAIN_LATER
+    );
+    // A user with sockets already is refused too: the limit is global.
+    assert_eq!(
+        factory.create(bound("user-a", "tab-2")).unwrap_err(),
+        FactoryError::Overloaded
+    );
+
+    held.pop();
+    let _d = factory.create(bound("user-d", "tab-1")).unwrap();
+    assert_eq!(factory.metrics().active, 3);
+}
+
+#[test]
+fn duplicate_client_id_is_refused_for_the_same_user_only() {
+    let factory = ManagerFactory::default();
+    let (first, _first_out) = factory.create(bound("user-a", "tab-1")).unwrap();
+
+    let error = factory.create(bound("user-a", "tab-1")).unwrap_err();
+    assert_eq!(error, FactoryError::DuplicateClient);
+    let rejection = Rejection::from(error);
+    assert_eq!(rejection.http_status(), Some(409));
+    assert_eq!(
+        rejection.close_code(CloseStyle::Detailed),
+        CloseCode::CONFLICT
+    );
+
+    // Another user may use the same client id.
+    let (_b, _b_out) = factory.create(bound("user-b", "tab-1")).unwrap();
+
+    // Once the first socket is closing, the id is free for a reconnect, while the slot
+    // stays counted until the manager is dropped.
+    assert!(first.close(CloseCode::NORMAL, wsctx::CloseReason::new("")));
+    let (_again, _again_out) = factory.create(bound("user-a", "tab-1")).unwrap();
+    assert_eq!(factory.connections(&user("user-a")), 2);
+}
+
+#[test]
+fn a_shut_down_factory_refuses_with_shutting_down() {
+    let factory = ManagerFactory::default();
+    factory.shutdown();
+    let error = factory.create(bound("user-a", "tab-1")).unwrap_err();
+    assert_eq!(error, FactoryError::ShuttingDown);
+    assert_eq!(
+        Rejection::from(error).close_code(CloseStyle::Detailed),
+        CloseCode::SERVICE_RESTART
+    );
+    assert_eq!(Rejection::from(error).http_status(), Some(503));
+}
+
+#[test]
+fn zero_limits_refuse_everything_and_a_zero_queue_reads_as_one() {
+    let none_per_user = ManagerFactory::new(Limits {
+        per_user: 0,
+        ..Limits::default()
+    });
+    assert_eq!(
+        none_per_user.create(bound("user-a", "tab-1")).unwrap_err(),
+        FactoryError::ConnectionLimit
+    );
+    let none_global = ManagerFactory::new(Limits {
+        global: 0,
+        ..Limits::default()
+    });
+    assert_eq!(
+        none_global.create(bound("user-a", "tab-1")).unwrap_err(),
+        FactoryError::Overloaded
+    );
+    let tiny = ManagerFactory::new(Limits {
+        outbound_queue: 0,
+        ..Limits::default()
+    });
+    assert_eq!(tiny.limits().outbound_queue, 1);
+}
+
+#[test]
+fn error_messages_are_lowercase_fixed_text_matching_the_table() {
+    for error in [
+        FactoryError::ConnectionLimit,
+        FactoryError::Overloaded,
+        FactoryError::DuplicateClient,
+        FactoryError::ShuttingDown,
+    ] {
+        let message = error.to_string();
+        assert_eq!(message, error.code().message());
+        assert_eq!(message, message.to_lowercase());
+        assert_eq!(Rejection::from(error).code(), error.code());
+        assert_ne!(
+            Rejection::from(error).close_code(CloseStyle::Detailed),
+            CloseCode::INTERNAL_ERROR
+        );
+    }
+}
+
+#[test]
+fn debug_output_never_shows_the_user_id() {
+    let factory = ManagerFactory::default();
+    let (manager, outbound) = factory.create(bound("secret-user-8812", "tab-1")).unwrap();
+    let fingerprint = manager.context().user_id().fingerprint().to_string();
+    let manager_debug = format!("{manager:?}");
+    for text in [
+        manager_debug.clone(),
+        format!("{outbound:?}"),
+        format!("{factory:?}"),
+        format!("{:?}", factory.metrics()),
+    ] {
+        assert!(!text.contains("secret-user-8812"), "{text}");
+    }
+    assert!(manager_debug.contains(&fingerprint), "{manager_debug}");
+}
+
+#[test]
+fn per_user_limit_holds_under_concurrent_admissions() {
+    const THREADS: usize = 8;
+    let factory = ManagerFactory::new(Limits {
+        per_user: 3,
+        ..Limits::default()
+    });
+    for round in 0..50 {
+        let barrier = Arc::new(Barrier::new(THREADS));
+        let admitted: Arc<Mutex<Vec<(IsolatedManager, Outbound)>>> = Arc::default();
+        let threads: Vec<_> = (0..THREADS)
+            .map(|t| {
+                let (factory, barrier, admitted) =
+                    (factory.clone(), Arc::clone(&barrier), Arc::clone(&admitted));
+                let ctx = bound("hot-user", &format!("tab-{t}"));
+                thread::spawn(move || {
+                    barrier.wait();
+                    match factory.create(ctx) {
+                        Ok(pair) => admitted.lock().unwrap().push(pair),
+                        Err(error) => assert_eq!(error, FactoryError::ConnectionLimit),
+                    }
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
+        assert_eq!(admitted.lock().unwrap().len(), 3, "round {round}");
+        assert_eq!(factory.connections(&user("hot-user")), 3);
+    }
+    let m = factory.metrics();
+    assert_eq!(m.active, 0);
+    assert_eq!(m.admitted, 150);
+    assert_eq!(m.freed, 150);
+    assert_eq!(m.rejected_connection_limit, 250);
+}
+
+#[test]
+fn global_limit_holds_under_concurrent_admissions() {
+    const THREADS: usize = 16;
+    let factory = ManagerFactory::new(Limits {
+        global: 5,
+        ..Limits::default()
+    });
+    for round in 0..30 {
+        let barrier = Arc::new(Barrier::new(THREADS));
+        let admitted: Arc<Mutex<Vec<(IsolatedManager, Outbound)>>> = Arc::default();
+        let threads: Vec<_> = (0..THREADS)
+            .map(|t| {
+                let (factory, barrier, admitted) =
+                    (factory.clone(), Arc::clone(&barrier), Arc::clone(&admitted));
+                let ctx = bound(&format!("user-{t}"), "tab-1");
+                thread::spawn(move || {
+                    barrier.wait();
+                    match factory.create(ctx) {
+                        Ok(pair) => admitted.lock().unwrap().push(pair),
+                        Err(error) => assert_eq!(error, FactoryError::Overloaded),
+                    }
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
+        assert_eq!(admitted.lock().unwrap().len(), 5, "round {round}");
+    }
+    assert_eq!(factory.metrics().active, 0);
+}
+
+#[test]
+fn public_types_are_send_sync_and_the_reaper_future_is_send() {
+    fn send_sync<T: Send + Sync + 'static>() {}
+    fn send<T: Send>(_: &T) {}
+    send_sync::<ManagerFactory>();
+    send_sync::<IsolatedManager>();
+    send_sync::<Outbound>();
+    send_sync::<wsctx::Frame>();
+    send_sync::<FactoryError>();
+    let factory = ManagerFactory::default();
+    send(&factory.run_idle_reaper(Duration::from_secs(1)));
+    let (_m, mut out) = factory.create(bound("user-a", "tab-1")).unwrap();
+    send(&out.recv());
+}

@@ -1,0 +1,210 @@
+#!/usr/bin/env python3
+"""Interop test: the example server binary against Python's `websockets` and `PyJWT`.
+
+Usage: interop.py PATH_TO_SERVER_BINARY
+
+Starts the server on a free 127.0.0.1 port with a fresh secret, mints its own tokens,
+and checks: connect (header and subprotocol token), delivery to every tab of a user and
+to no other user, three rejections (HTTP 401 before the upgrade, close 4400 after it,
+HTTP 429 for a sixth tab), and a clean shutdown with 1012 on SIGTERM. Prints
+'N passed, N failed' and exits non-zero on any failure.
+"""
+
+import asyncio
+import base64
+import json
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+
+import jwt
+from websockets.asyncio.client import connect
+from websockets.exceptions import ConnectionClosed, InvalidStatus
+
+AUDIENCE = "wsctx"
+ISSUER = "wsctx-demo"
+TIMEOUT = 5
+
+results = {"passed": 0, "failed": 0}
+
+
+def check(ok, what):
+    status = "PASS" if ok else "FAIL"
+    print(f"{status} {what}", flush=True)
+    results["passed" if ok else "failed"] += 1
+    return ok
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def mint(secret, sub, exp_in=600, **extra):
+    claims = {"sub": sub, "aud": AUDIENCE, "iss": ISSUER, "exp": int(time.time()) + exp_in}
+    claims.update(extra)
+    return jwt.encode(claims, secret, algorithm="HS256")
+
+
+def b64url(text):
+    return base64.urlsafe_b64encode(text.encode()).decode().rstrip("=")
+
+
+async def recv_json(ws):
+    return json.loads(await asyncio.wait_for(ws.recv(), TIMEOUT))
+
+
+async def expect_silence(ws, seconds=0.4):
+    try:
+        frame = await asyncio.wait_for(ws.recv(), seconds)
+    except asyncio.TimeoutError:
+        return True
+    print(f"  unexpected frame: {frame}")
+    return False
+
+
+async def expect_http_refusal(url, headers, status, code, secret_parts):
+    try:
+        async with connect(url, additional_headers=headers, open_timeout=TIMEOUT):
+            return check(False, f"HTTP {status} {code}: connection was accepted")
+    except InvalidStatus as error:
+        response = error.response
+        body = response.body.decode() if response.body else ""
+        try:
+            frame = json.loads(body)
+        except ValueError:
+            frame = {}
+        leaks = [p for p in secret_parts if p and p in body]
+        return check(
+            response.status_code == status and frame.get("code") == code and not leaks,
+            f"HTTP {status} {code} before the upgrade (got {response.status_code} {frame.get('code')}, leaks {leaks})",
+        )
+
+
+async def main(server, base, http_base, secret, proc):
+    alice = mint(secret, "user-alice-7f3a")
+    bob = mint(secret, "user-bob-2b9c")
+
+    # Connect: a bearer header and a subprotocol token.
+    a1 = await connect(f"{base}/ws", additional_headers={"Authorization": f"Bearer {alice}"}, open_timeout=TIMEOUT)
+    w1 = await recv_json(a1)
+    check(w1.get("type") == "welcome" and w1.get("client_id", "").startswith("ws_"), "bearer header: welcome")
+    a2 = await connect(f"{base}/ws", subprotocols=["wsctx.v1", f"jwt.{b64url(alice)}"], open_timeout=TIMEOUT)
+    w2 = await recv_json(a2)
+    check(w2.get("type") == "welcome", "subprotocol token: welcome")
+    check(a2.subprotocol == "wsctx.v1", f"subprotocol token: selected {a2.subprotocol!r}, never the jwt. entry")
+    b1 = await connect(f"{base}/ws?thread_id=py-thread-1", additional_headers={"Authorization": f"Bearer {bob}"}, open_timeout=TIMEOUT)
+    wb = await recv_json(b1)
+    check(wb.get("thread_id") == "py-thread-1", "query context: thread_id taken from the query")
+
+    # Delivery: every tab of alice, nobody else.
+    await a1.send("hello from python")
+    m1, m2 = await recv_json(a1), await recv_json(a2)
+    expected = {"type": "message", "from": w1["client_id"], "text": "hello from python"}
+    check(m1 == expected and m2 == expected, "delivery: both of alice's tabs get the message")
+    check(await expect_silence(b1), "isolation: bob gets nothing of alice's")
+    await b1.send("bob only")
+    check((await recv_json(b1)).get("text") == "bob only", "delivery: bob gets his own message")
+    check(await expect_silence(a1) and await expect_silence(a2), "isolation: alice gets nothing of bob's")
+
+    # Rejection 1: expired token, HTTP 401 before the upgrade.
+    expired = mint(secret, "user-alice-7f3a", exp_in=-3600)
+    await expect_http_refusal(f"{base}/ws", {"Authorization": f"Bearer {expired}"}, 401, "TOKEN_EXPIRED",
+                              [expired, expired.rsplit(".", 1)[-1], "user-alice-7f3a"])
+
+    # Rejection 2: a placeholder subject on the browser route, close 4400 after the upgrade.
+    placeholder = mint(secret, "test")
+    async with connect(f"{base}/ws/browser", subprotocols=["wsctx.v1", f"jwt.{b64url(placeholder)}"], open_timeout=TIMEOUT) as ws:
+        frame = await recv_json(ws)
+        try:
+            await asyncio.wait_for(ws.recv(), TIMEOUT)
+            check(False, "close 4400: socket stayed open")
+        except ConnectionClosed as closed:
+            rcvd = closed.rcvd
+            check(frame.get("type") == "error" and frame.get("code") == "INVALID_CONTEXT", "close 4400: error frame first")
+            check(rcvd is not None and rcvd.code == 4400 and rcvd.reason == "invalid_context:user_id"
+                  and placeholder not in rcvd.reason,
+                  f"close 4400 invalid_context:user_id after the upgrade (got {rcvd and rcvd.code} {rcvd and rcvd.reason!r})")
+
+    # Rejection 3: the sixth tab of alice, HTTP 429 with Retry-After.
+    extra = []
+    for _ in range(3):
+        ws = await connect(f"{base}/ws", additional_headers={"Authorization": f"Bearer {alice}"}, open_timeout=TIMEOUT)
+        await recv_json(ws)
+        extra.append(ws)
+    await expect_http_refusal(f"{base}/ws", {"Authorization": f"Bearer {alice}"}, 429, "CONNECTION_LIMIT",
+                              [alice, "user-alice-7f3a"])
+
+    with urllib.request.urlopen(f"{http_base}/metrics", timeout=TIMEOUT) as response:
+        metrics = response.read().decode()
+    check("wsctx_connections_active 6" in metrics and "alice" not in metrics,
+          "metrics: 6 active sockets, no user id")
+
+    # Shutdown: SIGTERM closes every socket with 1012, the process exits 0.
+    proc.send_signal(signal.SIGTERM)
+    codes = []
+    for ws in [a1, a2, b1, *extra]:
+        try:
+            while True:
+                await asyncio.wait_for(ws.recv(), TIMEOUT)
+        except ConnectionClosed as closed:
+            codes.append(closed.rcvd.code if closed.rcvd else None)
+        except asyncio.TimeoutError:
+            codes.append("timeout")
+    check(codes == [1012] * 6, f"shutdown: every socket closed with 1012 (got {codes})")
+    try:
+        exit_code = proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        exit_code = "still running"
+    check(exit_code == 0, f"shutdown: the server exits 0 (got {exit_code})")
+
+
+def run():
+    if len(sys.argv) != 2:
+        print(__doc__)
+        return 2
+    binary = sys.argv[1]
+    secret = secrets.token_urlsafe(48)
+    port = free_port()
+    env = dict(os.environ, WSCTX_JWT_SECRET=secret)
+    proc = subprocess.Popen([binary, "--addr", f"127.0.0.1:{port}"], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    http_base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.time() + 30
+        while True:
+            try:
+                with urllib.request.urlopen(f"{http_base}/healthz", timeout=1) as response:
+                    if response.status == 200:
+                        break
+            except OSError:
+                pass
+            if proc.poll() is not None or time.time() > deadline:
+                print(proc.stdout.read() if proc.stdout else "")
+                print("FAIL the server did not start")
+                print("0 passed, 1 failed")
+                return 1
+            time.sleep(0.1)
+        try:
+            asyncio.run(main(binary, f"ws://127.0.0.1:{port}", http_base, secret, proc))
+        except Exception as error:  # a crash is a failure, reported as one
+            check(False, f"unexpected {type(error).__name__}: {error}")
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        output = proc.stdout.read() if proc.stdout else ""
+        if secret in output:
+            check(False, "the server printed its secret")
+    print(f"{results['passed']} passed, {results['failed']} failed")
+    return 0 if results["failed"] == 0 and results["passed"] > 0 else 1
+
+
+if __name__ == "__main__":
+    sys.exit(run())
