@@ -186,7 +186,8 @@ fn finish_id(candidate: String) -> String {
 ///
 /// proptest!(ProptestConfig::with_cases(64), |(id in wsctx::proptest::valid_id())| {
 ///     prop_assert_eq!(Policy::default().check(&id), Ok(()));
-///     prop_assert_eq!(UserId::try_new(id.clone()).unwrap().as_str(), id.as_str());
+///     let user_id = UserId::try_new(id.clone()).unwrap();
+///     prop_assert_eq!(user_id.as_str(), id.as_str());
 /// });
 /// ```
 pub fn valid_id() -> impl Strategy<Value = String> {
