@@ -425,6 +425,6 @@ fn json_to_validated(c: &mut Criterion<Clock>) {
 criterion_group! {
     name = benches;
     config = Criterion::default().with_measurement(Clock::from_env());
-    targets = validate_only, json_to_validated
+    targets = json_to_validated, validate_only
 }
 criterion_main!(benches);

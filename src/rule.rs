@@ -91,13 +91,12 @@ pub(crate) fn check_trimmed(trimmed: &str) -> Result<(), IdError> {
     if trimmed.len() > MAX_ID_BYTES {
         return Err(IdError::TooLong);
     }
-    if trimmed.is_ascii() {
-        // ASCII holds no invisible formatting character, and its `Cc` characters are
-        // exactly the ASCII control bytes: one byte scan, no UTF-8 decoding.
-        if trimmed.bytes().any(|b| b.is_ascii_control()) {
-            return Err(IdError::ControlCharacter);
-        }
-        return Ok(());
+    // ASCII holds no invisible formatting character, and its `Cc` characters are
+    // exactly the ASCII control bytes, so an ASCII value needs no UTF-8 decoding.
+    match ascii_scan(trimmed.as_bytes()) {
+        AsciiScan::Clean => return Ok(()),
+        AsciiScan::Control => return Err(IdError::ControlCharacter),
+        AsciiScan::NotAscii => {}
     }
     for c in trimmed.chars() {
         if c.is_control() {
@@ -108,6 +107,48 @@ pub(crate) fn check_trimmed(trimmed: &str) -> Result<(), IdError> {
         }
     }
     Ok(())
+}
+
+/// What [`ascii_scan`] found.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum AsciiScan {
+    /// ASCII without control bytes.
+    Clean,
+    /// ASCII with a control byte (U+0000–U+001F or U+007F).
+    Control,
+    /// At least one byte is not ASCII: decode and check character by character.
+    NotAscii,
+}
+
+/// Scans `bytes` eight at a time (SWAR): one pass tells whether they are ASCII and, if
+/// so, whether any is a control byte.
+fn ascii_scan(bytes: &[u8]) -> AsciiScan {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let (words, rest) = bytes.as_chunks::<8>();
+    let mut high = 0;
+    let mut control = 0;
+    for word in words {
+        let w = u64::from_le_bytes(*word);
+        high |= w;
+        // A byte below 0x20 (exact as a yes/no for ASCII bytes; any other byte sets
+        // `high` and sends the value to the slow path anyway).
+        control |= w.wrapping_sub(0x20 * ONES) & !w;
+        // A byte equal to 0x7F: a zero byte of `w ^ 0x7F…7F`.
+        let x = w ^ (0x7F * ONES);
+        control |= x.wrapping_sub(ONES) & !x;
+    }
+    for &b in rest {
+        high |= u64::from(b);
+        control |= u64::from(b < 0x20 || b == 0x7F) << 7;
+    }
+    if high & HIGH != 0 {
+        AsciiScan::NotAscii
+    } else if control & HIGH != 0 {
+        AsciiScan::Control
+    } else {
+        AsciiScan::Clean
+    }
 }
 
 /// Compares `value` with `lower` (already lowercase) under Unicode lowercasing,
@@ -520,6 +561,37 @@ mod tests {
         );
         assert_eq!(check_structure("a\u{7F}b"), Err(IdError::ControlCharacter));
         assert_eq!(check_structure("\u{1}"), Err(IdError::ControlCharacter));
+    }
+
+    #[test]
+    fn ascii_scan_agrees_with_a_byte_loop() {
+        let expected = |bytes: &[u8]| {
+            if !bytes.is_ascii() {
+                AsciiScan::NotAscii
+            } else if bytes.iter().any(u8::is_ascii_control) {
+                AsciiScan::Control
+            } else {
+                AsciiScan::Clean
+            }
+        };
+        // Every byte value at every position of inputs of 0 to 24 bytes (three words and
+        // a tail), on a background of printable ASCII.
+        for len in 0..=24 {
+            for pos in 0..len {
+                for b in 0..=255u8 {
+                    let mut bytes = vec![b'a'; len];
+                    bytes[pos] = b;
+                    assert_eq!(ascii_scan(&bytes), expected(&bytes), "{bytes:?}");
+                }
+            }
+        }
+        // Borrows between bytes: neighbours of the thresholds next to each other.
+        for a in [0x1F, 0x20, 0x21, 0x7E, 0x7F, 0x80, 0x00, 0xFF] {
+            for b in [0x1F, 0x20, 0x21, 0x7E, 0x7F, 0x80, 0x00, 0xFF] {
+                let bytes = [a, b, b'x', a, b, b'y', b, a, b'z'];
+                assert_eq!(ascii_scan(&bytes), expected(&bytes), "{bytes:?}");
+            }
+        }
     }
 
     #[test]
