@@ -21,6 +21,9 @@
 //!   context is valid, so validating it with [`Policy::default`] fails with exactly that
 //!   one error.
 //!
+//! `use wsctx::proptest::*;` brings in every strategy and [`InvalidClass`]; the
+//! [`Arbitrary`] impls need no import (`any::<UserId>()`, `any::<Context<Validated>>()`).
+//!
 //! Every valid id avoids the placeholder words and prefixes of [`Policy::default`]
 //! ([`DEFAULT_PLACEHOLDER_WORDS`], [`DEFAULT_PLACEHOLDER_PREFIXES`]), so a strategy's
 //! values pass both the structural rule and the default policy.
@@ -786,7 +789,8 @@ fn invalid_metadata_key() -> impl Strategy<Value = String> {
 ///   entries with distinct keys;
 /// - [`InvalidClass::MetadataValueTooLong`]: one more entry whose value is 1025 to 1400
 ///   bytes (ASCII or 2-byte `é`);
-/// - [`InvalidClass::DepthExceeded`]: a depth of 11 to 20 (3/4) or any larger `u64`.
+/// - [`InvalidClass::DepthExceeded`]: a depth of 11 to 20 (3/4) or any `u64` above 10
+///   (1/4).
 ///
 /// # Examples
 ///

@@ -10,11 +10,8 @@ use proptest::collection::vec;
 use proptest::prelude::*;
 use proptest::sample::select;
 use proptest::test_runner::{Config, FileFailurePersistence, TestRunner};
-use wsctx::proptest::{
-    InvalidClass, control_character_id, empty_id, invalid_raw_context, invalid_raw_context_of,
-    invisible_character_id, placeholder_prefix_id, placeholder_word_id, too_long_id, valid_id,
-    valid_raw_context, whitespace_only_id,
-};
+// The glob import users are told to write, next to proptest's prelude.
+use wsctx::proptest::*;
 use wsctx::state::{Raw, Validated};
 use wsctx::{
     CloseCode, CloseStyle, Context, ContextError, ErrorCode, Fallback, Field, FieldErrorKind,
