@@ -12,7 +12,7 @@ cd "$(dirname "$0")/.."
 
 connections="${1:-10000}"
 rounds="${2:-3}"
-export WSCTX_JWT_SECRET="load-run-secret-$(date +%s)-$RANDOM"
+export WSCTX_JWT_SECRET="load-run-secret-$(date +%s%N)-$RANDOM-$RANDOM-$RANDOM"
 ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
 
 cargo build --release --features axum,jwt --example server --example bare_server --example loadgen >&2
@@ -29,7 +29,7 @@ run() { # label port command...
   done
   "$bin/loadgen" --url "ws://127.0.0.1:$port/ws" --connections "$connections" \
     --server-pid "$pid" --label "$label" --aud wsctx --iss wsctx-demo || true
-  kill -INT "$pid" 2>/dev/null || true
+  kill -TERM "$pid" 2>/dev/null || true
   wait "$pid" 2>/dev/null || true
 }
 
