@@ -14,7 +14,10 @@
 //! Admission to the factory happens before the upgrade in both modes, so CONNECTION_LIMIT
 //! is a 429 on a `BeforeUpgrade` route; the slot is freed if the upgrade then fails.
 //!
-//! ```no_run
+//! The example uses the `jwt` feature's verifier.
+//!
+#![cfg_attr(feature = "jwt", doc = "```no_run")]
+#![cfg_attr(not(feature = "jwt"), doc = "```ignore")]
 //! use std::net::SocketAddr;
 //! use axum::{Router, extract::{State, WebSocketUpgrade}, response::Response, routing::any};
 //! use wsctx::axum::{Authenticated, Endpoint, MessageHandler, RejectMode, Session};

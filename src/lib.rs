@@ -94,9 +94,13 @@
 //! |---|---|
 //! | `serde` | `Deserialize` for `Context<Raw>` (unknown fields rejected, wrong types reported by `validate`) and `Context<Validated>` (validates), `Serialize` for validated and bound contexts, serde for the id newtypes |
 //! | `tracing` | debug events with field names and error codes, never values; one warning when a [`Fallback`] generator falls back |
+//! | `http` | token extraction (`Authorization: Bearer`, a `jwt.<base64url>` subprotocol entry, the `token` query parameter only when enabled), raw context fields from the query, and [`Rejection`] rendered as an `http::Response`; works with tokio-tungstenite's handshake callback |
+//! | `jwt` | a [`TokenVerifier`] on the `jsonwebtoken` crate: HS256, RS256, ES256, `exp` required, `nbf`, `aud`, `iss`, leeway |
+//! | `axum` | an extractor that authenticates and validates before the upgrade, `IntoResponse` for [`Rejection`], and a socket runner that admits the bound context to a [`ManagerFactory`] and forwards its [`Outbound`] queue |
 //! | `proptest` | `wsctx::proptest`: strategies for valid input and for each class of invalid input, and `Arbitrary` for the id newtypes and `Context<Validated>` (valid values only), so handlers can be property-tested |
 //!
-//! No feature is enabled by default.
+//! No feature is enabled by default. The connection manager factory ([`ManagerFactory`])
+//! is always present; it needs only tokio's `sync` and `time` features, not a runtime.
 //!
 //! # Minimum supported Rust version
 //!
@@ -105,8 +109,9 @@
 //!
 //! # Scope
 //!
-//! `wsctx` does not open sockets and does not speak the WebSocket protocol: it decides
-//! who is on a socket and what to tell a client it refuses.
+//! `wsctx` does not open sockets or speak the WebSocket protocol itself: it decides who
+//! is on a socket, admits it to a per-user manager, and says what to tell a client it
+//! refuses. The `axum` feature and `examples/tungstenite.rs` connect it to real servers.
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod auth;

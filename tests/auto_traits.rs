@@ -39,4 +39,45 @@ fn public_types_are_send_sync_static() {
     assert_send_sync::<wsctx::SequenceGenerator>();
     assert_send_sync::<wsctx::Fallback<wsctx::SequenceGenerator>>();
     assert_send_sync::<wsctx::FromFn<fn(wsctx::IdKind) -> Result<String, wsctx::GenerateError>>>();
+    assert_send_sync::<wsctx::ManagerFactory>();
+    assert_send_sync::<wsctx::IsolatedManager>();
+    assert_send_sync::<wsctx::Outbound>();
+    assert_send_sync::<wsctx::Limits>();
+    assert_send_sync::<wsctx::FactoryError>();
+    assert_send_sync::<wsctx::Frame>();
+    assert_send_sync::<wsctx::Delivery>();
+    assert_send_sync::<wsctx::MetricsSnapshot>();
+    assert_send_sync::<wsctx::TryRecvError>();
+    assert_send_sync::<wsctx::Token>();
+    assert_send_sync::<wsctx::TokenSource>();
+    assert_send_sync::<wsctx::AuthError>();
+    assert_send_sync::<wsctx::AuthenticatedUser>();
+}
+
+#[cfg(feature = "http")]
+#[test]
+fn http_types_are_send_sync_static() {
+    assert_send_sync::<wsctx::http::ExtractConfig>();
+    assert_send_sync::<wsctx::http::Origins>();
+    assert_send_sync::<wsctx::http::Handshake>();
+}
+
+#[cfg(feature = "jwt")]
+#[test]
+fn jwt_types_are_send_sync_static() {
+    assert_send_sync::<wsctx::jwt::JwtVerifier>();
+    assert_send_sync::<wsctx::jwt::JwtKeyError>();
+}
+
+#[cfg(feature = "axum")]
+#[test]
+fn axum_types_are_send_sync_static() {
+    struct Noop;
+    impl wsctx::axum::MessageHandler for Noop {
+        async fn on_message(&self, _: &wsctx::axum::Session, _: axum::extract::ws::Message) {}
+    }
+    assert_send_sync::<wsctx::axum::Authenticated>();
+    assert_send_sync::<wsctx::axum::RejectMode>();
+    assert_send_sync::<wsctx::axum::Session>();
+    assert_send_sync::<wsctx::axum::Endpoint<Noop>>();
 }
