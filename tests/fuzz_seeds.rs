@@ -11,6 +11,10 @@ use std::path::{Path, PathBuf};
 #[path = "../fuzz/src/checks.rs"]
 pub mod checks;
 
+#[cfg(feature = "http")]
+#[path = "../fuzz/src/checks_http.rs"]
+pub mod checks_http;
+
 /// The committed seeds of `target`, sorted by name.
 fn seeds(target: &str) -> Vec<PathBuf> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -53,6 +57,12 @@ fn validate_json_seeds_pass() {
 #[test]
 fn field_rule_seeds_pass() {
     replay("field_rule", 20, checks::field_rule);
+}
+
+#[cfg(feature = "http")]
+#[test]
+fn token_extraction_seeds_pass() {
+    replay("token_extraction", 8, checks_http::token_extraction);
 }
 
 #[test]

@@ -3,3 +3,4 @@
 //! file to replay the committed seeds on stable.
 
 pub mod checks;
+pub mod checks_http;
