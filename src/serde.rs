@@ -17,6 +17,7 @@ use serde::ser::SerializeMap;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::context::{Context, RawParts, RawValue};
+use crate::error::Field;
 use crate::generate::UuidGenerator;
 use crate::id::{RequestId, RunId, ThreadId, UserId, WebSocketClientId};
 use crate::rule::Policy;
@@ -42,16 +43,17 @@ macro_rules! id_serde {
 }
 id_serde!(UserId, ThreadId, RunId, RequestId, WebSocketClientId);
 
-const FIELDS: &[&str] = &[
-    "user_id",
-    "thread_id",
-    "run_id",
-    "request_id",
-    "parent_request_id",
-    "websocket_client_id",
-    "metadata",
-    "operation_depth",
-    "operation",
+/// The fields a raw context accepts, in the order they are validated.
+const CONTEXT_FIELDS: [Field; 9] = [
+    Field::UserId,
+    Field::ThreadId,
+    Field::RunId,
+    Field::RequestId,
+    Field::ParentRequestId,
+    Field::WebSocketClientId,
+    Field::Metadata,
+    Field::OperationDepth,
+    Field::Operation,
 ];
 
 /// Accepts any value; a string becomes `Given`, anything else `WrongType` (consumed,
@@ -221,17 +223,18 @@ impl<'de> Visitor<'de> for RawVisitor {
         let mut parts = RawParts::default();
         let mut metadata_seen = false;
         while let Some(key) = map.next_key::<FieldName>()? {
-            let slot = match key {
-                FieldName::UserId => &mut parts.user_id,
-                FieldName::ThreadId => &mut parts.thread_id,
-                FieldName::RunId => &mut parts.run_id,
-                FieldName::RequestId => &mut parts.request_id,
-                FieldName::ParentRequestId => &mut parts.parent_request_id,
-                FieldName::WebSocketClientId => &mut parts.websocket_client_id,
-                FieldName::Operation => &mut parts.operation,
-                FieldName::Metadata => {
+            let field = key.0;
+            let slot = match field {
+                Field::UserId => &mut parts.user_id,
+                Field::ThreadId => &mut parts.thread_id,
+                Field::RunId => &mut parts.run_id,
+                Field::RequestId => &mut parts.request_id,
+                Field::ParentRequestId => &mut parts.parent_request_id,
+                Field::WebSocketClientId => &mut parts.websocket_client_id,
+                Field::Operation => &mut parts.operation,
+                Field::Metadata => {
                     if metadata_seen {
-                        return Err(de::Error::duplicate_field("metadata"));
+                        return Err(de::Error::duplicate_field(field.as_str()));
                     }
                     metadata_seen = true;
                     parts.metadata = match map.next_value_seed(MetadataSeed)? {
@@ -241,16 +244,16 @@ impl<'de> Visitor<'de> for RawVisitor {
                     };
                     continue;
                 }
-                FieldName::OperationDepth => {
+                Field::OperationDepth => {
                     if parts.operation_depth.is_some() {
-                        return Err(de::Error::duplicate_field("operation_depth"));
+                        return Err(de::Error::duplicate_field(field.as_str()));
                     }
                     parts.operation_depth = Some(map.next_value_seed(DepthSeed)?);
                     continue;
                 }
             };
             if slot.is_some() {
-                return Err(de::Error::duplicate_field(key.as_str()));
+                return Err(de::Error::duplicate_field(field.as_str()));
             }
             *slot = Some(map.next_value_seed(AnyString)?);
         }
@@ -274,34 +277,8 @@ impl<'de> DeserializeSeed<'de> for DepthSeed {
     }
 }
 
-#[derive(Clone, Copy)]
-enum FieldName {
-    UserId,
-    ThreadId,
-    RunId,
-    RequestId,
-    ParentRequestId,
-    WebSocketClientId,
-    Metadata,
-    OperationDepth,
-    Operation,
-}
-
-impl FieldName {
-    const fn as_str(self) -> &'static str {
-        match self {
-            Self::UserId => "user_id",
-            Self::ThreadId => "thread_id",
-            Self::RunId => "run_id",
-            Self::RequestId => "request_id",
-            Self::ParentRequestId => "parent_request_id",
-            Self::WebSocketClientId => "websocket_client_id",
-            Self::Metadata => "metadata",
-            Self::OperationDepth => "operation_depth",
-            Self::Operation => "operation",
-        }
-    }
-}
+/// Field names come from [`Field::as_str`], the crate's one list of wire names.
+struct FieldName(Field);
 
 impl<'de> Deserialize<'de> for FieldName {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
@@ -312,19 +289,12 @@ impl<'de> Deserialize<'de> for FieldName {
                 f.write_str("a context field name")
             }
             fn visit_str<E: de::Error>(self, v: &str) -> Result<FieldName, E> {
-                Ok(match v {
-                    "user_id" => FieldName::UserId,
-                    "thread_id" => FieldName::ThreadId,
-                    "run_id" => FieldName::RunId,
-                    "request_id" => FieldName::RequestId,
-                    "parent_request_id" => FieldName::ParentRequestId,
-                    "websocket_client_id" => FieldName::WebSocketClientId,
-                    "metadata" => FieldName::Metadata,
-                    "operation_depth" => FieldName::OperationDepth,
-                    "operation" => FieldName::Operation,
+                CONTEXT_FIELDS
+                    .into_iter()
+                    .find(|field| field.as_str() == v)
+                    .map(FieldName)
                     // The unknown name is client input: do not echo it.
-                    _ => return Err(de::Error::custom(UnknownField)),
-                })
+                    .ok_or_else(|| de::Error::custom(UnknownField))
             }
         }
         d.deserialize_identifier(NameVisitor)
@@ -334,7 +304,14 @@ impl<'de> Deserialize<'de> for FieldName {
 struct UnknownField;
 impl fmt::Display for UnknownField {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "unknown field, expected one of: {}", FIELDS.join(", "))
+        f.write_str("unknown field, expected one of: ")?;
+        for (i, field) in CONTEXT_FIELDS.iter().enumerate() {
+            if i > 0 {
+                f.write_str(", ")?;
+            }
+            f.write_str(field.as_str())?;
+        }
+        Ok(())
     }
 }
 
