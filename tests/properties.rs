@@ -32,127 +32,14 @@ fn config() -> Config {
 // A deliberately naive model of DESIGN §3, written from the text, not from src/rule.rs.
 // ---------------------------------------------------------------------------------------
 
-mod model {
-    use wsctx::{FieldErrorKind, IdError};
-
-    /// Unicode's `White_Space` property, listed by hand from PropList.txt.
-    pub(crate) fn is_white_space(c: char) -> bool {
-        let cp = c as u32;
-        (0x09..=0x0D).contains(&cp)
-            || cp == 0x20
-            || cp == 0x85
-            || cp == 0xA0
-            || cp == 0x1680
-            || (0x2000..=0x200A).contains(&cp)
-            || cp == 0x2028
-            || cp == 0x2029
-            || cp == 0x202F
-            || cp == 0x205F
-            || cp == 0x3000
-    }
-
-    /// Unicode general category `Cc`.
-    pub(crate) fn is_cc(c: char) -> bool {
-        let cp = c as u32;
-        cp <= 0x1F || (0x7F..=0x9F).contains(&cp)
-    }
-
-    /// The invisible characters DESIGN §3 lists.
-    pub(crate) fn is_invisible(c: char) -> bool {
-        let cp = c as u32;
-        (0x200B..=0x200F).contains(&cp)
-            || (0x202A..=0x202E).contains(&cp)
-            || (0x2066..=0x2069).contains(&cp)
-            || (0x2060..=0x2064).contains(&cp)
-            || cp == 0xFEFF
-    }
-
-    pub(crate) fn trim(s: &str) -> String {
-        let chars: Vec<char> = s.chars().collect();
-        let mut start = 0;
-        let mut end = chars.len();
-        while start < end && is_white_space(chars[start]) {
-            start += 1;
-        }
-        while end > start && is_white_space(chars[end - 1]) {
-            end -= 1;
-        }
-        chars[start..end].iter().collect()
-    }
-
-    /// The trimmed value when the structural rule accepts `s`, otherwise every rule it
-    /// breaks (any of them is a correct report).
-    pub(crate) fn structure(s: &str) -> Result<String, Vec<IdError>> {
-        let t = trim(s);
-        if t.is_empty() {
-            return Err(vec![IdError::Empty]);
-        }
-        let mut broken = Vec::new();
-        if t.len() > 256 {
-            broken.push(IdError::TooLong);
-        }
-        if t.chars().any(is_cc) {
-            broken.push(IdError::ControlCharacter);
-        }
-        if t.chars().any(is_invisible) {
-            broken.push(IdError::InvisibleCharacter);
-        }
-        if broken.is_empty() {
-            Ok(t)
-        } else {
-            Err(broken)
-        }
-    }
-
-    pub(crate) const WORDS: [&str; 19] = [
-        "registry",
-        "placeholder",
-        "default",
-        "temp",
-        "none",
-        "null",
-        "undefined",
-        "0",
-        "1",
-        "xxx",
-        "yyy",
-        "example",
-        "test",
-        "demo",
-        "sample",
-        "template",
-        "mock",
-        "fake",
-        "dummy",
-    ];
-
-    pub(crate) const PREFIXES: [&str; 11] = [
-        "placeholder_",
-        "registry_",
-        "default_",
-        "temp_",
-        "test_",
-        "example_",
-        "demo_",
-        "sample_",
-        "template_",
-        "mock_",
-        "fake_",
-    ];
-
-    /// The default policy: `to_lowercase` comparison, prefixes only under 20 bytes.
-    pub(crate) fn policy(s: &str) -> Result<(), FieldErrorKind> {
-        let t = trim(s);
-        let lower = t.to_lowercase();
-        if WORDS.iter().any(|w| lower == *w) {
-            return Err(FieldErrorKind::PlaceholderWord);
-        }
-        if t.len() < 20 && PREFIXES.iter().any(|p| lower.starts_with(p)) {
-            return Err(FieldErrorKind::PlaceholderPrefix);
-        }
-        Ok(())
-    }
-}
+// The same model the fuzz targets check against: one copy, in fuzz/src/checks.rs.
+#[path = "../fuzz/src/checks.rs"]
+#[allow(
+    dead_code,
+    reason = "only the model is used here; the fuzz checks run in fuzz_seeds"
+)]
+pub mod checks;
+use checks::model;
 
 // ---------------------------------------------------------------------------------------
 // Edge-biased input.

@@ -194,12 +194,14 @@ pub mod model {
     }
 
     /// Unicode general category `Cc`.
-    fn is_cc(c: char) -> bool {
+    #[must_use]
+    pub fn is_cc(c: char) -> bool {
         matches!(c as u32, 0x00..=0x1F | 0x7F..=0x9F)
     }
 
     /// The invisible formatting characters DESIGN §3 lists.
-    fn is_invisible(c: char) -> bool {
+    #[must_use]
+    pub fn is_invisible(c: char) -> bool {
         matches!(
             c as u32,
             0x200B..=0x200F | 0x202A..=0x202E | 0x2060..=0x2064 | 0x2066..=0x2069 | 0xFEFF
@@ -246,7 +248,8 @@ pub mod model {
         }
     }
 
-    const WORDS: [&str; 19] = [
+    /// The placeholder words of DESIGN §3, restated from the text (not from `src/rule.rs`).
+    pub const WORDS: [&str; 19] = [
         "registry",
         "placeholder",
         "default",
@@ -268,7 +271,8 @@ pub mod model {
         "dummy",
     ];
 
-    const PREFIXES: [&str; 11] = [
+    /// The placeholder prefixes of DESIGN §3, restated from the text.
+    pub const PREFIXES: [&str; 11] = [
         "placeholder_",
         "registry_",
         "default_",
