@@ -116,9 +116,9 @@ pub(crate) async fn handle(
             let message = match frame {
                 Frame::Text(text) => Message::text(text.as_ref()),
                 Frame::Binary(bytes) => Message::binary(bytes.to_vec()),
-                Frame::Close(code, reason) => Message::Close(Some(CloseFrame {
-                    code: WsCloseCode::from(code.as_u16()),
-                    reason: reason.as_str().into(),
+                Frame::Close(close) => Message::Close(Some(CloseFrame {
+                    code: WsCloseCode::from(close.code.as_u16()),
+                    reason: close.reason.as_str().into(),
                 })),
             };
             if sink.send(message).await.is_err() {

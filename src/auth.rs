@@ -11,8 +11,9 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::error::{ErrorCode, Field, FieldError, IdError, Rejection, ValidationError};
+use crate::error::{Field, FieldError, IdError, ValidationError};
 use crate::id::UserId;
+use crate::rejection::{ErrorCode, Rejection};
 
 /// A bearer credential as presented by a client. A secret.
 ///

@@ -70,18 +70,18 @@ use std::time::Duration;
 
 use ::axum::body::{Body, Bytes};
 use ::axum::extract::connect_info::ConnectInfo;
-use ::axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
+use ::axum::extract::ws::{self, Message, WebSocket, WebSocketUpgrade};
 use ::axum::extract::{FromRef, FromRequestParts};
 use ::axum::response::{IntoResponse, Response};
 use ::http::request::Parts;
 use futures_util::{SinkExt as _, StreamExt as _};
 use tokio::sync::mpsc;
 
-use crate::close::{CloseCode, CloseReason};
+use crate::close::CloseFrame;
 use crate::context::Context;
-use crate::error::{CloseStyle, Rejection};
 use crate::factory::{Delivery, Frame, IsolatedManager, ManagerFactory, Outbound};
 use crate::http::Handshake;
+use crate::rejection::{CloseStyle, Rejection};
 use crate::state::{Bound, Validated};
 use crate::trace::debug_event;
 
@@ -318,7 +318,7 @@ impl Session {
     /// ```
     pub fn reply(&self, frame: Frame) -> bool {
         match frame {
-            Frame::Close(code, reason) => self.manager.close(code, reason),
+            Frame::Close(close) => self.manager.close(&close),
             frame => !self.manager.is_closing() && self.replies.try_send(frame).is_ok(),
         }
     }
@@ -746,14 +746,14 @@ fn to_message(frame: Frame) -> Message {
     match frame {
         Frame::Text(text) => Message::Text(text.as_ref().into()),
         Frame::Binary(bytes) => Message::Binary(Bytes::copy_from_slice(&bytes)),
-        Frame::Close(code, reason) => close_message(code, &reason),
+        Frame::Close(close) => close_message(&close),
     }
 }
 
-fn close_message(code: CloseCode, reason: &CloseReason) -> Message {
-    Message::Close(Some(CloseFrame {
-        code: code.as_u16(),
-        reason: reason.as_str().into(),
+fn close_message(close: &CloseFrame) -> Message {
+    Message::Close(Some(ws::CloseFrame {
+        code: close.code.as_u16(),
+        reason: close.reason.as_str().into(),
     }))
 }
 
@@ -780,7 +780,7 @@ pub async fn reject_socket(mut socket: WebSocket, rejection: &Rejection, style: 
         "socket refused after upgrade"
     );
     let frame = Message::Text(rejection.error_frame().into());
-    let close = close_message(rejection.close_code(style), &rejection.close_reason());
+    let close = close_message(&rejection.close_frame(style));
     if socket.send(frame).await.is_err() || socket.send(close).await.is_err() {
         return;
     }

@@ -31,10 +31,9 @@ use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
 
 use crate::auth::{AuthError, AuthenticatedUser, Token, TokenSource, TokenVerifier};
 use crate::context::{Context, ContextBuilder};
-use crate::error::{
-    CloseStyle, ErrorCode, Field, FieldError, FieldErrorKind, Rejection, ValidationError,
-};
+use crate::error::{Field, FieldError, FieldErrorKind, ValidationError};
 use crate::generate::{IdGenerator, UuidGenerator};
+use crate::rejection::{CloseStyle, ErrorCode, Rejection};
 use crate::rule::Policy;
 use crate::state::{Bound, Validated};
 use crate::trace::debug_event;
@@ -329,13 +328,22 @@ fn percent_decode(input: &[u8]) -> Option<String> {
     String::from_utf8(out).ok()
 }
 
-/// The query parameters [`query_context`] reads, and the field each one sets.
-const QUERY_FIELDS: [(&[u8], Field); 4] = [
-    (b"thread_id", Field::ThreadId),
-    (b"run_id", Field::RunId),
-    (b"request_id", Field::RequestId),
-    (b"client_id", Field::WebSocketClientId),
+/// The fields [`query_context`] reads.
+const QUERY_FIELDS: [Field; 4] = [
+    Field::ThreadId,
+    Field::RunId,
+    Field::RequestId,
+    Field::WebSocketClientId,
 ];
+
+/// The query parameter of a field: its wire name, except for the client id, which a
+/// client requests as `client_id`.
+fn query_parameter(field: Field) -> &'static str {
+    match field {
+        Field::WebSocketClientId => "client_id",
+        field => field.as_str(),
+    }
+}
 
 /// Reads the raw context fields a client may send in the query: `thread_id`, `run_id`,
 /// `request_id` and `client_id` (the requested `websocket_client_id`). Values are
@@ -369,10 +377,13 @@ pub fn query_context(uri: &Uri) -> Result<ContextBuilder, Rejection> {
     let mut values: [Option<String>; 4] = Default::default();
     let mut errors = Vec::new();
     for (key, value) in query_pairs(uri) {
-        let Some(index) = QUERY_FIELDS.iter().position(|(name, _)| *name == key) else {
+        let Some(index) = QUERY_FIELDS
+            .iter()
+            .position(|field| query_parameter(*field).as_bytes() == key)
+        else {
             continue;
         };
-        let field = QUERY_FIELDS[index].1;
+        let field = QUERY_FIELDS[index];
         let wrong = FieldError::new(field, FieldErrorKind::WrongType);
         if values[index].is_some() {
             if !errors.contains(&wrong) {

@@ -130,6 +130,7 @@ pub mod jwt;
 mod metadata;
 #[cfg(feature = "proptest")]
 pub mod proptest;
+mod rejection;
 mod rule;
 #[cfg(feature = "serde")]
 mod serde;
@@ -137,12 +138,9 @@ pub mod state;
 mod trace;
 
 pub use auth::{AuthError, AuthenticatedUser, BoxError, Token, TokenSource, TokenVerifier};
-pub use close::{CloseCode, CloseReason, MAX_CLOSE_REASON_BYTES, UnsendableCloseCode};
-pub use context::{Context, ContextBuilder, MAX_OPERATION_DEPTH};
-pub use error::{
-    CloseStyle, ContextError, ErrorCode, Field, FieldError, FieldErrorKind, IdError, Rejection,
-    Retry, ValidationError,
-};
+pub use close::{CloseCode, CloseFrame, CloseReason, MAX_CLOSE_REASON_BYTES, UnsendableCloseCode};
+pub use context::{Context, ContextBuilder, ContextError, MAX_OPERATION_DEPTH};
+pub use error::{Field, FieldError, FieldErrorKind, IdError, ValidationError};
 pub use factory::{
     Delivery, FactoryError, Frame, IsolatedManager, Limits, ManagerFactory, MetricsSnapshot,
     Outbound, TryRecvError,
@@ -155,6 +153,7 @@ pub use metadata::{
     MAX_METADATA_ENTRIES, MAX_METADATA_KEY_BYTES, MAX_METADATA_VALUE_BYTES, Metadata,
     RESERVED_METADATA_KEYS,
 };
+pub use rejection::{CloseStyle, ErrorCode, Rejection, Retry};
 pub use rule::{
     DEFAULT_PLACEHOLDER_PREFIXES, DEFAULT_PLACEHOLDER_WORDS, MAX_ID_BYTES,
     PLACEHOLDER_PREFIX_MAX_BYTES, Policy,

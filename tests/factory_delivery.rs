@@ -10,7 +10,7 @@ use std::time::Duration;
 use tokio::time::timeout;
 use wsctx::state::Bound;
 use wsctx::{
-    CloseCode, CloseReason, CloseStyle, Context, ErrorCode, FactoryError, Frame, Limits,
+    CloseCode, CloseFrame, CloseStyle, Context, ErrorCode, FactoryError, Frame, Limits,
     ManagerFactory, Outbound, Policy, SequenceGenerator, TryRecvError, UserId, UuidGenerator,
 };
 
@@ -26,7 +26,7 @@ fn bound(user: &str, tab: &str) -> Context<Bound> {
 }
 
 fn close(code: CloseCode, reason: &str) -> Frame {
-    Frame::Close(code, CloseReason::new(reason))
+    Frame::Close(CloseFrame::new(code, reason))
 }
 
 /// Everything an outbound yields now, up to and including a close frame.
@@ -206,7 +206,7 @@ fn a_close_gets_through_a_full_queue() {
     assert_eq!(outbound.len(), 2);
     let user = manager.context().user_id().clone();
     assert_eq!(
-        factory.disconnect_user(&user, CloseCode::GOING_AWAY, CloseReason::new("bye")),
+        factory.disconnect_user(&user, &CloseFrame::new(CloseCode::GOING_AWAY, "bye")),
         1
     );
     assert_eq!(
@@ -237,8 +237,7 @@ fn disconnect_user_closes_exactly_that_users_sockets_with_the_given_code() {
 
     let closed = factory.disconnect_user(
         &UserId::try_new("user-a").unwrap(),
-        code,
-        CloseReason::new("kicked"),
+        &CloseFrame::new(code, "kicked"),
     );
     assert_eq!(closed, 3);
     for (manager, mut out) in a {
@@ -254,16 +253,14 @@ fn disconnect_user_closes_exactly_that_users_sockets_with_the_given_code() {
     assert_eq!(
         factory.disconnect_user(
             &UserId::try_new("user-a").unwrap(),
-            code,
-            CloseReason::new("x")
+            &CloseFrame::new(code, "x")
         ),
         0
     );
     assert_eq!(
         factory.disconnect_user(
             &UserId::try_new("nobody").unwrap(),
-            code,
-            CloseReason::new("x")
+            &CloseFrame::new(code, "x")
         ),
         0
     );

@@ -156,7 +156,7 @@ fn duplicate_client_id_is_refused_for_the_same_user_only() {
 
     // Once the first socket is closing, the id is free for a reconnect, while the slot
     // stays counted until the manager is dropped.
-    assert!(first.close(CloseCode::NORMAL, wsctx::CloseReason::new("")));
+    assert!(first.close(&wsctx::CloseFrame::new(CloseCode::NORMAL, "")));
     let (_again, _again_out) = factory.create(bound("user-a", "tab-1")).unwrap();
     assert_eq!(factory.connections(&user("user-a")), 2);
 }
@@ -269,7 +269,7 @@ fn per_user_limit_holds_under_concurrent_admissions() {
     assert_eq!(m.active, 0);
     assert_eq!(m.admitted, 150);
     assert_eq!(m.freed, 150);
-    assert_eq!(m.rejected_connection_limit, 250);
+    assert_eq!(m.rejected(ErrorCode::ConnectionLimit), 250);
 }
 
 #[test]

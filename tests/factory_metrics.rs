@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use wsctx::state::Bound;
 use wsctx::{
-    CloseCode, CloseReason, Context, ErrorCode, Frame, Limits, ManagerFactory, MetricsSnapshot,
+    CloseCode, CloseFrame, Context, ErrorCode, Frame, Limits, ManagerFactory, MetricsSnapshot,
     Policy, SequenceGenerator, UserId, UuidGenerator,
 };
 
@@ -28,10 +28,19 @@ fn changes(before: &MetricsSnapshot, after: &MetricsSnapshot) -> Vec<(&'static s
             ("admitted", m.admitted),
             ("freed", m.freed),
             ("active", m.active),
-            ("rejected_connection_limit", m.rejected_connection_limit),
-            ("rejected_overloaded", m.rejected_overloaded),
-            ("rejected_duplicate_client", m.rejected_duplicate_client),
-            ("rejected_shutting_down", m.rejected_shutting_down),
+            (
+                "rejected_connection_limit",
+                m.rejected(ErrorCode::ConnectionLimit),
+            ),
+            ("rejected_overloaded", m.rejected(ErrorCode::Overloaded)),
+            (
+                "rejected_duplicate_client",
+                m.rejected(ErrorCode::DuplicateClient),
+            ),
+            (
+                "rejected_shutting_down",
+                m.rejected(ErrorCode::ShuttingDown),
+            ),
             ("messages_delivered", m.messages_delivered),
             ("messages_dropped", m.messages_dropped),
             ("messages_discarded", m.messages_discarded),
@@ -157,15 +166,15 @@ fn disconnects_count_once_per_socket_closed() {
     let (a3, _o3) = factory.create(bound("user-a", "tab-3")).unwrap();
     let user = UserId::try_new("user-a").unwrap();
     expect(&factory, &[("disconnected", 1)], || {
-        a1.close(CloseCode::NORMAL, CloseReason::new(""));
+        a1.close(&CloseFrame::new(CloseCode::NORMAL, ""));
     });
     expect(&factory, &[("disconnected", 2)], || {
-        factory.disconnect_user(&user, CloseCode::GOING_AWAY, CloseReason::new(""));
+        factory.disconnect_user(&user, &CloseFrame::new(CloseCode::GOING_AWAY, ""));
     });
     expect(&factory, &[], || {
-        factory.disconnect_user(&user, CloseCode::GOING_AWAY, CloseReason::new(""));
-        a2.send_to_user(Frame::Close(CloseCode::NORMAL, CloseReason::new("")));
-        a3.close(CloseCode::NORMAL, CloseReason::new(""));
+        factory.disconnect_user(&user, &CloseFrame::new(CloseCode::GOING_AWAY, ""));
+        a2.send_to_user(Frame::Close(CloseFrame::new(CloseCode::NORMAL, "")));
+        a3.close(&CloseFrame::new(CloseCode::NORMAL, ""));
     });
 }
 
@@ -175,7 +184,7 @@ fn shutdown_counts_every_open_socket_it_closes() {
     let (a, _oa) = factory.create(bound("user-a", "tab-1")).unwrap();
     let _b = factory.create(bound("user-b", "tab-1")).unwrap();
     let _c = factory.create(bound("user-c", "tab-1")).unwrap();
-    a.close(CloseCode::NORMAL, CloseReason::new(""));
+    a.close(&CloseFrame::new(CloseCode::NORMAL, ""));
     expect(&factory, &[("closed_by_shutdown", 2)], || {
         factory.shutdown();
     });

@@ -1,6 +1,6 @@
 //! [`FactoryError`]: why an admission was refused.
 
-use crate::error::{ErrorCode, Rejection};
+use crate::rejection::{ErrorCode, Rejection};
 
 /// Why [`ManagerFactory::create`](crate::ManagerFactory::create) refused a socket.
 ///

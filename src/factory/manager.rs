@@ -3,13 +3,13 @@
 use std::fmt;
 use std::sync::Arc;
 
-use crate::close::{CloseCode, CloseReason};
+use crate::close::CloseFrame;
 use crate::context::Context;
-use crate::error::Rejection;
 use crate::factory::frame::{Delivery, Frame};
-use crate::factory::shard::Cause;
+use crate::factory::metrics::Counter;
 use crate::factory::socket::Socket;
 use crate::id::WebSocketClientId;
+use crate::rejection::Rejection;
 use crate::state::Bound;
 
 /// One admitted socket, and the only handle through which it sends: every message goes
@@ -140,9 +140,9 @@ impl IsolatedManager {
         self.socket.mark_active();
     }
 
-    /// Closes this socket (only this one) with `code` and `reason`. Returns whether this
-    /// call closed it (`false` when it was already closing). The slot stays held until
-    /// the manager is dropped.
+    /// Closes this socket (only this one) with `frame`. Returns whether this call closed
+    /// it (`false` when it was already closing). The slot stays held until the manager is
+    /// dropped.
     ///
     /// # Examples
     ///
@@ -150,22 +150,23 @@ impl IsolatedManager {
     /// # use wsctx::{Context, ManagerFactory, Policy, SequenceGenerator, UuidGenerator};
     /// # let bound = Context::builder().user_id("user-a").build()
     /// #     .validate(&Policy::default(), &SequenceGenerator::new())?.bind(None, &UuidGenerator::new())?;
-    /// use wsctx::{CloseCode, CloseReason, Frame};
+    /// use wsctx::{CloseCode, CloseFrame, Frame};
     ///
     /// let (manager, mut outbound) = ManagerFactory::default().create(bound)?;
-    /// assert!(manager.close(CloseCode::NORMAL, CloseReason::new("logged_out")));
-    /// assert!(!manager.close(CloseCode::NORMAL, CloseReason::new("again")));
-    /// assert_eq!(outbound.try_recv()?, Frame::Close(CloseCode::NORMAL, CloseReason::new("logged_out")));
+    /// let logged_out = CloseFrame::new(CloseCode::NORMAL, "logged_out");
+    /// assert!(manager.close(&logged_out));
+    /// assert!(!manager.close(&CloseFrame::new(CloseCode::NORMAL, "again")));
+    /// assert_eq!(outbound.try_recv()?, Frame::Close(logged_out));
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     #[allow(
         clippy::must_use_candidate,
         reason = "fire and forget is the common use"
     )]
-    pub fn close(&self, code: CloseCode, reason: CloseReason) -> bool {
+    pub fn close(&self, frame: &CloseFrame) -> bool {
         self.socket
             .shard()
-            .close_socket(&self.socket, code, reason, Cause::Disconnect)
+            .close_socket(&self.socket, frame.clone(), Counter::Disconnected)
     }
 
     /// Closes this socket with the close frame of `rejection`, in the factory's
@@ -181,7 +182,7 @@ impl IsolatedManager {
     ///
     /// let (manager, mut outbound) = ManagerFactory::default().create(bound)?;
     /// manager.close_with(&Rejection::new(ErrorCode::TokenExpired));
-    /// assert!(matches!(outbound.try_recv()?, Frame::Close(CloseCode::UNAUTHORIZED, _)));
+    /// assert!(matches!(outbound.try_recv()?, Frame::Close(close) if close.code == CloseCode::UNAUTHORIZED));
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     #[allow(
@@ -189,13 +190,10 @@ impl IsolatedManager {
         reason = "fire and forget is the common use"
     )]
     pub fn close_with(&self, rejection: &Rejection) -> bool {
-        let code = rejection.close_code(self.socket.shard().global.style);
-        self.socket.shard().close_socket(
-            &self.socket,
-            code,
-            rejection.close_reason(),
-            Cause::Disconnect,
-        )
+        let frame = rejection.close_frame(self.socket.shard().global.style);
+        self.socket
+            .shard()
+            .close_socket(&self.socket, frame, Counter::Disconnected)
     }
 
     /// Whether this socket is closing (a close was requested, or its

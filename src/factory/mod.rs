@@ -40,14 +40,15 @@ pub use manager::IsolatedManager;
 pub use metrics::MetricsSnapshot;
 pub use outbound::{Outbound, TryRecvError};
 
-use crate::close::{CloseCode, CloseReason};
+use crate::close::CloseFrame;
 use crate::context::Context;
-use crate::error::{CloseStyle, ErrorCode};
 use crate::id::UserId;
+use crate::rejection::{CloseStyle, ErrorCode};
 use crate::state::Bound;
 use crate::trace::debug_event;
+use metrics::Counter;
 use registry::Registry;
-use shard::{Cause, Global, nanos};
+use shard::{Global, nanos};
 
 /// The shortest interval [`ManagerFactory::run_idle_reaper`] sweeps at.
 const MIN_REAP_INTERVAL: Duration = Duration::from_millis(1);
@@ -230,7 +231,7 @@ impl ManagerFactory {
         }
     }
 
-    /// Closes every open socket of `user` with `code` and `reason`; each one's
+    /// Closes every open socket of `user` with `frame`; each one's
     /// [`Outbound`] yields that close frame next, even if its queue is full. Returns
     /// how many sockets this call closed. Other users are untouched. Slots stay held
     /// until the managers are dropped.
@@ -243,30 +244,27 @@ impl ManagerFactory {
     /// #     Ok(Context::builder().user_id(user).build()
     /// #     .validate(&Policy::default(), &SequenceGenerator::new())?.bind(None, &UuidGenerator::new())?)
     /// # };
-    /// use wsctx::{CloseCode, CloseReason, Frame};
+    /// use wsctx::{CloseCode, CloseFrame, Frame};
     ///
     /// let factory = ManagerFactory::default();
     /// let (alice, mut alice_out) = factory.create(bound("alice")?)?;
     /// let (_bob, bob_out) = factory.create(bound("bob")?)?;
     ///
-    /// let closed = factory.disconnect_user(alice.context().user_id(), CloseCode::GOING_AWAY, CloseReason::new("banned"));
+    /// let banned = CloseFrame::new(CloseCode::GOING_AWAY, "banned");
+    /// let closed = factory.disconnect_user(alice.context().user_id(), &banned);
     /// assert_eq!(closed, 1);
-    /// assert_eq!(alice_out.try_recv()?, Frame::Close(CloseCode::GOING_AWAY, CloseReason::new("banned")));
+    /// assert_eq!(alice_out.try_recv()?, Frame::Close(banned));
     /// assert!(!bob_out.is_closing());
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     #[allow(
-        clippy::needless_pass_by_value,
-        reason = "takes the frame's parts by value, like `IsolatedManager::close`"
-    )]
-    #[allow(
         clippy::must_use_candidate,
         reason = "fire and forget is the common use"
     )]
-    pub fn disconnect_user(&self, user: &UserId, code: CloseCode, reason: CloseReason) -> usize {
+    pub fn disconnect_user(&self, user: &UserId, frame: &CloseFrame) -> usize {
         let hash = self.shared.registry.hash(user);
         let shard = self.shared.registry.shard(hash);
-        let (closed, _) = shard.close_user(hash, user, code, &reason, Cause::Disconnect);
+        let (closed, _) = shard.close_user(hash, user, frame, Counter::Disconnected);
         debug_event!(sockets = closed, "user disconnected");
         closed
     }
@@ -311,7 +309,7 @@ impl ManagerFactory {
     /// let factory = ManagerFactory::default();
     /// let (_manager, mut outbound) = factory.create(bound("tab-1")?)?;
     /// factory.shutdown();
-    /// assert!(matches!(outbound.try_recv()?, Frame::Close(CloseCode::SERVICE_RESTART, _)));
+    /// assert!(matches!(outbound.try_recv()?, Frame::Close(close) if close.code == CloseCode::SERVICE_RESTART));
     /// assert_eq!(factory.create(bound("tab-2")?).unwrap_err(), FactoryError::ShuttingDown);
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
@@ -320,9 +318,9 @@ impl ManagerFactory {
         // Set before visiting the shards: an admission either sees the flag under its
         // shard lock, or took that lock first and is closed below.
         global.draining.store(true, Ordering::SeqCst);
-        let (code, reason) = global.close_frame(ErrorCode::ShuttingDown);
+        let frame = global.close_frame(ErrorCode::ShuttingDown);
         for shard in self.shared.registry.shards() {
-            shard.close_where(code, &reason, Cause::Shutdown, |_| true);
+            shard.close_where(&frame, Counter::ClosedByShutdown, |_| true);
         }
         global.shutdown.notify_waiters();
         debug_event!(error_code = "SHUTTING_DOWN", "factory draining");
@@ -417,7 +415,7 @@ impl ManagerFactory {
     /// let (manager, mut outbound) = factory.create(bound)?;
     /// assert_eq!(factory.close_idle(), 0); // sees the admission
     /// assert_eq!(factory.close_idle(), 1); // nothing since
-    /// assert!(matches!(outbound.try_recv()?, Frame::Close(CloseCode::TIMEOUT, _)));
+    /// assert!(matches!(outbound.try_recv()?, Frame::Close(close) if close.code == CloseCode::TIMEOUT));
     /// # drop(manager);
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
@@ -429,13 +427,13 @@ impl ManagerFactory {
         let global = &self.shared.global;
         let timeout = nanos(global.limits.idle_timeout);
         let now = global.now();
-        let (code, reason) = global.close_frame(ErrorCode::IdleTimeout);
+        let frame = global.close_frame(ErrorCode::IdleTimeout);
         let closed = self
             .shared
             .registry
             .shards()
             .map(|shard| {
-                shard.close_where(code, &reason, Cause::Idle, |socket| {
+                shard.close_where(&frame, Counter::IdleTimeouts, |socket| {
                     socket.idle_for(now, timeout)
                 })
             })

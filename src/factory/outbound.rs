@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::task::{Context as TaskContext, Poll};
 
 use crate::factory::frame::Frame;
-use crate::factory::metrics::add;
+use crate::factory::metrics::Counter;
 use crate::factory::socket::Socket;
 
 /// The receiving end of one socket's bounded outbound queue. The writer task forwards
@@ -28,7 +28,7 @@ use crate::factory::socket::Socket;
 ///
 /// ```
 /// # use wsctx::{Context, ManagerFactory, Policy, SequenceGenerator, UuidGenerator};
-/// use wsctx::{CloseCode, CloseReason, Frame};
+/// use wsctx::{CloseCode, CloseFrame, Frame};
 ///
 /// # let bound = Context::builder().user_id("user-a").build()
 /// #     .validate(&Policy::default(), &SequenceGenerator::new())?.bind(None, &UuidGenerator::new())?;
@@ -38,7 +38,7 @@ use crate::factory::socket::Socket;
 /// drop(manager); // the reader ended: the slot is freed and the socket closed
 ///
 /// # tokio::runtime::Builder::new_current_thread().build()?.block_on(async {
-/// assert_eq!(outbound.recv().await, Some(Frame::Close(CloseCode::NORMAL, CloseReason::new(""))));
+/// assert_eq!(outbound.recv().await, Some(Frame::Close(CloseFrame::new(CloseCode::NORMAL, ""))));
 /// assert_eq!(outbound.recv().await, None);
 /// # });
 /// # Ok::<(), Box<dyn std::error::Error>>(())
@@ -178,7 +178,10 @@ impl Outbound {
 impl Drop for Outbound {
     fn drop(&mut self) {
         let discarded = self.socket.receiver_dropped();
-        add(&self.socket.shard().counters.discarded, discarded);
+        self.socket
+            .shard()
+            .counters
+            .add(Counter::Discarded, discarded);
     }
 }
 

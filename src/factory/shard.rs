@@ -5,37 +5,29 @@
 //! sockets of users on different shards never touches a shared reference count. The
 //! only shared write on those paths is the global admission counter.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::Duration;
 
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
-use crate::close::{CloseCode, CloseReason};
+use crate::close::{CloseCode, CloseFrame};
 use crate::context::Context;
-use crate::error::{CloseStyle, ErrorCode, Rejection};
 use crate::factory::error::FactoryError;
 use crate::factory::frame::{Delivery, Frame};
 use crate::factory::limits::Limits;
-use crate::factory::metrics::{Counters, add};
+use crate::factory::metrics::{Counter, Counters};
 use crate::factory::registry::SocketMap;
 use crate::factory::socket::{Push, Socket};
 use crate::id::UserId;
+use crate::rejection::{CloseStyle, ErrorCode, Rejection};
 use crate::state::Bound;
 use crate::trace::warn_event;
 
 /// Keeps a hot atomic on its own cache line.
 #[repr(align(128))]
 pub(super) struct Padded<T>(pub(super) T);
-
-/// Why the server closed a socket; picks the counter.
-#[derive(Clone, Copy)]
-pub(super) enum Cause {
-    Disconnect,
-    Shutdown,
-    Idle,
-}
 
 /// What every shard of one factory shares.
 pub(super) struct Global {
@@ -68,9 +60,8 @@ impl Global {
     }
 
     /// The close frame of `code` in this factory's style.
-    pub(super) fn close_frame(&self, code: ErrorCode) -> (CloseCode, CloseReason) {
-        let rejection = Rejection::new(code);
-        (rejection.close_code(self.style), rejection.close_reason())
+    pub(super) fn close_frame(&self, code: ErrorCode) -> CloseFrame {
+        Rejection::new(code).close_frame(self.style)
     }
 
     pub(super) fn is_draining(&self) -> bool {
@@ -85,15 +76,6 @@ impl Global {
 /// A duration in nanoseconds, saturating.
 pub(super) fn nanos(duration: Duration) -> u64 {
     u64::try_from(duration.as_nanos()).unwrap_or(u64::MAX)
-}
-
-/// The counter of sockets closed for `cause`.
-fn cause_counter(counters: &Counters, cause: Cause) -> &AtomicU64 {
-    match cause {
-        Cause::Disconnect => &counters.disconnected,
-        Cause::Shutdown => &counters.closed_by_shutdown,
-        Cause::Idle => &counters.idle_timeouts,
-    }
 }
 
 /// A slice of the registry: the sockets of the users whose hash falls here, their
@@ -137,11 +119,11 @@ impl Shard {
         let mut sockets = self.write();
         if let Err(error) = self.check(&sockets, &socket) {
             drop(sockets);
-            self.counters.rejected(error);
+            self.counters.rejected(error.code());
             return Err(error);
         }
         sockets.entry(hash).or_default().push(Arc::clone(&socket));
-        add(&self.counters.admitted, 1);
+        self.counters.add(Counter::Admitted, 1);
         drop(sockets);
         Ok(socket)
     }
@@ -185,7 +167,7 @@ impl Shard {
     /// Called once, by the manager's drop.
     pub(super) fn release(&self, socket: &Arc<Socket>) {
         let discarded = socket
-            .request_close(CloseCode::NORMAL, CloseReason::new(""))
+            .request_close(CloseFrame::new(CloseCode::NORMAL, ""))
             .unwrap_or(0);
         let hash = socket.hash();
         let mut sockets = self.write();
@@ -197,10 +179,10 @@ impl Shard {
                 sockets.remove(&hash);
             }
         }
-        add(&self.counters.freed, 1);
+        self.counters.add(Counter::Freed, 1);
         drop(sockets);
         self.global.active.0.fetch_sub(1, Ordering::AcqRel);
-        add(&self.counters.discarded, discarded);
+        self.counters.add(Counter::Discarded, discarded);
     }
 
     /// How many sockets `user` holds, closing ones included.
@@ -215,8 +197,8 @@ impl Shard {
     pub(super) fn send_to_user(&self, sender: &Socket, frame: Frame) -> Delivery {
         let hash = sender.hash();
         let user = sender.context().user_id();
-        if let Frame::Close(code, reason) = frame {
-            let (closed, skipped) = self.close_user(hash, user, code, &reason, Cause::Disconnect);
+        if let Frame::Close(close) = frame {
+            let (closed, skipped) = self.close_user(hash, user, &close, Counter::Disconnected);
             return Delivery {
                 delivered: closed,
                 dropped: skipped,
@@ -243,10 +225,10 @@ impl Shard {
             }
         }
         let counters = &self.counters;
-        add(&counters.delivered, delivery.delivered);
-        add(&counters.dropped, delivery.dropped);
-        add(&counters.slow_consumers, slow);
-        add(&counters.discarded, discarded);
+        counters.add(Counter::Delivered, delivery.delivered);
+        counters.add(Counter::Dropped, delivery.dropped);
+        counters.add(Counter::SlowConsumers, slow);
+        counters.add(Counter::Discarded, discarded);
         if slow > 0 {
             warn_event!(
                 error_code = "SLOW_CONSUMER",
@@ -259,18 +241,12 @@ impl Shard {
 
     /// Closes one socket of this shard; counts it under `cause` when this call closed
     /// it.
-    pub(super) fn close_socket(
-        &self,
-        socket: &Socket,
-        code: CloseCode,
-        reason: CloseReason,
-        cause: Cause,
-    ) -> bool {
-        let Some(discarded) = socket.request_close(code, reason) else {
+    pub(super) fn close_socket(&self, socket: &Socket, frame: CloseFrame, cause: Counter) -> bool {
+        let Some(discarded) = socket.request_close(frame) else {
             return false;
         };
-        add(cause_counter(&self.counters, cause), 1);
-        add(&self.counters.discarded, discarded);
+        self.counters.add(cause, 1);
+        self.counters.add(Counter::Discarded, discarded);
         true
     }
 
@@ -279,16 +255,15 @@ impl Shard {
         &self,
         hash: u64,
         user: &UserId,
-        code: CloseCode,
-        reason: &CloseReason,
-        cause: Cause,
+        frame: &CloseFrame,
+        cause: Counter,
     ) -> (usize, usize) {
         let (mut closed, mut skipped, mut discarded) = (0, 0, 0);
         {
             let sockets = self.read();
             let list = sockets.get(&hash).map_or(&[][..], Vec::as_slice);
             for socket in list.iter().filter(|s| s.belongs_to(user)) {
-                match socket.request_close(code, reason.clone()) {
+                match socket.request_close(frame.clone()) {
                     Some(n) => {
                         closed += 1;
                         discarded += n;
@@ -297,17 +272,16 @@ impl Shard {
                 }
             }
         }
-        add(cause_counter(&self.counters, cause), closed);
-        add(&self.counters.discarded, discarded);
+        self.counters.add(cause, closed);
+        self.counters.add(Counter::Discarded, discarded);
         (closed, skipped)
     }
 
     /// Closes the open sockets of this shard that match `filter`; returns how many.
     pub(super) fn close_where(
         &self,
-        code: CloseCode,
-        reason: &CloseReason,
-        cause: Cause,
+        frame: &CloseFrame,
+        cause: Counter,
         filter: impl Fn(&Socket) -> bool,
     ) -> usize {
         let (mut closed, mut discarded) = (0, 0);
@@ -317,14 +291,14 @@ impl Shard {
                 if socket.is_closing() || !filter(socket) {
                     continue;
                 }
-                if let Some(n) = socket.request_close(code, reason.clone()) {
+                if let Some(n) = socket.request_close(frame.clone()) {
                     closed += 1;
                     discarded += n;
                 }
             }
         }
-        add(cause_counter(&self.counters, cause), closed);
-        add(&self.counters.discarded, discarded);
+        self.counters.add(cause, closed);
+        self.counters.add(Counter::Discarded, discarded);
         closed
     }
 }

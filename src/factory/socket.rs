@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::task::{Context as TaskContext, Poll, Waker};
 
-use crate::close::{CloseCode, CloseReason};
+use crate::close::CloseFrame;
 use crate::context::Context;
 use crate::factory::frame::Frame;
 use crate::factory::outbound::TryRecvError;
@@ -50,7 +50,7 @@ enum CloseSlot {
     /// Frames flow.
     Open,
     /// A close was requested; the receiver yields it next.
-    Pending(CloseCode, CloseReason),
+    Pending(CloseFrame),
     /// The receiver has yielded the close frame, or is gone.
     Taken,
 }
@@ -133,7 +133,7 @@ impl Socket {
         &self,
         frame: Frame,
         capacity: usize,
-        overflow: impl FnOnce() -> (CloseCode, CloseReason),
+        overflow: impl FnOnce() -> CloseFrame,
     ) -> Push {
         let mut queue = self.lock();
         if !matches!(queue.close, CloseSlot::Open) {
@@ -148,8 +148,7 @@ impl Socket {
             }
             return Push::Queued;
         }
-        let (code, reason) = overflow();
-        let (frames, waker) = self.close_locked(&mut queue, code, reason);
+        let (frames, waker) = self.close_locked(&mut queue, overflow());
         drop(queue);
         let discarded = frames.len();
         drop(frames);
@@ -161,12 +160,12 @@ impl Socket {
 
     /// Requests a close. Returns the number of queued frames thrown away when this call
     /// started the close, `None` when the socket was already closing.
-    pub(super) fn request_close(&self, code: CloseCode, reason: CloseReason) -> Option<usize> {
+    pub(super) fn request_close(&self, frame: CloseFrame) -> Option<usize> {
         let mut queue = self.lock();
         if !matches!(queue.close, CloseSlot::Open) {
             return None;
         }
-        let (frames, waker) = self.close_locked(&mut queue, code, reason);
+        let (frames, waker) = self.close_locked(&mut queue, frame);
         drop(queue);
         let discarded = frames.len();
         drop(frames);
@@ -181,10 +180,9 @@ impl Socket {
     fn close_locked(
         &self,
         queue: &mut Queue,
-        code: CloseCode,
-        reason: CloseReason,
+        frame: CloseFrame,
     ) -> (VecDeque<Frame>, Option<Waker>) {
-        queue.close = CloseSlot::Pending(code, reason);
+        queue.close = CloseSlot::Pending(frame);
         self.closing.store(true, Ordering::Release);
         (mem::take(&mut queue.frames), queue.waker.take())
     }
@@ -194,9 +192,7 @@ impl Socket {
     pub(super) fn poll_recv(&self, cx: &mut TaskContext<'_>) -> Poll<Option<Frame>> {
         let mut queue = self.lock();
         match mem::replace(&mut queue.close, CloseSlot::Taken) {
-            CloseSlot::Pending(code, reason) => {
-                return Poll::Ready(Some(Frame::Close(code, reason)));
-            }
+            CloseSlot::Pending(frame) => return Poll::Ready(Some(Frame::Close(frame))),
             CloseSlot::Taken => return Poll::Ready(None),
             CloseSlot::Open => queue.close = CloseSlot::Open,
         }
@@ -217,7 +213,7 @@ impl Socket {
     pub(super) fn try_recv(&self) -> Result<Frame, TryRecvError> {
         let mut queue = self.lock();
         match mem::replace(&mut queue.close, CloseSlot::Taken) {
-            CloseSlot::Pending(code, reason) => return Ok(Frame::Close(code, reason)),
+            CloseSlot::Pending(frame) => return Ok(Frame::Close(frame)),
             CloseSlot::Taken => return Err(TryRecvError::Closed),
             CloseSlot::Open => queue.close = CloseSlot::Open,
         }
