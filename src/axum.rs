@@ -265,10 +265,6 @@ impl Session {
 
     /// Sends `frame` to every socket of this socket's user (this one included) and to
     /// nobody else. See [`IsolatedManager::send_to_user`].
-    #[allow(
-        clippy::must_use_candidate,
-        reason = "fire and forget is the common use"
-    )]
     ///
     /// # Examples
     ///
@@ -295,10 +291,6 @@ impl Session {
     /// a welcome or a per-socket error). Returns `false` when the frame was dropped
     /// because the socket is closing or its reply queue is full. A [`Frame::Close`]
     /// closes this socket.
-    #[allow(
-        clippy::must_use_candidate,
-        reason = "fire and forget is the common use"
-    )]
     ///
     /// # Examples
     ///
@@ -324,10 +316,6 @@ impl Session {
     }
 
     /// Closes this socket with the close frame of `rejection`.
-    #[allow(
-        clippy::must_use_candidate,
-        reason = "fire and forget is the common use"
-    )]
     ///
     /// # Examples
     ///
