@@ -1,10 +1,11 @@
 //! End-to-end tests: the example server (examples/server/app.rs) on an ephemeral
 //! 127.0.0.1 port, real tokio-tungstenite clients, real sockets.
 #![cfg(all(feature = "axum", feature = "jwt"))]
-#![allow(clippy::unwrap_used, clippy::too_many_lines, reason = "tests")]
+#![allow(clippy::too_many_lines, reason = "tests")]
 
 #[path = "../examples/server/app.rs"]
 mod app;
+mod support;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -15,6 +16,8 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use futures_util::{SinkExt as _, StreamExt as _};
 use http::{HeaderName, HeaderValue, StatusCode, header};
 use serde_json::{Value, json};
+use support::jwt::{hs256 as signed, now};
+use support::verifiers::{Down, Hangs};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::oneshot;
@@ -22,10 +25,7 @@ use tokio::task::JoinHandle;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
-use wsctx::{
-    AuthError, AuthenticatedUser, CloseStyle, ErrorCode, GenerateError, ManagerFactory, Rejection,
-    Token, TokenVerifier,
-};
+use wsctx::{CloseStyle, ErrorCode, GenerateError, ManagerFactory, Rejection, TokenVerifier};
 
 type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
@@ -123,21 +123,8 @@ impl Drop for Server {
     }
 }
 
-fn now() -> u64 {
-    jsonwebtoken::get_current_timestamp()
-}
-
 fn token(sub: &str) -> String {
     app::mint_token(SECRET, sub, Duration::from_secs(600)).unwrap()
-}
-
-fn signed(claims: &Value, secret: &[u8]) -> String {
-    jsonwebtoken::encode(
-        &jsonwebtoken::Header::default(),
-        claims,
-        &jsonwebtoken::EncodingKey::from_secret(secret),
-    )
-    .unwrap()
 }
 
 fn claims(sub: &str) -> Value {
@@ -297,22 +284,6 @@ async fn expect_refused(
                 );
             }
         }
-    }
-}
-
-/// A verifier whose backend is down.
-struct Down;
-impl TokenVerifier for Down {
-    async fn verify(&self, _: &Token) -> Result<AuthenticatedUser, AuthError> {
-        Err(AuthError::unavailable("identity provider unreachable"))
-    }
-}
-
-/// A verifier that never answers.
-struct Hangs;
-impl TokenVerifier for Hangs {
-    async fn verify(&self, _: &Token) -> Result<AuthenticatedUser, AuthError> {
-        std::future::pending().await
     }
 }
 
