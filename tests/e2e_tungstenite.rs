@@ -1,7 +1,7 @@
-//! End-to-end: examples/tungstenite.rs (tokio-tungstenite's `accept_hdr_async` with the
+//! End-to-end: examples/tungstenite/gate.rs (tokio-tungstenite's `accept_hdr_async` with the
 //! `http` helpers) on an ephemeral 127.0.0.1 port.
 #![cfg(all(feature = "http", feature = "jwt"))]
-#[path = "../examples/tungstenite.rs"]
+#[path = "../examples/tungstenite/gate.rs"]
 mod example;
 mod support;
 
