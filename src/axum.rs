@@ -434,13 +434,8 @@ impl<H: MessageHandler> Endpoint<H> {
     /// # impl MessageHandler for Quiet {
     /// #     async fn on_message(&self, _: &Session, _: axum::extract::ws::Message) {}
     /// # }
-    /// # struct Deny;
-    /// # impl wsctx::TokenVerifier for Deny {
-    /// #     async fn verify(&self, _: &wsctx::Token) -> Result<wsctx::AuthenticatedUser, wsctx::AuthError> {
-    /// #         Err(wsctx::AuthError::ValidationFailed)
-    /// #     }
-    /// # }
-    /// let handshake = wsctx::http::Handshake::builder(Deny).subprotocols(["wsctx.v1"]).build();
+    /// # let deny = wsctx::verify_fn(|_| std::future::ready(Err(wsctx::AuthError::ValidationFailed)));
+    /// let handshake = wsctx::http::Handshake::builder(deny).subprotocols(["wsctx.v1"]).build();
     /// let endpoint = Endpoint::new(handshake, wsctx::ManagerFactory::default(), Quiet);
     /// assert_eq!(endpoint.factory().limits(), wsctx::Limits::default());
     /// ```
@@ -463,13 +458,8 @@ impl<H: MessageHandler> Endpoint<H> {
     /// # impl MessageHandler for Quiet {
     /// #     async fn on_message(&self, _: &Session, _: axum::extract::ws::Message) {}
     /// # }
-    /// # struct Deny;
-    /// # impl wsctx::TokenVerifier for Deny {
-    /// #     async fn verify(&self, _: &wsctx::Token) -> Result<wsctx::AuthenticatedUser, wsctx::AuthError> {
-    /// #         Err(wsctx::AuthError::ValidationFailed)
-    /// #     }
-    /// # }
-    /// let handshake = wsctx::http::Handshake::builder(Deny).subprotocols(["wsctx.v1"]).build();
+    /// # let deny = wsctx::verify_fn(|_| std::future::ready(Err(wsctx::AuthError::ValidationFailed)));
+    /// let handshake = wsctx::http::Handshake::builder(deny).subprotocols(["wsctx.v1"]).build();
     /// let endpoint = Endpoint::new(handshake, wsctx::ManagerFactory::default(), Quiet);
     /// let endpoint = endpoint.max_message_bytes(16 * 1024);
     /// # let _ = endpoint;
@@ -490,13 +480,8 @@ impl<H: MessageHandler> Endpoint<H> {
     /// # impl MessageHandler for Quiet {
     /// #     async fn on_message(&self, _: &Session, _: axum::extract::ws::Message) {}
     /// # }
-    /// # struct Deny;
-    /// # impl wsctx::TokenVerifier for Deny {
-    /// #     async fn verify(&self, _: &wsctx::Token) -> Result<wsctx::AuthenticatedUser, wsctx::AuthError> {
-    /// #         Err(wsctx::AuthError::ValidationFailed)
-    /// #     }
-    /// # }
-    /// let handshake = wsctx::http::Handshake::builder(Deny).subprotocols(["wsctx.v1"]).build();
+    /// # let deny = wsctx::verify_fn(|_| std::future::ready(Err(wsctx::AuthError::ValidationFailed)));
+    /// let handshake = wsctx::http::Handshake::builder(deny).subprotocols(["wsctx.v1"]).build();
     /// let endpoint = Endpoint::new(handshake, wsctx::ManagerFactory::default(), Quiet);
     /// assert_eq!(endpoint.handshake().subprotocols().next(), Some("wsctx.v1"));
     /// ```
@@ -515,13 +500,8 @@ impl<H: MessageHandler> Endpoint<H> {
     /// # impl MessageHandler for Quiet {
     /// #     async fn on_message(&self, _: &Session, _: axum::extract::ws::Message) {}
     /// # }
-    /// # struct Deny;
-    /// # impl wsctx::TokenVerifier for Deny {
-    /// #     async fn verify(&self, _: &wsctx::Token) -> Result<wsctx::AuthenticatedUser, wsctx::AuthError> {
-    /// #         Err(wsctx::AuthError::ValidationFailed)
-    /// #     }
-    /// # }
-    /// let handshake = wsctx::http::Handshake::builder(Deny).subprotocols(["wsctx.v1"]).build();
+    /// # let deny = wsctx::verify_fn(|_| std::future::ready(Err(wsctx::AuthError::ValidationFailed)));
+    /// let handshake = wsctx::http::Handshake::builder(deny).subprotocols(["wsctx.v1"]).build();
     /// let endpoint = Endpoint::new(handshake, wsctx::ManagerFactory::default(), Quiet);
     /// assert_eq!(endpoint.factory().metrics().active, 0);
     /// ```
@@ -545,13 +525,8 @@ impl<H: MessageHandler> Endpoint<H> {
     /// # impl MessageHandler for Quiet {
     /// #     async fn on_message(&self, _: &Session, _: axum::extract::ws::Message) {}
     /// # }
-    /// # struct Deny;
-    /// # impl wsctx::TokenVerifier for Deny {
-    /// #     async fn verify(&self, _: &wsctx::Token) -> Result<wsctx::AuthenticatedUser, wsctx::AuthError> {
-    /// #         Err(wsctx::AuthError::ValidationFailed)
-    /// #     }
-    /// # }
-    /// let handshake = wsctx::http::Handshake::builder(Deny).subprotocols(["wsctx.v1"]).build();
+    /// # let deny = wsctx::verify_fn(|_| std::future::ready(Err(wsctx::AuthError::ValidationFailed)));
+    /// let handshake = wsctx::http::Handshake::builder(deny).subprotocols(["wsctx.v1"]).build();
     /// let endpoint = Endpoint::new(handshake, wsctx::ManagerFactory::default(), Quiet);
     /// use wsctx::{Context, ErrorCode, Policy, UuidGenerator};
     ///
