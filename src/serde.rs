@@ -44,17 +44,7 @@ macro_rules! id_serde {
 id_serde!(UserId, ThreadId, RunId, RequestId, WebSocketClientId);
 
 /// The fields a raw context accepts, in the order they are validated.
-const CONTEXT_FIELDS: [Field; 9] = [
-    Field::UserId,
-    Field::ThreadId,
-    Field::RunId,
-    Field::RequestId,
-    Field::ParentRequestId,
-    Field::WebSocketClientId,
-    Field::Metadata,
-    Field::OperationDepth,
-    Field::Operation,
-];
+const CONTEXT_FIELDS: [Field; 9] = Field::ALL;
 
 /// Accepts any value; a string becomes `Given`, anything else `WrongType` (consumed,
 /// not kept).
@@ -289,9 +279,7 @@ impl<'de> Deserialize<'de> for FieldName {
                 f.write_str("a context field name")
             }
             fn visit_str<E: de::Error>(self, v: &str) -> Result<FieldName, E> {
-                CONTEXT_FIELDS
-                    .into_iter()
-                    .find(|field| field.as_str() == v)
+                Field::from_name(v)
                     .map(FieldName)
                     // The unknown name is client input: do not echo it.
                     .ok_or_else(|| de::Error::custom(UnknownField))
