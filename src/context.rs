@@ -11,7 +11,7 @@ use crate::id::{IdNewtype, RequestId, RunId, ThreadId, UserId, WebSocketClientId
 use crate::metadata::{MAX_METADATA_ENTRIES, Metadata, check_key, check_value};
 use crate::rule::{Policy, check_structure};
 use crate::state::{Bound, Raw, State, Valid, Validated};
-use crate::trace::debug_event;
+use crate::trace::{debug_event, warn_event};
 
 /// The deepest operation a context may describe; [`Context::child`] fails past it.
 pub const MAX_OPERATION_DEPTH: u8 = 10;
@@ -323,8 +323,14 @@ impl<'p> IdChecks<'p> {
         ids: &(impl IdGenerator + ?Sized),
     ) -> Result<T, GenerateError> {
         debug_event!(id_kind = kind.prefix(), "generating missing id");
-        self.check(ids.generate(kind)?)
-            .map_err(|error| GenerateError::invalid_output(kind, error))
+        self.check(ids.generate(kind)?).map_err(|error| {
+            warn_event!(
+                id_kind = kind.prefix(),
+                rule = %error,
+                "the id generator produced an id that validation refuses"
+            );
+            GenerateError::invalid_output(kind, error)
+        })
     }
 
     /// The given (already checked) id, or a generated one.

@@ -705,11 +705,18 @@ fn invisible_char() -> impl Strategy<Value = char> {
 
 /// Values with an invisible or ambiguous character (class
 /// [`InvalidClass::InvisibleCharacter`]): a character of general category `Cf`, `Zl`,
-/// `Zp` or `Co`, a default-ignorable code point or a noncharacter (see
-/// `invisible_char` in the source for how it is drawn), between two runs of 0 to 30 id
-/// characters (at least one before and after when it is whitespace, U+2028 or U+2029,
-/// which would otherwise be trimmed away), with 0 to 3 whitespace characters on each
-/// side.
+/// `Zp` or `Co`, a default-ignorable code point or a noncharacter, between two runs of 0
+/// to 30 id characters (at least one before and after when it is whitespace, U+2028 or
+/// U+2029, which would otherwise be trimmed away), with 0 to 3 whitespace characters on
+/// each side.
+///
+/// Distribution of the character: half the time one of 24 well-known look-alikes chosen
+/// uniformly (U+00AD, U+061C, U+180E, zero-width and bidi characters, the BOM, a tag
+/// character, U+2028, U+2029, U+034F, the Hangul fillers, variation selectors,
+/// private-use characters, noncharacters); half the time any character of the rule's
+/// own tables: one of their ranges chosen uniformly (so that one-character classes such
+/// as U+2028 come up as often as whole planes of private-use characters), then a
+/// character of that range.
 pub fn invisible_character_id() -> impl Strategy<Value = String> {
     let run = || vec(id_char(), 0..=30).prop_map(String::from_iter);
     (padding(), run(), invisible_char(), run(), padding()).prop_map(

@@ -150,9 +150,17 @@ pub(crate) fn check_structure_trimmed(trimmed: &str) -> Result<(), IdError> {
     }
 }
 
-/// The non-ASCII part of the structural rule: every character, then NFC.
+/// The structural rule for a value with at least one non-ASCII character: every
+/// character (the ASCII ones without the tables, as in the fast path), then NFC.
 fn check_unicode(trimmed: &str) -> Result<(), IdError> {
-    if let Some(error) = trimmed.chars().find_map(refused_character) {
+    let refused = |c: char| {
+        if c.is_ascii() {
+            c.is_ascii_control().then_some(IdError::ControlCharacter)
+        } else {
+            refused_character(c)
+        }
+    };
+    if let Some(error) = trimmed.chars().find_map(refused) {
         return Err(error);
     }
     if !unicode_normalization::is_nfc(trimmed) {
