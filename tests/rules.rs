@@ -286,6 +286,16 @@ fn a_one_mebibyte_id_is_rejected_in_linear_time() {
     }
 }
 
+/// Each `(what, value)` is refused with `error` by the newtype and, as the matching
+/// field error kind, by validation.
+#[track_caller]
+fn assert_all_refused(cases: &[(&str, &str)], error: IdError) {
+    for (what, value) in cases {
+        assert_eq!(UserId::try_new(*value).unwrap_err(), error, "{what}");
+        assert_eq!(user_id_error(value), Some(error.into()), "{what}");
+    }
+}
+
 /// Characters that render as nothing or change rendering make ids that look like other
 /// ids: every class is refused, whichever field carries it, with its own kind.
 #[test]
@@ -313,18 +323,7 @@ fn look_alike_characters_are_refused() {
         ("interlinear annotation", "alice\u{FFF9}"),
         ("arabic number sign", "\u{600}42"),
     ];
-    for (what, value) in invisible {
-        assert_eq!(
-            UserId::try_new(value).unwrap_err(),
-            IdError::InvisibleCharacter,
-            "{what}"
-        );
-        assert_eq!(
-            user_id_error(value),
-            Some(FieldErrorKind::InvisibleCharacter),
-            "{what}"
-        );
-    }
+    assert_all_refused(&invisible, IdError::InvisibleCharacter);
     // `alice` and `alice` + U+00AD are not two users: the second is refused.
     assert!(UserId::try_new("alice").is_ok());
     // Not every format-looking character is refused: visible ones stay.
@@ -354,18 +353,7 @@ fn values_not_in_nfc_are_refused() {
         ("hangul jamo", "\u{1100}\u{1161}"),
         ("interior en quad", "a\u{2000}b"),
     ];
-    for (what, value) in not_nfc {
-        assert_eq!(
-            UserId::try_new(value).unwrap_err(),
-            IdError::NotNormalized,
-            "{what}"
-        );
-        assert_eq!(
-            user_id_error(value),
-            Some(FieldErrorKind::NotNormalized),
-            "{what}"
-        );
-    }
+    assert_all_refused(&not_nfc, IdError::NotNormalized);
     for nfc in [
         "jos\u{e9}",
         "\u{c5}ngstr\u{f6}m",
