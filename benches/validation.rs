@@ -4,10 +4,12 @@
 //! cargo bench --features serde --bench validation -- --warm-up-time 1 --measurement-time 3
 //! ```
 //!
-//! The rule (`ARCHITECTURE.md`, "Field rules"; default policy) for `user_id`, `thread_id`, `run_id`,
-//! `request_id` and `websocket_client_id`: trimmed non-empty, at most 256 bytes, no
-//! control or invisible formatting characters, not a placeholder word, and not a
-//! placeholder prefix when shorter than 20 bytes. garde and validator run it through
+//! The rule (`ARCHITECTURE.md`, "Field rules"; `Policy::default()`) for `user_id`, `thread_id`,
+//! `run_id`, `request_id` and `websocket_client_id`: trimmed non-empty, at most 256
+//! bytes, no control, invisible or ambiguous characters (general categories `Cc`, `Cf`,
+//! `Zl`, `Zp`, `Co`, `Cs`, default-ignorable code points, noncharacters; from
+//! `icu_properties`), in Unicode NFC (`unicode-normalization`), not a placeholder word,
+//! and not a placeholder prefix when shorter than 20 bytes. garde and validator run it through
 //! their custom-validator hooks (`#[garde(custom(..))]`, `#[validate(custom(..))]`),
 //! both calling [`id_rule`], the rule as their users write it (trim, scan, lowercase once
 //! and compare). A fourth line, `garde_tuned`, runs garde with [`id_rule_tuned`], the
@@ -30,6 +32,10 @@
 use std::hint::black_box;
 
 use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
+use icu_properties::props::{
+    DefaultIgnorableCodePoint, GeneralCategory, GeneralCategoryGroup, NoncharacterCodePoint,
+};
+use icu_properties::{CodePointMapData, CodePointSetData};
 
 #[path = "support/cpu_clock.rs"]
 mod cpu_clock;
@@ -44,15 +50,16 @@ use wsctx::{
 // The rule, for garde and validator.
 // ---------------------------------------------------------------------------------------
 
+/// An invisible or ambiguous character, with the same tables wsctx uses.
 fn is_invisible(c: char) -> bool {
-    matches!(
-        c,
-        '\u{200B}'..='\u{200F}'
-            | '\u{202A}'..='\u{202E}'
-            | '\u{2060}'..='\u{2064}'
-            | '\u{2066}'..='\u{2069}'
-            | '\u{FEFF}'
-    )
+    const CATEGORIES: GeneralCategoryGroup = GeneralCategoryGroup::Format
+        .union(GeneralCategoryGroup::LineSeparator)
+        .union(GeneralCategoryGroup::ParagraphSeparator)
+        .union(GeneralCategoryGroup::PrivateUse)
+        .union(GeneralCategoryGroup::Surrogate);
+    CATEGORIES.contains(CodePointMapData::<GeneralCategory>::new().get(c))
+        || CodePointSetData::new::<DefaultIgnorableCodePoint>().contains(c)
+        || CodePointSetData::new::<NoncharacterCodePoint>().contains(c)
 }
 
 /// The rule as a garde or validator user writes it: trim, check, lowercase once, compare.
@@ -69,6 +76,9 @@ fn id_rule(value: &str) -> Result<(), &'static str> {
     }
     if value.chars().any(is_invisible) {
         return Err("invisible_character");
+    }
+    if !unicode_normalization::is_nfc(value) {
+        return Err("not_normalized");
     }
     let lower = value.to_lowercase();
     if DEFAULT_PLACEHOLDER_WORDS.contains(&lower.as_str()) {
@@ -129,6 +139,9 @@ fn id_rule_tuned(value: &str) -> Result<(), &'static str> {
             if is_invisible(c) {
                 return Err("invisible_character");
             }
+        }
+        if !unicode_normalization::is_nfc(value) {
+            return Err("not_normalized");
         }
     }
     if DEFAULT_PLACEHOLDER_WORDS

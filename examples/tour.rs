@@ -4,17 +4,22 @@
 //! Run with `cargo run --example tour`.
 #![allow(clippy::print_stdout, reason = "an example prints")]
 
-use wsctx::{CloseStyle, Context, ContextBuilder, Policy, Rejection, UuidGenerator};
+use wsctx::{
+    CloseStyle, Context, ContextBuilder, IdGenerator, Policy, Rejection, UuidGenerator, from_fn,
+};
 
 fn show(label: &str, raw: ContextBuilder, policy: &Policy) {
-    let ids = UuidGenerator::new();
+    show_with(label, raw, policy, &UuidGenerator::new());
+}
+
+fn show_with(label: &str, raw: ContextBuilder, policy: &Policy, ids: &dyn IdGenerator) {
     println!("── {label}");
     let outcome = raw
         .build()
-        .validate(policy, &ids)
+        .validate(policy, ids)
         .map_err(Rejection::from)
         .and_then(|ctx| {
-            ctx.bind(Some(([127, 0, 0, 1], 50_312).into()), &ids)
+            ctx.bind(Some(([127, 0, 0, 1], 50_312).into()), ids)
                 .map_err(Rejection::from)
         });
     match outcome {
@@ -78,6 +83,7 @@ fn main() {
         user().request_id("req_\u{202E}txt.exe"),
         &policy,
     );
+    look_alikes(&policy);
     show(
         "a reserved metadata key",
         user().metadata("user_id", "someone-else"),
@@ -107,17 +113,58 @@ fn main() {
         Context::builder().user_id("1"),
         &Policy::default().allow_word("1"),
     );
+    show(
+        "user id \"ΟΔΟΣ\" with a policy that denies \" ΟΔΟΣ \" (stored trimmed, folded like ids)",
+        Context::builder().user_id("ΟΔΟΣ"),
+        &Policy::default().deny_word(" ΟΔΟΣ "),
+    );
 
+    children(&policy);
+}
+
+/// Characters that render as nothing or change rendering, text not in NFC, and a
+/// generator that emits what the policy refuses.
+fn look_alikes(policy: &Policy) {
+    let user = || Context::builder().user_id("user-8f14e45f");
+    show(
+        "user id \"alice\" + U+00AD (a soft hyphen: renders as \"alice\")",
+        Context::builder().user_id("alice\u{AD}"),
+        policy,
+    );
+    show(
+        "thread id with a variation selector, a Hangul filler and a private-use character",
+        user().thread_id("t\u{FE0F}\u{3164}\u{E000}"),
+        policy,
+    );
+    show(
+        "user id \"jose\" + U+0301 (not in NFC: renders as \"jos\u{e9}\", one character)",
+        Context::builder().user_id("jos\u{65}\u{301}"),
+        policy,
+    );
+    show_with(
+        "a generator that emits \"temp_1\" (a placeholder: a server bug, not the client's)",
+        user(),
+        policy,
+        &from_fn(|_| Ok("temp_1".to_owned())),
+    );
+}
+
+/// Child contexts down to the depth limit.
+fn children(policy: &Policy) {
     let ids = UuidGenerator::new();
-    if let Ok(parent) = user().build().validate(&policy, &ids) {
+    if let Ok(parent) = Context::builder()
+        .user_id("user-8f14e45f")
+        .build()
+        .validate(policy, &ids)
+    {
         let mut ctx = parent;
         let mut depth_reached = 0;
-        while let Ok(child) = ctx.child("step", &ids) {
+        while let Ok(child) = ctx.child("step", policy, &ids) {
             depth_reached = child.operation_depth();
             ctx = child;
         }
         println!("── child contexts: reached depth {depth_reached}; the next child is refused:");
-        if let Err(error) = ctx.child("step", &ids) {
+        if let Err(error) = ctx.child("step", policy, &ids) {
             println!("   {}", Rejection::from(error));
         }
     }

@@ -5,14 +5,14 @@ use std::fmt;
 use std::net::SocketAddr;
 use std::time::SystemTime;
 
-use crate::error::{Field, FieldError, FieldErrorKind, IdError, ValidationError};
+use crate::error::{Field, FieldError, FieldErrorKind, ValidationError};
 use crate::generate::{GenerateError, IdGenerator, IdKind};
-use crate::id::{RequestId, RunId, ThreadId, UserId, WebSocketClientId};
+use crate::id::{IdNewtype, RequestId, RunId, ThreadId, UserId, WebSocketClientId};
 use crate::metadata::{MAX_METADATA_ENTRIES, Metadata, check_key, check_value};
 use crate::rejection::Rejection;
 use crate::rule::{Policy, check_structure};
 use crate::state::{Bound, Raw, State, Valid, Validated};
-use crate::trace::debug_event;
+use crate::trace::{debug_event, warn_event};
 
 /// The deepest operation a context may describe; [`Context::child`] fails past it.
 pub const MAX_OPERATION_DEPTH: u8 = 10;
@@ -239,14 +239,15 @@ impl Context<Raw> {
     /// missing thread, run and request ids with `ids`, and returns the validated context.
     ///
     /// Every failing field is reported at once, in field order. A user id is never
-    /// generated: a missing one is [`FieldErrorKind::Missing`]. Generated ids pass the
-    /// same structural rule; a generator that fails or emits an invalid id yields
-    /// [`ContextError::Internal`], never an invalid context.
+    /// generated: a missing one is [`FieldErrorKind::Missing`]. Generated ids take the
+    /// same path as given ones, the structural rule and then `policy`; a generator that
+    /// fails or emits an id either refuses yields [`ContextError::Internal`], never a
+    /// context that a later validation under `policy` would refuse.
     ///
     /// # Errors
     ///
     /// [`ContextError::Invalid`] with every failing field; [`ContextError::Internal`]
-    /// when the id generator fails.
+    /// when the id generator fails or emits an id the rule or the policy refuses.
     ///
     /// # Examples
     ///
@@ -271,65 +272,25 @@ impl Context<Raw> {
         ids: &(impl IdGenerator + ?Sized),
     ) -> Result<Context<Validated>, ContextError> {
         let raw = self.repr;
-        let mut errors = Vec::new();
+        let mut checks = IdChecks::new(policy);
         if raw.user_id.is_none() {
-            errors.push(FieldError::new(Field::UserId, FieldErrorKind::Missing));
+            checks
+                .errors
+                .push(FieldError::new(Field::UserId, FieldErrorKind::Missing));
         }
-        // Each id is built once: the newtype applies the structural rule (one pass), then
-        // the policy looks at the already trimmed value.
-        let user_id = check_id(
-            Field::UserId,
-            raw.user_id,
-            UserId::try_new,
-            UserId::as_str,
-            policy,
-            &mut errors,
-        );
-        let thread_id = check_id(
-            Field::ThreadId,
-            raw.thread_id,
-            ThreadId::try_new,
-            ThreadId::as_str,
-            policy,
-            &mut errors,
-        );
-        let run_id = check_id(
-            Field::RunId,
-            raw.run_id,
-            RunId::try_new,
-            RunId::as_str,
-            policy,
-            &mut errors,
-        );
-        let request_id = check_id(
-            Field::RequestId,
-            raw.request_id,
-            RequestId::try_new,
-            RequestId::as_str,
-            policy,
-            &mut errors,
-        );
-        let parent_request_id = check_id(
-            Field::ParentRequestId,
-            raw.parent_request_id,
-            RequestId::try_new,
-            RequestId::as_str,
-            policy,
-            &mut errors,
-        );
-        let requested_client_id = check_id(
-            Field::WebSocketClientId,
-            raw.websocket_client_id,
-            WebSocketClientId::try_new,
-            WebSocketClientId::as_str,
-            policy,
-            &mut errors,
-        );
-        let operation = check_operation(raw.operation, &mut errors);
-        let metadata = check_metadata(raw.metadata, &mut errors);
-        let operation_depth = check_depth(raw.operation_depth.as_ref(), &mut errors);
+        let user_id = checks.given::<UserId>(Field::UserId, raw.user_id);
+        let thread_id = checks.given::<ThreadId>(Field::ThreadId, raw.thread_id);
+        let run_id = checks.given::<RunId>(Field::RunId, raw.run_id);
+        let request_id = checks.given::<RequestId>(Field::RequestId, raw.request_id);
+        let parent_request_id =
+            checks.given::<RequestId>(Field::ParentRequestId, raw.parent_request_id);
+        let requested_client_id =
+            checks.given::<WebSocketClientId>(Field::WebSocketClientId, raw.websocket_client_id);
+        let operation = check_operation(raw.operation, &mut checks.errors);
+        let metadata = check_metadata(raw.metadata, &mut checks.errors);
+        let operation_depth = check_depth(raw.operation_depth.as_ref(), &mut checks.errors);
 
-        if let Some(error) = ValidationError::from_errors(errors) {
+        if let Some(error) = ValidationError::from_errors(std::mem::take(&mut checks.errors)) {
             #[cfg(feature = "tracing")]
             for e in &error {
                 debug_event!(
@@ -348,9 +309,9 @@ impl Context<Raw> {
         };
         let core = Core {
             user_id,
-            thread_id: given_or_generated(thread_id, IdKind::Thread, ids, ThreadId::try_new)?,
-            run_id: given_or_generated(run_id, IdKind::Run, ids, RunId::try_new)?,
-            request_id: given_or_generated(request_id, IdKind::Request, ids, RequestId::try_new)?,
+            thread_id: checks.given_or_generated(thread_id, IdKind::Thread, ids)?,
+            run_id: checks.given_or_generated(run_id, IdKind::Run, ids)?,
+            request_id: checks.given_or_generated(request_id, IdKind::Request, ids)?,
             parent_request_id,
             requested_client_id,
             metadata,
@@ -362,28 +323,70 @@ impl Context<Raw> {
     }
 }
 
-/// Checks one client-supplied id: the structural rule (by building the newtype) and then
-/// the policy. Records a failure in `errors`; `None` when absent or rejected.
-fn check_id<T>(
-    field: Field,
-    value: Option<RawValue<String>>,
-    make: fn(String) -> Result<T, IdError>,
-    as_str: fn(&T) -> &str,
-    policy: &Policy,
-    errors: &mut Vec<FieldError>,
-) -> Option<T> {
-    let outcome = match value? {
-        RawValue::WrongType => Err(FieldErrorKind::WrongType),
-        RawValue::Given(value) => match make(value) {
-            Ok(id) => policy.check_trimmed(as_str(&id)).map(|()| id),
-            Err(error) => Err(error.into()),
-        },
-    };
-    match outcome {
-        Ok(id) => Some(id),
-        Err(kind) => {
-            errors.push(FieldError::new(field, kind));
-            None
+/// The one path every id takes, client-supplied or generated: the structural rule (by
+/// building the newtype, which trims once) and then the policy on the trimmed value.
+///
+/// A client-supplied id that fails is recorded in `errors` against its field (the
+/// client's fault); a generated one that fails is a [`GenerateError`] (a server bug). So
+/// a context never holds an id that a later validation under the same policy refuses.
+struct IdChecks<'p> {
+    policy: &'p Policy,
+    errors: Vec<FieldError>,
+}
+
+impl<'p> IdChecks<'p> {
+    const fn new(policy: &'p Policy) -> Self {
+        Self {
+            policy,
+            errors: Vec::new(),
+        }
+    }
+
+    /// Structure, then policy.
+    fn check<T: IdNewtype>(&self, value: String) -> Result<T, FieldErrorKind> {
+        let id = T::parse(value)?;
+        self.policy.check_trimmed(id.text())?;
+        Ok(id)
+    }
+
+    /// A client-supplied id of `field`: `None` when absent or refused (then recorded).
+    fn given<T: IdNewtype>(&mut self, field: Field, value: Option<RawValue<String>>) -> Option<T> {
+        let outcome = match value? {
+            RawValue::WrongType => Err(FieldErrorKind::WrongType),
+            RawValue::Given(value) => self.check(value),
+        };
+        outcome
+            .map_err(|kind| self.errors.push(FieldError::new(field, kind)))
+            .ok()
+    }
+
+    /// A fresh id of `kind` from `ids`, checked like a client-supplied one.
+    fn generated<T: IdNewtype>(
+        &self,
+        kind: IdKind,
+        ids: &(impl IdGenerator + ?Sized),
+    ) -> Result<T, GenerateError> {
+        debug_event!(id_kind = kind.prefix(), "generating missing id");
+        self.check(ids.generate(kind)?).map_err(|error| {
+            warn_event!(
+                id_kind = kind.prefix(),
+                rule = %error,
+                "the id generator produced an id that validation refuses"
+            );
+            GenerateError::invalid_output(kind, error)
+        })
+    }
+
+    /// The given (already checked) id, or a generated one.
+    fn given_or_generated<T: IdNewtype>(
+        &self,
+        given: Option<T>,
+        kind: IdKind,
+        ids: &(impl IdGenerator + ?Sized),
+    ) -> Result<T, GenerateError> {
+        match given {
+            Some(id) => Ok(id),
+            None => self.generated(kind, ids),
         }
     }
 }
@@ -409,20 +412,6 @@ fn check_operation(
             None
         }
     }
-}
-
-/// Uses the given (already checked) id, or asks the generator for one and checks it.
-fn given_or_generated<T>(
-    given: Option<T>,
-    kind: IdKind,
-    ids: &(impl IdGenerator + ?Sized),
-    make: fn(String) -> Result<T, IdError>,
-) -> Result<T, GenerateError> {
-    if let Some(id) = given {
-        return Ok(id);
-    }
-    debug_event!(id_kind = kind.prefix(), "generating missing id");
-    make(ids.generate(kind)?).map_err(|error| GenerateError::invalid_output(kind, error))
 }
 
 /// Checks the metadata entries; reports each kind of failure once.
@@ -562,20 +551,25 @@ impl<S: Valid> Context<S> {
     /// A context for a sub-operation: same user, thread, run and client ids; a new
     /// request id; `parent_request_id` set to this context's request id; depth + 1.
     ///
+    /// The new request id is generated with `ids` and checked like a client-supplied one:
+    /// the structural rule and `policy` (pass the policy this context was validated
+    /// with), so the child validates again under that policy.
+    ///
     /// # Errors
     ///
     /// [`ContextError::Invalid`] when this context is already at depth
     /// [`MAX_OPERATION_DEPTH`] or `operation` fails the structural rule;
-    /// [`ContextError::Internal`] when the generator fails.
+    /// [`ContextError::Internal`] when the generator fails or emits an id the rule or
+    /// `policy` refuses.
     ///
     /// # Examples
     ///
     /// ```
     /// use wsctx::{Context, Policy, SequenceGenerator};
     ///
-    /// let ids = SequenceGenerator::new();
-    /// let parent = Context::builder().user_id("u-1").build().validate(&Policy::default(), &ids)?;
-    /// let child = parent.child("summarize", &ids)?;
+    /// let (policy, ids) = (Policy::default(), SequenceGenerator::new());
+    /// let parent = Context::builder().user_id("u-1").build().validate(&policy, &ids)?;
+    /// let child = parent.child("summarize", &policy, &ids)?;
     /// assert_eq!(child.user_id(), parent.user_id());
     /// assert_eq!(child.parent_request_id(), Some(parent.request_id()));
     /// assert_ne!(child.request_id(), parent.request_id());
@@ -585,27 +579,30 @@ impl<S: Valid> Context<S> {
     pub fn child(
         &self,
         operation: &str,
+        policy: &Policy,
         ids: &(impl IdGenerator + ?Sized),
     ) -> Result<Self, ContextError> {
         let core = self.core();
-        let mut errors = Vec::new();
+        let mut checks = IdChecks::new(policy);
         let operation = match check_structure(operation) {
             Ok(op) => Some(op),
             Err(e) => {
-                errors.push(FieldError::new(Field::Operation, e.into()));
+                checks
+                    .errors
+                    .push(FieldError::new(Field::Operation, e.into()));
                 None
             }
         };
         if core.operation_depth >= MAX_OPERATION_DEPTH {
-            errors.push(FieldError::new(
+            checks.errors.push(FieldError::new(
                 Field::OperationDepth,
                 FieldErrorKind::DepthExceeded,
             ));
         }
-        if let Some(error) = ValidationError::from_errors(errors) {
+        if let Some(error) = ValidationError::from_errors(std::mem::take(&mut checks.errors)) {
             return Err(error.into());
         }
-        let request_id = given_or_generated(None, IdKind::Request, ids, RequestId::try_new)?;
+        let request_id = checks.generated::<RequestId>(IdKind::Request, ids)?;
         let mut repr = self.repr.clone();
         let child = S::core_mut(&mut repr);
         child.parent_request_id = Some(core.request_id.clone());
@@ -661,10 +658,15 @@ impl Context<Validated> {
     /// Ties the context to one live socket: the requested client id (or one generated
     /// with `ids`), the current time, and the peer address.
     ///
+    /// A generated client id takes the same path as every other id, with no placeholder
+    /// policy (this method is given none): the structural rule. It is never validated
+    /// again: a bound context serializes and [`into_raw`](Context::into_raw)s its
+    /// requested client id, not this one.
+    ///
     /// # Errors
     ///
     /// A [`GenerateError`] (an internal error) when a client id must be generated and the
-    /// generator fails or emits an invalid id.
+    /// generator fails or emits an id the structural rule refuses.
     ///
     /// # Examples
     ///
@@ -688,15 +690,11 @@ impl Context<Validated> {
         ids: &(impl IdGenerator + ?Sized),
     ) -> Result<Context<Bound>, GenerateError> {
         let core = self.repr;
-        let client_id = match &core.requested_client_id {
-            Some(id) => id.clone(),
-            None => given_or_generated(
-                None,
-                IdKind::WebSocketClient,
-                ids,
-                WebSocketClientId::try_new,
-            )?,
-        };
+        let client_id = IdChecks::new(&Policy::permissive()).given_or_generated(
+            core.requested_client_id.clone(),
+            IdKind::WebSocketClient,
+            ids,
+        )?;
         Ok(Context {
             repr: BoundParts {
                 core,
@@ -819,7 +817,7 @@ mod tests {
             .expect("valid");
         for operation in ["test", "Default", "mock_x", " 0 "] {
             let child = parent
-                .child(operation, &ids)
+                .child(operation, &policy, &ids)
                 .expect("a structurally valid name");
             let again = child.clone().into_raw().validate(&policy, &ids);
             assert_eq!(again.ok(), Some(child), "{operation}");

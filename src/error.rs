@@ -30,9 +30,17 @@ pub enum IdError {
     /// Contains a control character (Unicode `Cc`).
     #[error("contains a control character")]
     ControlCharacter,
-    /// Contains a zero-width, bidi or other invisible formatting character.
+    /// Contains a character that renders as nothing or changes rendering: general
+    /// category `Cf` (zero-width, bidi, soft hyphen, tags), `Zl`, `Zp`, `Co` (private
+    /// use) or `Cs`, a default-ignorable code point (variation selectors, Hangul fillers,
+    /// U+034F) or a noncharacter.
     #[error("contains an invisible formatting character")]
     InvisibleCharacter,
+    /// Not in Unicode Normalization Form C (for example `e` followed by U+0301 instead
+    /// of `é`). Refused, never rewritten: two spellings of one visible id must not become
+    /// two ids.
+    #[error("is not in unicode normalization form c")]
+    NotNormalized,
 }
 
 /// Generates [`Field`] from one row per field: the variant, its wire name, and what it
@@ -145,9 +153,12 @@ pub enum FieldErrorKind {
     /// Contains a control character.
     #[error("contains a control character")]
     ControlCharacter,
-    /// Contains an invisible formatting character.
+    /// Contains an invisible or ambiguous character (see [`IdError::InvisibleCharacter`]).
     #[error("contains an invisible formatting character")]
     InvisibleCharacter,
+    /// Not in Unicode Normalization Form C (see [`IdError::NotNormalized`]).
+    #[error("is not in unicode normalization form c")]
+    NotNormalized,
     /// Equal to a placeholder word of the [`Policy`](crate::Policy).
     #[error("is a placeholder value")]
     PlaceholderWord,
@@ -178,6 +189,7 @@ impl From<IdError> for FieldErrorKind {
             IdError::TooLong => Self::TooLong,
             IdError::ControlCharacter => Self::ControlCharacter,
             IdError::InvisibleCharacter => Self::InvisibleCharacter,
+            IdError::NotNormalized => Self::NotNormalized,
         }
     }
 }

@@ -1,15 +1,16 @@
 //! Generation of the ids a client may omit: thread, run, request and client ids.
 //!
 //! A user id is never generated. Every generated id goes through the same structural
-//! rule as a client-supplied one; a generator that emits an invalid id produces a
-//! [`GenerateError`] (an internal error), never an invalid context.
+//! rule and the same [`Policy`](crate::Policy) as a client-supplied one; a generator that
+//! emits an id either refuses produces a [`GenerateError`] (an internal error), never a
+//! context that a later validation would refuse.
 
 use std::error::Error as StdError;
 use std::fmt;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use crate::error::{Field, IdError};
+use crate::error::{Field, FieldErrorKind};
 use crate::rejection::{ErrorCode, Rejection};
 use crate::trace::warn_event;
 
@@ -73,8 +74,9 @@ impl fmt::Display for IdKind {
     }
 }
 
-/// An id generator failed, or produced an id that breaks the structural rule. Either
-/// way it is a server bug: it renders as INTERNAL_ERROR, never as the client's fault.
+/// An id generator failed, or produced an id that breaks the structural rule or the
+/// policy. Either way it is a server bug: it renders as INTERNAL_ERROR, never as the
+/// client's fault.
 ///
 /// # Examples
 ///
@@ -88,7 +90,7 @@ impl fmt::Display for IdKind {
 #[error("{}", Describe(self))]
 pub struct GenerateError {
     kind: IdKind,
-    invalid_output: Option<IdError>,
+    invalid_output: Option<FieldErrorKind>,
     #[source]
     source: Option<Box<dyn StdError + Send + Sync>>,
 }
@@ -140,7 +142,7 @@ impl GenerateError {
         }
     }
 
-    pub(crate) const fn invalid_output(kind: IdKind, error: IdError) -> Self {
+    pub(crate) const fn invalid_output(kind: IdKind, error: FieldErrorKind) -> Self {
         Self {
             kind,
             invalid_output: Some(error),
@@ -154,9 +156,28 @@ impl GenerateError {
         self.kind
     }
 
-    /// The rule the generated id broke, when the generator produced an invalid id.
+    /// The rule the generated id broke (structural or policy), when the generator
+    /// produced an id that validation refuses.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use wsctx::{Context, ContextError, FieldErrorKind, Policy, from_fn};
+    ///
+    /// let ids = from_fn(|_| Ok("temp_1".to_owned()));
+    /// let error = Context::builder()
+    ///     .user_id("user-1")
+    ///     .build()
+    ///     .validate(&Policy::default(), &ids);
+    /// let Err(ContextError::Internal(internal)) = error else { panic!("{error:?}") };
+    /// assert_eq!(internal.invalid_output_error(), Some(FieldErrorKind::PlaceholderPrefix));
+    /// assert_eq!(
+    ///     internal.to_string(),
+    ///     "the thread_id generator produced an id that starts with a placeholder prefix"
+    /// );
+    /// ```
     #[must_use]
-    pub const fn invalid_output_error(&self) -> Option<IdError> {
+    pub const fn invalid_output_error(&self) -> Option<FieldErrorKind> {
         self.invalid_output
     }
 }
@@ -172,8 +193,8 @@ impl From<GenerateError> for Rejection {
 /// `Arc<T>`, and by closures through [`from_fn`].
 ///
 /// Implementations must not embed any part of the user id (they are never given it).
-/// What they return is re-validated by the structural rule; an invalid id becomes a
-/// [`GenerateError`].
+/// What they return goes through the structural rule and the policy, like a
+/// client-supplied id; an id either refuses becomes a [`GenerateError`].
 ///
 /// # Errors
 ///

@@ -1,6 +1,6 @@
 //! The id newtypes. Each one holds a value that passed the structural rule of
-//! [`crate::rule`]: trimmed, non-empty, at most 256 bytes, no control or invisible
-//! formatting characters. The [`Policy`](crate::Policy) (placeholder words) is applied by
+//! [`crate::rule`]: trimmed, non-empty, at most 256 bytes, no control, invisible or
+//! ambiguous characters, and in Unicode NFC. The [`Policy`](crate::Policy) (placeholder words) is applied by
 //! [`Context::validate`](crate::Context::validate), not here, because it is a
 //! deployment's choice while the structural rule is not.
 
@@ -11,7 +11,7 @@ use std::sync::OnceLock;
 use nutype::nutype;
 
 use crate::error::IdError;
-use crate::rule::check_trimmed;
+use crate::rule::check_structure_trimmed;
 
 /// nutype sanitizer: trims Unicode whitespace in place (no allocation when there is
 /// nothing to trim).
@@ -30,7 +30,16 @@ fn trim_in_place(mut value: String) -> String {
 /// nutype validator: the structural rule. nutype runs the sanitizer first, so the value
 /// is already trimmed.
 fn validate_id(value: &str) -> Result<(), IdError> {
-    check_trimmed(value)
+    check_structure_trimmed(value)
+}
+
+/// What the validation path in [`crate::context`] needs of an id newtype, so that
+/// client-supplied and generated ids of every kind go through one function.
+pub(crate) trait IdNewtype: Sized {
+    /// Trims `value` and applies the structural rule (nutype's `try_new`).
+    fn parse(value: String) -> Result<Self, IdError>;
+    /// The trimmed value.
+    fn text(&self) -> &str;
 }
 
 macro_rules! id_newtype {
@@ -42,9 +51,10 @@ macro_rules! id_newtype {
         ///
         /// # Invariants
         ///
-        /// Trimmed of Unicode whitespace, non-empty, at most 256 bytes, and free of
-        /// control characters and invisible formatting characters (zero-width, bidi
-        /// overrides and isolates, U+2060–U+2064, U+FEFF).
+        /// Trimmed of Unicode whitespace, non-empty, at most 256 bytes, free of
+        /// characters that render as nothing or change rendering (general categories
+        /// `Cc`, `Cf`, `Zl`, `Zp`, `Co`, `Cs`, default-ignorable code points and
+        /// noncharacters), and already in Unicode NFC.
         ///
         /// # Examples
         ///
@@ -56,6 +66,7 @@ macro_rules! id_newtype {
         ///
         #[doc = concat!("assert_eq!(", stringify!($name), "::try_new(\"\\u{202E}abc\"), Err(IdError::InvisibleCharacter));")]
         #[doc = concat!("assert_eq!(", stringify!($name), "::try_new(\"x\".repeat(257)), Err(IdError::TooLong));")]
+        #[doc = concat!("assert_eq!(", stringify!($name), "::try_new(\"e\\u{301}\"), Err(IdError::NotNormalized));")]
         /// # Ok::<(), IdError>(())
         /// ```
         #[nutype(
@@ -69,6 +80,16 @@ macro_rules! id_newtype {
             /// The id as a string slice.
             #[must_use]
             pub fn as_str(&self) -> &str {
+                self.as_ref()
+            }
+        }
+
+        impl IdNewtype for $name {
+            fn parse(value: String) -> Result<Self, IdError> {
+                Self::try_new(value)
+            }
+
+            fn text(&self) -> &str {
                 self.as_ref()
             }
         }

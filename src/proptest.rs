@@ -14,7 +14,7 @@
 //!
 //! - ids: [`empty_id`], [`whitespace_only_id`], [`placeholder_word_id`],
 //!   [`placeholder_prefix_id`], [`too_long_id`], [`control_character_id`],
-//!   [`invisible_character_id`];
+//!   [`invisible_character_id`], [`not_normalized_id`];
 //! - whole contexts: [`invalid_raw_context_of`] for one class and
 //!   [`invalid_raw_context`] for any class. Each yields the context together with the
 //!   [`Field`] and [`FieldErrorKind`] that validation must report. The rest of the
@@ -65,7 +65,7 @@ use crate::metadata::{
 };
 use crate::rule::{
     DEFAULT_PLACEHOLDER_PREFIXES, DEFAULT_PLACEHOLDER_WORDS, MAX_ID_BYTES,
-    PLACEHOLDER_PREFIX_MAX_BYTES, Policy,
+    PLACEHOLDER_PREFIX_MAX_BYTES, Policy, invisible_ranges,
 };
 use crate::state::{Raw, Validated};
 
@@ -79,18 +79,62 @@ const WHITESPACE: [char; 16] = [
 const ASCII_ID_CHARS: &str =
     "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.:@/+=~";
 
-/// Multi-byte characters the rule accepts: 2-, 3- and 4-byte UTF-8, the Kelvin sign
-/// (lowercases to ASCII `k`), dotted capital I (lowercases to two chars) and the soft
-/// hyphen (a format character that is not on the invisible list).
+/// Multi-byte characters the rule accepts, each in NFC and none combining with its
+/// neighbours: 2-, 3- and 4-byte UTF-8, capital sigma (lowercases to `σ`), sharp s and
+/// dotted capital I (which lowercases to two characters).
 const MULTIBYTE_ID_CHARS: [char; 12] = [
-    'é', 'ß', 'Ж', 'λ', '日', '本', '한', '🙂', '🦀', '\u{212A}', '\u{130}', '\u{AD}',
+    'é', 'ß', 'Ж', 'λ', '日', '本', '한', '🙂', '🦀', 'Σ', 'ñ', '\u{130}',
 ];
 
-/// The invisible formatting characters the rule refuses (`ARCHITECTURE.md`, "Field rules").
-const INVISIBLE: [char; 20] = [
-    '\u{200B}', '\u{200C}', '\u{200D}', '\u{200E}', '\u{200F}', '\u{202A}', '\u{202B}', '\u{202C}',
-    '\u{202D}', '\u{202E}', '\u{2060}', '\u{2061}', '\u{2062}', '\u{2063}', '\u{2064}', '\u{2066}',
-    '\u{2067}', '\u{2068}', '\u{2069}', '\u{FEFF}',
+/// Well-known look-alike characters the rule refuses as invisible, one or more per
+/// class: format characters (`Cf`: zero-width, bidi, soft hyphen U+00AD, U+061C,
+/// U+180E, the BOM, a tag character), the line and paragraph separators, default
+/// ignorables that are not `Cf` (U+034F, the Hangul fillers U+115F and U+3164, a
+/// variation selector), private-use characters and noncharacters.
+/// [`invisible_character_id`] mixes them with characters drawn from the rule's own
+/// tables.
+const LOOK_ALIKES: [char; 24] = [
+    '\u{AD}',
+    '\u{61C}',
+    '\u{180E}',
+    '\u{200B}',
+    '\u{200D}',
+    '\u{200F}',
+    '\u{202E}',
+    '\u{2060}',
+    '\u{2066}',
+    '\u{FEFF}',
+    '\u{E0041}',
+    '\u{2028}',
+    '\u{2029}',
+    '\u{34F}',
+    '\u{115F}',
+    '\u{3164}',
+    '\u{FE0F}',
+    '\u{E0100}',
+    '\u{E000}',
+    '\u{F8FF}',
+    '\u{10FFFD}',
+    '\u{FDD0}',
+    '\u{FFFE}',
+    '\u{10FFFF}',
+];
+
+/// Character sequences that are not in NFC although each character is allowed: a
+/// decomposed `é` and `Å`, combining marks out of canonical order, the Kelvin, Ohm and
+/// Angstrom signs (singletons that NFC replaces), a CJK compatibility ideograph, a
+/// Hangul syllable spelled as two jamo, and U+2000 (EN QUAD, which NFC turns into
+/// U+2002).
+const NOT_NFC: [&str; 9] = [
+    "e\u{301}",
+    "A\u{30A}",
+    "a\u{301}\u{316}",
+    "\u{212A}",
+    "\u{2126}",
+    "\u{212B}",
+    "\u{F900}",
+    "\u{1100}\u{1161}",
+    "x\u{2000}y",
 ];
 
 /// Characters allowed in a metadata key.
@@ -174,7 +218,8 @@ fn finish_id(candidate: String) -> String {
 /// - 4/10 ASCII tokens of 1 to 48 characters of `[A-Za-z0-9-_.:@/+=~]`;
 /// - 2/10 prefixed hex ids such as `user-8f14e45f` (4 to 32 hex digits);
 /// - 3/10 mixed text of 1 to 40 characters, one in four multi-byte (2 to 4 bytes UTF-8,
-///   the Kelvin sign, U+0130, U+00AD) and now and then interior whitespace;
+///   capital sigma, U+0130) and now and then interior whitespace (a space, U+00A0 or
+///   U+3000);
 /// - 1/10 long text cut to at most 256 bytes on a character boundary, so 253 to 256
 ///   bytes most of the time.
 ///
@@ -494,12 +539,13 @@ pub fn validated_context() -> impl Strategy<Value = Context<Validated>> {
             "validation accepts every valid_raw_context",
             |(raw, start, operations)| {
                 let ids = SequenceGenerator::starting_at(start);
-                let mut ctx = raw.validate(&Policy::default(), &ids).ok()?;
+                let policy = Policy::default();
+                let mut ctx = raw.validate(&policy, &ids).ok()?;
                 for operation in operations {
                     if ctx.operation_depth() >= MAX_OPERATION_DEPTH {
                         break;
                     }
-                    ctx = ctx.child(&operation, &ids).ok()?;
+                    ctx = ctx.child(&operation, &policy, &ids).ok()?;
                 }
                 Some(ctx)
             },
@@ -528,26 +574,24 @@ pub fn whitespace_only_id() -> impl Strategy<Value = String> {
     vec(select(WHITESPACE.to_vec()), 1..=8).prop_map(String::from_iter)
 }
 
-/// A placeholder word of [`Policy::default`] in any mix of upper and lower case (a `k`
-/// becomes the Kelvin sign U+212A now and then), with 0 to 3 whitespace characters on
-/// each side (class [`InvalidClass::PlaceholderWord`]). The words are chosen uniformly
-/// from [`DEFAULT_PLACEHOLDER_WORDS`].
+/// A placeholder word of [`Policy::default`] in any mix of upper and lower case, with 0
+/// to 3 whitespace characters on each side (class [`InvalidClass::PlaceholderWord`]).
+/// The words are chosen uniformly from [`DEFAULT_PLACEHOLDER_WORDS`].
 ///
-/// These values pass the structural rule: only the policy refuses them.
+/// These values pass the structural rule: only the policy refuses them. (No
+/// look-alike such as the Kelvin sign for `k`: it is not in NFC, so the structural rule
+/// refuses it first.)
 pub fn placeholder_word_id() -> impl Strategy<Value = String> {
     (
         select(DEFAULT_PLACEHOLDER_WORDS.to_vec()),
         any::<u64>(),
-        any::<bool>(),
         padding(),
         padding(),
     )
-        .prop_map(|(word, case, kelvin, left, right)| {
+        .prop_map(|(word, case, left, right)| {
             let mut value = left;
             for (i, c) in word.chars().enumerate() {
-                if c == 'k' && kelvin {
-                    value.push('\u{212A}');
-                } else if case >> (i % 64) & 1 == 1 {
+                if case >> (i % 64) & 1 == 1 {
                     value.extend(c.to_uppercase());
                 } else {
                     value.push(c);
@@ -642,16 +686,60 @@ pub fn control_character_id() -> impl Strategy<Value = String> {
         .prop_map(|(left, value, right)| left + &value + &right)
 }
 
-/// Values with an invisible formatting character (class
-/// [`InvalidClass::InvisibleCharacter`]): one of U+200B–U+200F, U+202A–U+202E,
-/// U+2060–U+2064, U+2066–U+2069 or U+FEFF, chosen uniformly, between two runs of 0 to 30
-/// id characters, with 0 to 3 whitespace characters on each side.
+/// One character the rule refuses as invisible or ambiguous: half the time one of the
+/// well-known look-alikes, half the time any character of the rule's own tables (a
+/// table range chosen uniformly, so that small classes such as the line separator show
+/// up as often as the planes of private-use characters, then a character of it).
+fn invisible_char() -> impl Strategy<Value = char> {
+    let ranges = invisible_ranges();
+    let from_tables = (0..ranges.len(), any::<u32>()).prop_filter_map(
+        "every range holds only characters",
+        move |(index, offset)| {
+            let range = &ranges[index];
+            let span = range.end() - range.start() + 1;
+            char::from_u32(range.start() + offset % span)
+        },
+    );
+    prop_oneof![select(LOOK_ALIKES.to_vec()), from_tables]
+}
+
+/// Values with an invisible or ambiguous character (class
+/// [`InvalidClass::InvisibleCharacter`]): a character of general category `Cf`, `Zl`,
+/// `Zp` or `Co`, a default-ignorable code point or a noncharacter, between two runs of 0
+/// to 30 id characters (at least one before and after when it is whitespace, U+2028 or
+/// U+2029, which would otherwise be trimmed away), with 0 to 3 whitespace characters on
+/// each side.
+///
+/// Distribution of the character: half the time one of 24 well-known look-alikes chosen
+/// uniformly (U+00AD, U+061C, U+180E, zero-width and bidi characters, the BOM, a tag
+/// character, U+2028, U+2029, U+034F, the Hangul fillers, variation selectors,
+/// private-use characters, noncharacters); half the time any character of the rule's
+/// own tables: one of their ranges chosen uniformly (so that one-character classes such
+/// as U+2028 come up as often as whole planes of private-use characters), then a
+/// character of that range.
 pub fn invisible_character_id() -> impl Strategy<Value = String> {
-    let invisible = select(INVISIBLE.to_vec());
     let run = || vec(id_char(), 0..=30).prop_map(String::from_iter);
-    (padding(), run(), invisible, run(), padding()).prop_map(|(left, before, c, after, right)| {
-        left + &before + &String::from(c) + &after + &right
-    })
+    (padding(), run(), invisible_char(), run(), padding()).prop_map(
+        |(left, mut before, c, mut after, right)| {
+            if c.is_whitespace() {
+                before.push('a');
+                after.insert(0, 'b');
+            }
+            left + &before + &String::from(c) + &after + &right
+        },
+    )
+}
+
+/// Values that are not in Unicode NFC although every character is allowed (class
+/// [`InvalidClass::NotNormalized`]): one of a fixed list of non-NFC sequences (a
+/// decomposed `é` or `Å`, combining marks out of canonical order, the Kelvin, Ohm and
+/// Angstrom signs, a CJK compatibility ideograph, a Hangul syllable as two jamo, an
+/// interior U+2000), chosen uniformly, between two runs of 0 to 30 id characters, with
+/// 0 to 3 whitespace characters on each side.
+pub fn not_normalized_id() -> impl Strategy<Value = String> {
+    let run = || vec(id_char(), 0..=30).prop_map(String::from_iter);
+    (padding(), run(), select(NOT_NFC.to_vec()), run(), padding())
+        .prop_map(|(left, before, seq, after, right)| left + &before + seq + &after + &right)
 }
 
 /// A class of invalid input, with the [`FieldErrorKind`] validation reports for it.
@@ -663,7 +751,7 @@ pub fn invisible_character_id() -> impl Strategy<Value = String> {
 /// use wsctx::proptest::InvalidClass;
 ///
 /// assert_eq!(InvalidClass::WhitespaceOnly.kind(), FieldErrorKind::Empty);
-/// assert_eq!(InvalidClass::ALL.len(), 12);
+/// assert_eq!(InvalidClass::ALL.len(), 13);
 /// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[non_exhaustive]
@@ -680,9 +768,11 @@ pub enum InvalidClass {
     TooLong,
     /// An id or operation name with a control character ([`control_character_id`]).
     ControlCharacter,
-    /// An id or operation name with an invisible formatting character
+    /// An id or operation name with an invisible or ambiguous character
     /// ([`invisible_character_id`]).
     InvisibleCharacter,
+    /// An id or operation name that is not in Unicode NFC ([`not_normalized_id`]).
+    NotNormalized,
     /// A metadata entry whose key is one of [`RESERVED_METADATA_KEYS`].
     ReservedMetadataKey,
     /// A metadata key that is empty, longer than 64 bytes, or not made of `[a-z0-9_.-]`.
@@ -697,7 +787,7 @@ pub enum InvalidClass {
 
 impl InvalidClass {
     /// Every class.
-    pub const ALL: [Self; 12] = [
+    pub const ALL: [Self; 13] = [
         Self::Empty,
         Self::WhitespaceOnly,
         Self::PlaceholderWord,
@@ -705,6 +795,7 @@ impl InvalidClass {
         Self::TooLong,
         Self::ControlCharacter,
         Self::InvisibleCharacter,
+        Self::NotNormalized,
         Self::ReservedMetadataKey,
         Self::InvalidMetadataKey,
         Self::TooManyMetadataEntries,
@@ -722,6 +813,7 @@ impl InvalidClass {
             Self::TooLong => FieldErrorKind::TooLong,
             Self::ControlCharacter => FieldErrorKind::ControlCharacter,
             Self::InvisibleCharacter => FieldErrorKind::InvisibleCharacter,
+            Self::NotNormalized => FieldErrorKind::NotNormalized,
             Self::ReservedMetadataKey => FieldErrorKind::ReservedKey,
             Self::InvalidMetadataKey => FieldErrorKind::InvalidKey,
             Self::TooManyMetadataEntries => FieldErrorKind::TooManyEntries,
@@ -818,6 +910,7 @@ pub fn invalid_raw_context_of(
         InvalidClass::TooLong => with_id(&Slot::ALL, too_long_id(), kind),
         InvalidClass::ControlCharacter => with_id(&Slot::ALL, control_character_id(), kind),
         InvalidClass::InvisibleCharacter => with_id(&Slot::ALL, invisible_character_id(), kind),
+        InvalidClass::NotNormalized => with_id(&Slot::ALL, not_normalized_id(), kind),
         InvalidClass::ReservedMetadataKey => with_entry(
             (
                 select(RESERVED_METADATA_KEYS.to_vec()).prop_map(String::from),

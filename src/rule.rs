@@ -8,6 +8,12 @@
 use std::borrow::Cow;
 use std::fmt;
 
+use icu_properties::props::{
+    DefaultIgnorableCodePoint, GeneralCategory, GeneralCategoryGroup, NoncharacterCodePoint,
+};
+use icu_properties::{CodePointMapData, CodePointSetData};
+use unicode_normalization::UnicodeNormalization as _;
+
 use crate::error::{FieldErrorKind, IdError};
 
 /// The longest id, in bytes after trimming, that the structural rule accepts.
@@ -54,57 +60,111 @@ pub const DEFAULT_PLACEHOLDER_PREFIXES: [&str; 11] = [
     "fake_",
 ];
 
-/// Whether `c` is an invisible formatting character that can be used to spoof an id:
-/// zero-width (U+200B–U+200F), bidi embeddings and overrides (U+202A–U+202E), bidi
-/// isolates (U+2066–U+2069), invisible operators (U+2060–U+2064) and the BOM (U+FEFF).
+/// The general categories an id may not contain besides `Cc` (which has its own error):
+/// format characters (`Cf`: zero-width, bidi, soft hyphen, tags), line and paragraph
+/// separators (`Zl`, `Zp`), private-use characters (`Co`) and surrogates (`Cs`, which a
+/// `str` cannot hold anyway).
+const REFUSED_CATEGORIES: GeneralCategoryGroup = GeneralCategoryGroup::Format
+    .union(GeneralCategoryGroup::LineSeparator)
+    .union(GeneralCategoryGroup::ParagraphSeparator)
+    .union(GeneralCategoryGroup::PrivateUse)
+    .union(GeneralCategoryGroup::Surrogate);
+
+/// Why the character `c` may not appear in an id, if it may not: a control character
+/// (general category `Cc`), or an invisible or ambiguous one (general category `Cf`,
+/// `Zl`, `Zp`, `Co` or `Cs`, `Default_Ignorable_Code_Point`, or
+/// `Noncharacter_Code_Point`).
+///
+/// The classes come from ICU4X's compiled Unicode tables (`icu_properties`), not from
+/// hand-written ranges.
 #[must_use]
-pub(crate) const fn is_invisible_format(c: char) -> bool {
-    matches!(
-        c,
-        '\u{200B}'..='\u{200F}'
-            | '\u{202A}'..='\u{202E}'
-            | '\u{2060}'..='\u{2064}'
-            | '\u{2066}'..='\u{2069}'
-            | '\u{FEFF}'
-    )
+pub(crate) fn refused_character(c: char) -> Option<IdError> {
+    let category = CodePointMapData::<GeneralCategory>::new().get(c);
+    if category == GeneralCategory::Control {
+        Some(IdError::ControlCharacter)
+    } else if REFUSED_CATEGORIES.contains(category)
+        || CodePointSetData::new::<DefaultIgnorableCodePoint>().contains(c)
+        || CodePointSetData::new::<NoncharacterCodePoint>().contains(c)
+    {
+        Some(IdError::InvisibleCharacter)
+    } else {
+        None
+    }
+}
+
+/// The code point ranges [`refused_character`] refuses as invisible (everything but
+/// `Cc`), straight from its tables, without surrogates (no `char` is one). They overlap
+/// (a format character is also default-ignorable). For the property-test strategies.
+#[cfg(feature = "proptest")]
+pub(crate) fn invisible_ranges() -> Vec<std::ops::RangeInclusive<u32>> {
+    const SURROGATES: std::ops::RangeInclusive<u32> = 0xD800..=0xDFFF;
+    let categories =
+        CodePointMapData::<GeneralCategory>::new().iter_ranges_for_group(REFUSED_CATEGORIES);
+    let ignorable = CodePointSetData::new::<DefaultIgnorableCodePoint>().iter_ranges();
+    let noncharacters = CodePointSetData::new::<NoncharacterCodePoint>().iter_ranges();
+    // Adjacent refused categories come as one range (the surrogates run straight into
+    // the private-use area): keep what lies on either side of the surrogates.
+    categories
+        .chain(ignorable)
+        .chain(noncharacters)
+        .flat_map(|range| {
+            let (start, end) = range.into_inner();
+            let below = start..=end.min(SURROGATES.start() - 1);
+            let above = start.max(SURROGATES.end() + 1)..=end;
+            [below, above]
+        })
+        .filter(|range| !range.is_empty())
+        .collect()
 }
 
 /// Applies the structural rule to `value` and returns the trimmed slice it accepts.
 ///
 /// The rule: trim Unicode whitespace, then the value must be non-empty, at most
-/// [`MAX_ID_BYTES`] bytes, and free of control characters (Unicode `Cc`) and of the
-/// invisible formatting characters listed on [`is_invisible_format`]. Runs in one pass
-/// over at most `MAX_ID_BYTES + 1` bytes after trimming, so a huge input is rejected in
-/// time linear in its length.
+/// [`MAX_ID_BYTES`] bytes, free of the characters [`refused_character`] refuses, and
+/// already in Unicode Normalization Form C (a value in another form is refused, never
+/// rewritten). Runs in time linear in the length of `value`: the length is checked
+/// before any character is decoded.
 pub(crate) fn check_structure(value: &str) -> Result<&str, IdError> {
     let trimmed = value.trim();
-    check_trimmed(trimmed)?;
+    check_structure_trimmed(trimmed)?;
     Ok(trimmed)
 }
 
 /// [`check_structure`] for a value that is already trimmed (the id newtypes trim in
 /// their sanitizer, before their validator runs).
-pub(crate) fn check_trimmed(trimmed: &str) -> Result<(), IdError> {
+pub(crate) fn check_structure_trimmed(trimmed: &str) -> Result<(), IdError> {
     if trimmed.is_empty() {
         return Err(IdError::Empty);
     }
     if trimmed.len() > MAX_ID_BYTES {
         return Err(IdError::TooLong);
     }
-    // ASCII holds no invisible formatting character, and its `Cc` characters are
-    // exactly the ASCII control bytes, so an ASCII value needs no UTF-8 decoding.
+    // The only refused ASCII characters are the control bytes (no ASCII character is
+    // `Cf`, `Zl`, `Zp`, `Co`, default-ignorable or a noncharacter), and ASCII text is
+    // always in NFC, so an ASCII value needs neither UTF-8 decoding nor the tables. A
+    // unit test checks this against the tables for all 128 ASCII characters.
     match ascii_scan(trimmed.as_bytes()) {
-        AsciiScan::Clean => return Ok(()),
-        AsciiScan::Control => return Err(IdError::ControlCharacter),
-        AsciiScan::NotAscii => {}
+        AsciiScan::Clean => Ok(()),
+        AsciiScan::Control => Err(IdError::ControlCharacter),
+        AsciiScan::NotAscii => check_unicode(trimmed),
     }
-    for c in trimmed.chars() {
-        if c.is_control() {
-            return Err(IdError::ControlCharacter);
+}
+
+/// The structural rule for a value with at least one non-ASCII character: every
+/// character (the ASCII ones without the tables, as in the fast path), then NFC.
+fn check_unicode(trimmed: &str) -> Result<(), IdError> {
+    let refused = |c: char| {
+        if c.is_ascii() {
+            c.is_ascii_control().then_some(IdError::ControlCharacter)
+        } else {
+            refused_character(c)
         }
-        if is_invisible_format(c) {
-            return Err(IdError::InvisibleCharacter);
-        }
+    };
+    if let Some(error) = trimmed.chars().find_map(refused) {
+        return Err(error);
+    }
+    if !unicode_normalization::is_nfc(trimmed) {
+        return Err(IdError::NotNormalized);
     }
     Ok(())
 }
@@ -301,24 +361,29 @@ impl Policy {
 
     /// Refuses `word` as well (compared case-insensitively with the trimmed value).
     ///
+    /// The word is stored the way [`check`](Self::check) folds its input: trimmed and
+    /// lowercased character by character, so that every configured word can match. (A
+    /// word that is not in Unicode NFC is stored in NFC first, as ids are.)
+    ///
     /// # Examples
     ///
     /// ```
     /// use wsctx::{FieldErrorKind, Policy};
     ///
-    /// let policy = Policy::default().deny_word("anonymous");
-    /// assert_eq!(policy.check("Anonymous"), Err(FieldErrorKind::PlaceholderWord));
+    /// let policy = Policy::default().deny_word(" Anonymous ").deny_word("ΟΔΟΣ");
+    /// assert_eq!(policy.check("anonymous"), Err(FieldErrorKind::PlaceholderWord));
+    /// assert_eq!(policy.check("ΟΔΟΣ"), Err(FieldErrorKind::PlaceholderWord));
     /// ```
     #[must_use]
     pub fn deny_word(mut self, word: impl Into<Cow<'static, str>>) -> Self {
-        let word = lowercase(word.into());
+        let word = fold(word.into());
         if !self.words.contains(&word) {
             self.words.push(word);
         }
         self.reindexed()
     }
 
-    /// Stops refusing `word`.
+    /// Stops refusing `word` (folded as [`deny_word`](Self::deny_word) folds it).
     ///
     /// # Examples
     ///
@@ -326,45 +391,50 @@ impl Policy {
     /// use wsctx::Policy;
     ///
     /// assert_eq!(Policy::default().allow_word("0").check("0"), Ok(()));
+    /// assert_eq!(Policy::default().allow_word(" NULL ").check("null"), Ok(()));
     /// ```
     #[must_use]
     pub fn allow_word(mut self, word: &str) -> Self {
-        self.words.retain(|w| !eq_lowercase(word, w));
+        let word = fold(Cow::Borrowed(word));
+        self.words.retain(|w| *w != word);
         self.reindexed()
     }
 
     /// Refuses values shorter than [`PLACEHOLDER_PREFIX_MAX_BYTES`] bytes that start with
-    /// `prefix` (case-insensitively).
+    /// `prefix` (case-insensitively). The prefix is trimmed and folded as
+    /// [`deny_word`](Self::deny_word) folds a word.
     ///
     /// # Examples
     ///
     /// ```
     /// use wsctx::{FieldErrorKind, Policy};
     ///
-    /// let policy = Policy::default().deny_prefix("anon_");
+    /// let policy = Policy::default().deny_prefix(" ANON_");
     /// assert_eq!(policy.check("anon_42"), Err(FieldErrorKind::PlaceholderPrefix));
     /// ```
     #[must_use]
     pub fn deny_prefix(mut self, prefix: impl Into<Cow<'static, str>>) -> Self {
-        let prefix = lowercase(prefix.into());
+        let prefix = fold(prefix.into());
         if !self.prefixes.contains(&prefix) {
             self.prefixes.push(prefix);
         }
         self.reindexed()
     }
 
-    /// Stops refusing values that start with `prefix`.
+    /// Stops refusing values that start with `prefix` (folded as
+    /// [`deny_prefix`](Self::deny_prefix) folds it).
     ///
     /// # Examples
     ///
     /// ```
     /// use wsctx::Policy;
     ///
-    /// assert_eq!(Policy::default().allow_prefix("test_").check("test_x"), Ok(()));
+    /// assert_eq!(Policy::default().allow_prefix("TEST_").check("test_x"), Ok(()));
     /// ```
     #[must_use]
     pub fn allow_prefix(mut self, prefix: &str) -> Self {
-        self.prefixes.retain(|p| !eq_lowercase(prefix, p));
+        let prefix = fold(Cow::Borrowed(prefix));
+        self.prefixes.retain(|p| *p != prefix);
         self.reindexed()
     }
 
@@ -382,12 +452,26 @@ impl Policy {
         self
     }
 
-    /// The refused words, lowercase.
+    /// The refused words, trimmed and folded to lowercase.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let policy = wsctx::Policy::permissive().deny_word(" Guest ");
+    /// assert_eq!(policy.words().collect::<Vec<_>>(), ["guest"]);
+    /// ```
     pub fn words(&self) -> impl Iterator<Item = &str> {
         self.words.iter().map(AsRef::as_ref)
     }
 
-    /// The refused prefixes, lowercase.
+    /// The refused prefixes, trimmed and folded to lowercase.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let policy = wsctx::Policy::permissive().deny_prefix("Anon_");
+    /// assert_eq!(policy.prefixes().collect::<Vec<_>>(), ["anon_"]);
+    /// ```
     pub fn prefixes(&self) -> impl Iterator<Item = &str> {
         self.prefixes.iter().map(AsRef::as_ref)
     }
@@ -455,12 +539,26 @@ impl Policy {
     }
 }
 
-fn lowercase(value: Cow<'static, str>) -> Cow<'static, str> {
-    if value.chars().any(char::is_uppercase) {
-        Cow::Owned(value.to_lowercase())
-    } else {
-        value
+/// Folds a configured word or prefix the way [`Policy::check`] folds its input: trimmed,
+/// then lowercased character by character with `char::to_lowercase`.
+///
+/// Not `str::to_lowercase`: that one lowercases a final capital sigma to `ς`, which the
+/// character-wise fold of the input never produces, so `"ΟΔΟΣ"` would never match. A
+/// value that is not in NFC is put in NFC first: ids are in NFC, so a word in another
+/// form could never match one. Borrows when there is nothing to change (the default
+/// lists).
+fn fold(value: Cow<'_, str>) -> Cow<'_, str> {
+    let trimmed = value.trim();
+    let unchanged = trimmed.len() == value.len()
+        && unicode_normalization::is_nfc(trimmed)
+        && trimmed.chars().all(|c| {
+            let mut lower = c.to_lowercase();
+            lower.next() == Some(c) && lower.next().is_none()
+        });
+    if unchanged {
+        return value;
     }
+    Cow::Owned(trimmed.nfc().flat_map(char::to_lowercase).collect())
 }
 
 #[cfg(test)]
@@ -594,6 +692,119 @@ mod tests {
         }
     }
 
+    /// The ASCII fast path skips the tables and the NFC check: that is only right if no
+    /// ASCII character is refused except the controls, and no ASCII text is unnormalized.
+    #[test]
+    fn ascii_needs_neither_the_tables_nor_the_nfc_check() {
+        for b in 0..=0x7F_u8 {
+            let c = char::from(b);
+            let expected = c.is_ascii_control().then_some(IdError::ControlCharacter);
+            assert_eq!(refused_character(c), expected, "{c:?}");
+            for d in (0..=0x7F_u8).map(char::from) {
+                let pair: String = [c, d].into_iter().collect();
+                assert!(unicode_normalization::is_nfc(&pair), "{pair:?}");
+            }
+        }
+        // The slow path gives the fast path's answer on ASCII input.
+        for value in ["a", "user-8f14e45f", "a\u{7F}b", "\u{1}", "x y"] {
+            let slow = check_unicode(value);
+            assert_eq!(check_structure_trimmed(value), slow, "{value:?}");
+        }
+    }
+
+    #[test]
+    fn the_tables_refuse_each_class_of_look_alike() {
+        let invisible = [
+            '\u{AD}',
+            '\u{61C}',
+            '\u{180E}',
+            '\u{200B}',
+            '\u{202E}',
+            '\u{2066}',
+            '\u{FEFF}',
+            '\u{2028}',
+            '\u{2029}',
+            '\u{34F}',
+            '\u{115F}',
+            '\u{3164}',
+            '\u{FFA0}',
+            '\u{FE0F}',
+            '\u{E0100}',
+            '\u{E0001}',
+            '\u{E0041}',
+            '\u{E007F}',
+            '\u{2065}',
+            '\u{E000}',
+            '\u{F0000}',
+            '\u{10FFFD}',
+            '\u{FDD0}',
+            '\u{FDEF}',
+            '\u{FFFE}',
+            '\u{FFFF}',
+            '\u{1FFFE}',
+            '\u{10FFFF}',
+        ];
+        for c in invisible {
+            assert_eq!(
+                refused_character(c),
+                Some(IdError::InvisibleCharacter),
+                "{c:?}"
+            );
+        }
+        for c in ['\u{0}', '\u{1F}', '\u{7F}', '\u{85}', '\u{9F}'] {
+            assert_eq!(
+                refused_character(c),
+                Some(IdError::ControlCharacter),
+                "{c:?}"
+            );
+        }
+        // Visible neighbours and ordinary text stay allowed.
+        for c in [
+            'a', 'é', '\u{2010}', '\u{A0}', '\u{3000}', '\u{301}', '\u{FFFD}', '\u{1160}',
+            '\u{FDCF}', '\u{FDF0}', '日', '🙂',
+        ] {
+            let expected = (c == '\u{1160}').then_some(IdError::InvisibleCharacter);
+            assert_eq!(refused_character(c), expected, "{c:?}");
+        }
+    }
+
+    #[cfg(feature = "proptest")]
+    #[test]
+    fn invisible_ranges_hold_only_refused_characters() {
+        let ranges = invisible_ranges();
+        for range in &ranges {
+            for cp in [*range.start(), *range.end()] {
+                let c = char::from_u32(cp).expect("no surrogate");
+                assert_eq!(
+                    refused_character(c),
+                    Some(IdError::InvisibleCharacter),
+                    "{cp:#X}"
+                );
+            }
+        }
+        // The private-use area right after the surrogates is not lost with them.
+        for cp in [0xE000, 0xF8FF, 0x00AD, 0x2028, 0xFE0F, 0xFDD0, 0x10_FFFF] {
+            assert!(ranges.iter().any(|r| r.contains(&cp)), "{cp:#X}");
+        }
+    }
+
+    #[test]
+    fn configured_words_are_folded_like_the_input() {
+        assert_eq!(fold(Cow::Borrowed("ΟΔΟΣ")), "οδοσ");
+        assert_eq!(fold(Cow::Borrowed(" Admin\t")), "admin");
+        assert_eq!(fold(Cow::Borrowed("E\u{301}VIL")), "\u{e9}vil");
+        assert!(matches!(fold(Cow::Borrowed("test")), Cow::Borrowed("test")));
+        for word in DEFAULT_PLACEHOLDER_WORDS
+            .into_iter()
+            .chain(DEFAULT_PLACEHOLDER_PREFIXES)
+        {
+            assert!(
+                matches!(fold(Cow::Borrowed(word)), Cow::Borrowed(_)),
+                "{word}"
+            );
+        }
+    }
+
     #[test]
     fn structure_returns_trimmed_slice() {
         assert_eq!(check_structure("  a b \u{3000}"), Ok("a b"));
@@ -602,5 +813,9 @@ mod tests {
             Err(IdError::InvisibleCharacter)
         );
         assert_eq!(check_structure("a\u{0}b"), Err(IdError::ControlCharacter));
+        assert_eq!(check_structure(" e\u{301} "), Err(IdError::NotNormalized));
+        assert_eq!(check_structure(" \u{e9} "), Ok("\u{e9}"));
+        // A combining mark with nothing to combine with is in NFC.
+        assert_eq!(check_structure(" \u{301}x"), Ok("\u{301}x"));
     }
 }

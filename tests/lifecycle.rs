@@ -210,7 +210,7 @@ fn depth_is_limited_to_ten() -> TestResult {
         .build()
         .validate(&policy(), &ids)?;
     assert_eq!(at_ten.operation_depth(), MAX_OPERATION_DEPTH);
-    let error = at_ten.child("one-more", &ids).unwrap_err();
+    let error = at_ten.child("one-more", &policy(), &ids).unwrap_err();
     assert!(
         error
             .as_invalid()
@@ -238,7 +238,7 @@ fn children_chain_to_depth_ten() -> TestResult {
         .bind(None, &ids)?;
     let mut current = root.clone();
     for depth in 1..=10 {
-        let child = current.child("step", &ids)?;
+        let child = current.child("step", &policy(), &ids)?;
         assert_eq!(child.operation_depth(), depth);
         assert_eq!(child.user_id(), root.user_id());
         assert_eq!(child.thread_id(), root.thread_id());
@@ -249,8 +249,8 @@ fn children_chain_to_depth_ten() -> TestResult {
         assert_eq!(child.operation(), Some("step"));
         current = child;
     }
-    assert!(current.child("step", &ids).is_err());
-    let bad_op = root.child("\u{202E}", &ids).unwrap_err();
+    assert!(current.child("step", &policy(), &ids).is_err());
+    let bad_op = root.child("\u{202E}", &policy(), &ids).unwrap_err();
     assert!(
         bad_op
             .as_invalid()
@@ -346,7 +346,7 @@ fn validation_is_idempotent_through_into_raw() -> TestResult {
         .validate(&policy(), &ids)?;
     let again = ctx.clone().into_raw().validate(&policy(), &ids)?;
     assert_eq!(again, ctx);
-    let child = ctx.child("op", &ids)?;
+    let child = ctx.child("op", &policy(), &ids)?;
     assert_eq!(child.clone().into_raw().validate(&policy(), &ids)?, child);
     Ok(())
 }
@@ -371,5 +371,79 @@ fn generators_work_as_trait_objects_and_through_smart_pointers() -> TestResult {
         .validate(&policy(), &*arc)?;
     assert_eq!(a.thread_id().as_str(), "thread_1");
     assert!(b.thread_id().as_str().starts_with("thread_"));
+    Ok(())
+}
+
+/// A generated id takes the same path as a given one: the structural rule and then the
+/// policy. A generator that emits a placeholder is a server bug (INTERNAL_ERROR, naming
+/// the rule), never a context that its own round trip would refuse.
+#[test]
+fn a_generator_emitting_a_placeholder_is_an_internal_error() {
+    let cases = [
+        ("test", FieldErrorKind::PlaceholderWord),
+        (" TEMP ", FieldErrorKind::PlaceholderWord),
+        ("temp_1", FieldErrorKind::PlaceholderPrefix),
+        ("Mock_thread", FieldErrorKind::PlaceholderPrefix),
+        ("e\u{301}", FieldErrorKind::NotNormalized),
+        ("id\u{AD}", FieldErrorKind::InvisibleCharacter),
+    ];
+    for (emitted, kind) in cases {
+        let generator = from_fn(move |_| Ok(emitted.to_owned()));
+        let error = Context::builder()
+            .user_id("u-1")
+            .build()
+            .validate(&policy(), &generator)
+            .unwrap_err();
+        let ContextError::Internal(internal) = &error else {
+            panic!("{emitted:?}: {error:?}");
+        };
+        assert_eq!(internal.kind(), IdKind::Thread, "{emitted:?}");
+        assert_eq!(internal.invalid_output_error(), Some(kind), "{emitted:?}");
+        assert!(!error.to_string().contains(emitted.trim()), "{error}");
+        assert_eq!(Rejection::from(error).code(), ErrorCode::InternalError);
+    }
+
+    // The policy is the one passed to `validate`: one that allows the word accepts the
+    // generated id, and the context validates again under it.
+    let allowing = policy().allow_word("test");
+    let test_ids = from_fn(|_| Ok("test".to_owned()));
+    let ctx = Context::builder()
+        .user_id("u-1")
+        .build()
+        .validate(&allowing, &test_ids)
+        .unwrap();
+    assert_eq!(ctx.run_id().as_str(), "test");
+    assert_eq!(
+        ctx.clone()
+            .into_raw()
+            .validate(&allowing, &test_ids)
+            .unwrap(),
+        ctx
+    );
+}
+
+/// `child` generates the new request id through the same path, with the policy it is
+/// given.
+#[test]
+fn a_child_with_a_placeholder_request_id_is_an_internal_error() -> TestResult {
+    let parent = Context::builder()
+        .user_id("u-1")
+        .build()
+        .validate(&policy(), &SequenceGenerator::new())?;
+    let placeholder = from_fn(|_| Ok("req_test".to_owned()));
+    // "req_test" is no placeholder; "test_req" is (a prefix, under 20 bytes).
+    let child = parent.child("op", &policy(), &placeholder)?;
+    assert_eq!(child.request_id().as_str(), "req_test");
+    let placeholder = from_fn(|_| Ok("test_req".to_owned()));
+    let error = parent.child("op", &policy(), &placeholder).unwrap_err();
+    let ContextError::Internal(internal) = &error else {
+        panic!("{error:?}");
+    };
+    assert_eq!(internal.kind(), IdKind::Request);
+    assert_eq!(
+        internal.invalid_output_error(),
+        Some(FieldErrorKind::PlaceholderPrefix)
+    );
+    assert_eq!(Rejection::from(error).code(), ErrorCode::InternalError);
     Ok(())
 }

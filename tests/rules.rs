@@ -53,8 +53,8 @@ fn structural_rule_table() {
         ("\u{FEFF}alice", Err(IdError::InvisibleCharacter)),
         // Neighbours of the refused ranges are accepted.
         ("a\u{2010}b", Ok("a\u{2010}b")),
-        // U+2065 is unassigned: neither `Cc` nor in a refused range.
-        ("a\u{2065}b", Ok("a\u{2065}b")),
+        // U+2065 is unassigned, but reserved as default-ignorable: refused.
+        ("a\u{2065}b", Err(IdError::InvisibleCharacter)),
     ];
     for (input, expected) in cases {
         assert_eq!(
@@ -282,4 +282,156 @@ fn a_one_mebibyte_id_is_rejected_in_linear_time() {
             "through validate"
         );
     }
+}
+
+/// Each `(what, value)` is refused with `error` by the newtype and, as the matching
+/// field error kind, by validation.
+#[track_caller]
+fn assert_all_refused(cases: &[(&str, &str)], error: IdError) {
+    for (what, value) in cases {
+        assert_eq!(UserId::try_new(*value).unwrap_err(), error, "{what}");
+        assert_eq!(user_id_error(value), Some(error.into()), "{what}");
+    }
+}
+
+/// Characters that render as nothing or change rendering make ids that look like other
+/// ids: every class is refused, whichever field carries it, with its own kind.
+#[test]
+fn look_alike_characters_are_refused() {
+    let invisible = [
+        ("soft hyphen", "alice\u{AD}"),
+        ("line separator", "ali\u{2028}ce"),
+        ("paragraph separator", "ali\u{2029}ce"),
+        ("arabic letter mark", "\u{61C}alice"),
+        ("mongolian vowel separator", "ali\u{180E}ce"),
+        ("combining grapheme joiner", "alice\u{34F}"),
+        ("hangul choseong filler", "\u{115F}alice"),
+        ("hangul filler", "alice\u{3164}"),
+        ("halfwidth hangul filler", "alice\u{FFA0}"),
+        ("variation selector 16", "alice\u{FE0F}"),
+        ("variation selector 17", "alice\u{E0100}"),
+        ("mongolian free variation selector", "alice\u{180B}"),
+        ("tag latin small a", "alice\u{E0061}"),
+        ("cancel tag", "alice\u{E007F}"),
+        ("private use", "alice\u{E000}"),
+        ("supplementary private use", "alice\u{F0000}"),
+        ("noncharacter U+FDD0", "alice\u{FDD0}"),
+        ("noncharacter U+FFFE", "alice\u{FFFE}"),
+        ("noncharacter U+10FFFF", "alice\u{10FFFF}"),
+        ("interlinear annotation", "alice\u{FFF9}"),
+        ("arabic number sign", "\u{600}42"),
+    ];
+    assert_all_refused(&invisible, IdError::InvisibleCharacter);
+    // `alice` and `alice` + U+00AD are not two users: the second is refused.
+    assert!(UserId::try_new("alice").is_ok());
+    // Not every format-looking character is refused: visible ones stay.
+    for visible in [
+        "al-ice",
+        "alice\u{2010}",
+        "al\u{A0}ice",
+        "日本",
+        "🙂",
+        "\u{FFFD}",
+    ] {
+        assert_eq!(user_id_error(visible), None, "{visible:?}");
+    }
+}
+
+/// A value not already in NFC is refused, never rewritten: `"e\u{301}"` and `"\u{e9}"`
+/// render the same and must not become two users.
+#[test]
+fn values_not_in_nfc_are_refused() {
+    let not_nfc = [
+        ("decomposed e acute", "jos\u{65}\u{301}"),
+        ("decomposed A ring", "A\u{30A}ngstr\u{f6}m"),
+        ("marks out of canonical order", "a\u{301}\u{316}"),
+        ("kelvin sign", "\u{212A}elvin"),
+        ("ohm sign", "\u{2126}"),
+        ("cjk compatibility ideograph", "\u{F900}"),
+        ("hangul jamo", "\u{1100}\u{1161}"),
+        ("interior en quad", "a\u{2000}b"),
+    ];
+    assert_all_refused(&not_nfc, IdError::NotNormalized);
+    for nfc in [
+        "jos\u{e9}",
+        "\u{c5}ngstr\u{f6}m",
+        "\u{e1}\u{316}",
+        "K",
+        "\u{3a9}",
+        "\u{8c48}",
+        "\u{ac00}",
+    ] {
+        assert_eq!(user_id_error(nfc), None, "{nfc:?}");
+    }
+    // Whitespace is trimmed before the check: U+2000 at the edges is padding.
+    assert_eq!(
+        UserId::try_new("\u{2000}bob\u{2000}").map(UserId::into_inner),
+        Ok("bob".to_owned())
+    );
+    let error = Context::builder()
+        .user_id("e\u{301}")
+        .build()
+        .validate(&Policy::default(), &SequenceGenerator::new())
+        .unwrap_err();
+    assert_eq!(
+        error.to_string(),
+        "invalid context: user_id is not in unicode normalization form c"
+    );
+}
+
+/// Words and prefixes configured in code are stored trimmed and folded exactly as
+/// `check` folds its input, so each of them can match.
+#[test]
+fn configured_words_and_prefixes_match_what_they_name() {
+    let policy = Policy::permissive()
+        .deny_word("ΟΔΟΣ")
+        .deny_word(" admin ")
+        .deny_word("E\u{301}VE")
+        .deny_prefix(" ANON_ ")
+        .deny_prefix("ΣΟΦΟΣ");
+    assert_eq!(policy.check("ΟΔΟΣ"), Err(FieldErrorKind::PlaceholderWord));
+    assert_eq!(policy.check("οδοσ"), Err(FieldErrorKind::PlaceholderWord));
+    assert_eq!(policy.check("admin"), Err(FieldErrorKind::PlaceholderWord));
+    assert_eq!(
+        policy.check(" Admin "),
+        Err(FieldErrorKind::PlaceholderWord)
+    );
+    assert_eq!(
+        policy.check("\u{c9}ve"),
+        Err(FieldErrorKind::PlaceholderWord)
+    );
+    assert_eq!(
+        policy.check("anon_1"),
+        Err(FieldErrorKind::PlaceholderPrefix)
+    );
+    assert_eq!(
+        policy.check("ΣΟΦΟΣ_1"),
+        Err(FieldErrorKind::PlaceholderPrefix)
+    );
+    assert_eq!(
+        policy.words().collect::<Vec<_>>(),
+        ["οδοσ", "admin", "\u{e9}ve"]
+    );
+    assert_eq!(policy.prefixes().collect::<Vec<_>>(), ["anon_", "σοφοσ"]);
+    // Through validation, on any id field.
+    assert_eq!(
+        user_id_error_with(&policy, "ΟΔΟΣ"),
+        Some(FieldErrorKind::PlaceholderWord)
+    );
+    assert_eq!(
+        user_id_error_with(&policy, "admin"),
+        Some(FieldErrorKind::PlaceholderWord)
+    );
+    // Allowing folds the same way, so it removes what denying added.
+    let relaxed = policy
+        .allow_word(" ΟΔΟΣ")
+        .allow_word("ADMIN ")
+        .allow_prefix("anon_ ");
+    assert_eq!(relaxed.check("ΟΔΟΣ"), Ok(()));
+    assert_eq!(relaxed.check("admin"), Ok(()));
+    assert_eq!(relaxed.check("anon_1"), Ok(()));
+    assert_eq!(
+        relaxed.check("\u{c9}ve"),
+        Err(FieldErrorKind::PlaceholderWord)
+    );
 }

@@ -4,12 +4,15 @@
 //! This file is the single source of truth for the checks: the fuzz crate exposes it as
 //! `wsctx_fuzz::checks`, and the main crate's `tests/fuzz_seeds.rs` includes it with
 //! `#[path]` to replay every committed seed on stable. It may use only `std`, `wsctx`
-//! (with `serde`) and `serde_json`.
+//! (with `serde`), `serde_json`, and for the naive model's Unicode data
+//! `unicode-properties`, `icu_properties` and `icu_normalizer` (all dev-dependencies of
+//! the main crate too).
 
 use wsctx::state::{Raw, Validated};
 use wsctx::{
-    CloseCode, CloseReason, CloseStyle, Context, ErrorCode, IdError, MAX_CLOSE_REASON_BYTES,
-    Policy, Rejection, RequestId, RunId, SequenceGenerator, ThreadId, UserId, WebSocketClientId,
+    CloseCode, CloseReason, CloseStyle, Context, ErrorCode, FieldErrorKind, IdError,
+    MAX_CLOSE_REASON_BYTES, Policy, Rejection, RequestId, RunId, SequenceGenerator, ThreadId,
+    UserId, WebSocketClientId,
 };
 
 /// `validate_json`: bytes → `Context<Raw>` (`serde_json`) → validate.
@@ -125,6 +128,23 @@ pub fn field_rule(data: &[u8]) {
         model::policy(input),
         "the default policy disagrees with the model"
     );
+    // A configured word or prefix matches the value it was made from (in NFC, as ids
+    // are), whatever its case, padding or script: it is stored folded like the input.
+    let normalized = model::nfc(input);
+    let word = Policy::permissive().deny_word(input.to_owned());
+    assert_eq!(
+        word.check(&normalized),
+        Err(FieldErrorKind::PlaceholderWord),
+        "a denied word does not match itself"
+    );
+    if normalized.trim().len() < 20 {
+        let prefix = Policy::permissive().deny_prefix(input.to_owned());
+        assert_eq!(
+            prefix.check(&normalized),
+            Err(FieldErrorKind::PlaceholderPrefix),
+            "a denied prefix does not match itself"
+        );
+    }
 }
 
 fn check_newtype<T>(
@@ -171,9 +191,16 @@ pub fn close_reason(data: &[u8]) {
     assert_eq!(reason.to_string(), text);
 }
 
-/// A naive model of the field rules (`ARCHITECTURE.md`, "Field rules"), written from the
-/// text rather than from the library.
+/// A naive model of the field rules, written from their statement rather than from the
+/// library, and taking its Unicode data by other routes: general categories from
+/// unicode-rs (`unicode-properties`), not ICU4X; default-ignorable code points restated
+/// from their derivation in the Unicode Character Database; noncharacters from their
+/// definition; NFC by normalizing with ICU4X's normalizer and comparing, not by
+/// unicode-rs's quick check. No ASCII shortcut: every character is looked at.
 pub mod model {
+    use icu_normalizer::ComposingNormalizerBorrowed;
+    use icu_properties::CodePointSetData;
+    use unicode_properties::{GeneralCategory, UnicodeGeneralCategory};
     use wsctx::{FieldErrorKind, IdError};
 
     /// Unicode `White_Space`, listed by hand.
@@ -200,13 +227,72 @@ pub mod model {
         matches!(c as u32, 0x00..=0x1F | 0x7F..=0x9F)
     }
 
-    /// The invisible formatting characters the field rules list.
+    /// `Other_Default_Ignorable_Code_Point`, restated from `PropList.txt` (Unicode 18).
+    /// Its members are not `Cf`.
+    const OTHER_DEFAULT_IGNORABLE: [(u32, u32); 11] = [
+        (0x034F, 0x034F),
+        (0x115F, 0x1160),
+        (0x17B4, 0x17B5),
+        (0x2065, 0x2065),
+        (0x3164, 0x3164),
+        (0xFFA0, 0xFFA0),
+        (0xFFF0, 0xFFF8),
+        (0xE0000, 0xE0000),
+        (0xE0002, 0xE001F),
+        (0xE0080, 0xE00FF),
+        (0xE01F0, 0xE0FFF),
+    ];
+
+    /// `Default_Ignorable_Code_Point` as `DerivedCoreProperties.txt` derives it:
+    /// `Other_Default_Ignorable_Code_Point` + `Cf` + `Variation_Selector` − `White_Space`
+    /// − a few `Cf` exceptions (which the rule refuses as `Cf` anyway, so they are not
+    /// restated here).
+    ///
+    /// # Panics
+    ///
+    /// If ICU4X stops knowing the `Variation_Selector` property.
+    #[must_use]
+    pub fn is_default_ignorable(c: char) -> bool {
+        let variation_selector = CodePointSetData::new_for_ecma262(b"Variation_Selector")
+            .expect("an ECMA-262 binary property");
+        let cp = c as u32;
+        !is_white_space(c)
+            && (c.general_category() == GeneralCategory::Format
+                || variation_selector.contains(c)
+                || OTHER_DEFAULT_IGNORABLE
+                    .iter()
+                    .any(|&(first, last)| (first..=last).contains(&cp)))
+    }
+
+    /// A noncharacter, by definition: U+FDD0..U+FDEF and the last two code points of
+    /// every plane.
+    #[must_use]
+    pub fn is_noncharacter(c: char) -> bool {
+        let cp = c as u32;
+        (0xFDD0..=0xFDEF).contains(&cp) || cp & 0xFFFE == 0xFFFE
+    }
+
+    /// The characters the rule refuses besides `Cc`: general category `Cf`, `Zl`, `Zp`,
+    /// `Co` or `Cs`, a default-ignorable code point, or a noncharacter.
     #[must_use]
     pub fn is_invisible(c: char) -> bool {
         matches!(
-            c as u32,
-            0x200B..=0x200F | 0x202A..=0x202E | 0x2060..=0x2064 | 0x2066..=0x2069 | 0xFEFF
-        )
+            c.general_category(),
+            GeneralCategory::Format
+                | GeneralCategory::LineSeparator
+                | GeneralCategory::ParagraphSeparator
+                | GeneralCategory::PrivateUse
+                | GeneralCategory::Surrogate
+        ) || is_default_ignorable(c)
+            || is_noncharacter(c)
+    }
+
+    /// `s` in NFC (ICU4X's normalizer).
+    #[must_use]
+    pub fn nfc(s: &str) -> String {
+        ComposingNormalizerBorrowed::new_nfc()
+            .normalize(s)
+            .into_owned()
     }
 
     /// `s` without leading and trailing `White_Space`.
@@ -242,6 +328,9 @@ pub mod model {
         if t.chars().any(is_invisible) {
             broken.push(IdError::InvisibleCharacter);
         }
+        if nfc(&t) != t {
+            broken.push(IdError::NotNormalized);
+        }
         if broken.is_empty() {
             Ok(t)
         } else {
@@ -249,7 +338,8 @@ pub mod model {
         }
     }
 
-    /// The default placeholder words, restated from the text (not from `src/rule.rs`).
+    /// The placeholder words of the default policy, restated from the text (not from
+    /// `src/rule.rs`).
     pub const WORDS: [&str; 19] = [
         "registry",
         "placeholder",
@@ -272,7 +362,7 @@ pub mod model {
         "dummy",
     ];
 
-    /// The default placeholder prefixes, restated from the text.
+    /// The placeholder prefixes of the default policy, restated from the text.
     pub const PREFIXES: [&str; 11] = [
         "placeholder_",
         "registry_",
