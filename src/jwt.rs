@@ -9,10 +9,14 @@
 //! | failure | [`AuthError`] | code |
 //! |---|---|---|
 //! | not three base64url parts, bad JSON, unknown `alg` | [`InvalidFormat`](AuthError::InvalidFormat) | INVALID_FORMAT |
-//! | bad signature, wrong `alg`, `aud`, `iss`, `nbf` in the future, `exp` missing | [`ValidationFailed`](AuthError::ValidationFailed) | VALIDATION_FAILED |
+//! | bad signature, wrong `alg`, `aud`, `iss`, `nbf` in the future, `exp` missing or not a number | [`ValidationFailed`](AuthError::ValidationFailed) | VALIDATION_FAILED |
 //! | `exp` passed (beyond the leeway) | [`Expired`](AuthError::Expired) | TOKEN_EXPIRED |
-//! | `sub` absent, not a string, or blank | [`MissingSubject`](AuthError::MissingSubject) | MISSING_USER_ID |
+//! | `sub` absent, `null`, blank, or not a string (a number, a boolean, an array, an object) | [`MissingSubject`](AuthError::MissingSubject) | MISSING_USER_ID |
 //! | `sub` fails the id rule | [`InvalidSubject`](AuthError::InvalidSubject) | INVALID_CONTEXT |
+//!
+//! The checks run in that order: the header, then the signature, then the issuer and
+//! audience, then `exp` and `nbf`, and the subject last, so a token that is forged, meant
+//! for someone else or expired is never reported by what its `sub` looks like.
 //!
 //! The crate is built with jsonwebtoken's pure-Rust `rust_crypto` backend. If another
 //! crate in the same build also enables its `aws_lc_rs` backend, jsonwebtoken cannot pick
@@ -21,9 +25,12 @@
 use std::fmt;
 use std::time::Duration;
 
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 pub use jsonwebtoken;
 use jsonwebtoken::errors::ErrorKind;
-use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+use jsonwebtoken::{Algorithm, DecodingKey, Header};
+use serde_json::{Map, Value};
 
 use crate::auth::{AuthError, AuthenticatedUser, Token, TokenVerifier};
 
@@ -82,16 +89,17 @@ pub struct JwtKeyError {
 #[derive(Clone)]
 pub struct JwtVerifier {
     key: DecodingKey,
-    validation: Validation,
+    algorithm: Algorithm,
+    rules: ClaimRules,
 }
 
 impl fmt::Debug for JwtVerifier {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("JwtVerifier")
-            .field("algorithms", &self.validation.algorithms)
-            .field("audience", &self.validation.aud)
-            .field("issuer", &self.validation.iss)
-            .field("leeway_secs", &self.validation.leeway)
+            .field("algorithm", &self.algorithm)
+            .field("audience", &self.rules.audience)
+            .field("issuer", &self.rules.issuer)
+            .field("leeway_secs", &self.rules.leeway_secs)
             .finish_non_exhaustive()
     }
 }
@@ -113,13 +121,11 @@ impl JwtVerifier {
     /// ```
     #[must_use]
     pub fn new(key: DecodingKey, algorithm: Algorithm) -> Self {
-        let mut validation = Validation::new(algorithm);
-        validation.set_required_spec_claims(&["exp"]);
-        validation.validate_exp = true;
-        validation.validate_nbf = true;
-        validation.validate_aud = true;
-        validation.leeway = DEFAULT_LEEWAY.as_secs();
-        Self { key, validation }
+        Self {
+            key,
+            algorithm,
+            rules: ClaimRules::default(),
+        }
     }
 
     /// An HS256 verifier with a shared secret.
@@ -208,10 +214,7 @@ impl JwtVerifier {
         I: IntoIterator,
         I::Item: Into<String>,
     {
-        self.validation.aud = Some(audiences.into_iter().map(Into::into).collect());
-        self.validation
-            .required_spec_claims
-            .insert("aud".to_owned());
+        self.rules.audience = Some(audiences.into_iter().map(Into::into).collect());
         self
     }
 
@@ -230,10 +233,7 @@ impl JwtVerifier {
         I: IntoIterator,
         I::Item: Into<String>,
     {
-        self.validation.iss = Some(issuers.into_iter().map(Into::into).collect());
-        self.validation
-            .required_spec_claims
-            .insert("iss".to_owned());
+        self.rules.issuer = Some(issuers.into_iter().map(Into::into).collect());
         self
     }
 
@@ -250,7 +250,7 @@ impl JwtVerifier {
     /// ```
     #[must_use]
     pub fn leeway(mut self, leeway: Duration) -> Self {
-        self.validation.leeway = leeway.as_secs();
+        self.rules.leeway_secs = leeway.as_secs();
         self
     }
 
@@ -271,18 +271,173 @@ impl JwtVerifier {
     /// # Ok::<(), wsctx::jwt::JwtKeyError>(())
     /// ```
     pub fn verify_now(&self, token: &Token) -> Result<AuthenticatedUser, AuthError> {
-        let claims = jsonwebtoken::decode::<serde_json::Map<String, serde_json::Value>>(
-            token.expose_secret(),
+        let compact = Compact::parse(token.expose_secret())?;
+        if compact.header.alg != self.algorithm {
+            return Err(AuthError::ValidationFailed);
+        }
+        match jsonwebtoken::crypto::verify(
+            compact.signature,
+            compact.signing_input.as_bytes(),
             &self.key,
-            &self.validation,
-        )
-        .map_err(|error| map_error(error.kind()))?
-        .claims;
-        let subject = match claims.get("sub") {
-            Some(serde_json::Value::String(sub)) => Some(sub.as_str()),
-            _ => None,
-        };
-        AuthenticatedUser::from_subject(subject)
+            self.algorithm,
+        ) {
+            Ok(true) => {}
+            Ok(false) => return Err(AuthError::ValidationFailed),
+            Err(error) => return Err(map_error(error.kind())),
+        }
+        let claims = compact.claims()?;
+        self.rules
+            .check(&claims, jsonwebtoken::get_current_timestamp())?;
+        subject(&claims)
+    }
+}
+
+/// A compact JWS (`header.payload.signature`) split into its parts, with the header
+/// decoded. Nothing here is trusted before the signature is checked.
+pub(crate) struct Compact<'a> {
+    /// The decoded header (its `alg` and `kid` choose the key).
+    pub(crate) header: Header,
+    /// `header.payload`, the bytes the signature covers.
+    signing_input: &'a str,
+    /// The base64url payload.
+    payload: &'a str,
+    /// The base64url signature.
+    signature: &'a str,
+}
+
+impl<'a> Compact<'a> {
+    /// Splits `token` and decodes its header. Anything but three parts with a decodable
+    /// JSON header naming a known algorithm is INVALID_FORMAT.
+    pub(crate) fn parse(token: &'a str) -> Result<Self, AuthError> {
+        let (signing_input, signature) = token.rsplit_once('.').ok_or(AuthError::InvalidFormat)?;
+        let (header, payload) = signing_input
+            .split_once('.')
+            .ok_or(AuthError::InvalidFormat)?;
+        if payload.contains('.') {
+            return Err(AuthError::InvalidFormat);
+        }
+        let header =
+            serde_json::from_slice(&decode_part(header)?).map_err(|_| AuthError::InvalidFormat)?;
+        Ok(Self {
+            header,
+            signing_input,
+            payload,
+            signature,
+        })
+    }
+
+    /// The payload as a JSON object; call only after the signature was verified.
+    fn claims(&self) -> Result<Map<String, Value>, AuthError> {
+        serde_json::from_slice(&decode_part(self.payload)?).map_err(|_| AuthError::InvalidFormat)
+    }
+}
+
+/// Decodes one base64url part (no padding); a bad part is INVALID_FORMAT.
+fn decode_part(part: &str) -> Result<Vec<u8>, AuthError> {
+    URL_SAFE_NO_PAD
+        .decode(part)
+        .map_err(|_| AuthError::InvalidFormat)
+}
+
+/// The claim checks: `exp` required, `nbf` when present, `iss` and `aud` when configured
+/// (a token with an `aud` is refused when no audience is configured), with a leeway.
+#[derive(Clone, Debug)]
+pub(crate) struct ClaimRules {
+    pub(crate) audience: Option<Vec<String>>,
+    pub(crate) issuer: Option<Vec<String>>,
+    pub(crate) leeway_secs: u64,
+}
+
+impl Default for ClaimRules {
+    fn default() -> Self {
+        Self {
+            audience: None,
+            issuer: None,
+            leeway_secs: DEFAULT_LEEWAY.as_secs(),
+        }
+    }
+}
+
+impl ClaimRules {
+    /// Checks the claims of a token whose signature was verified, at `now` (seconds since
+    /// the Unix epoch). The issuer and audience come first: a token meant for someone
+    /// else is VALIDATION_FAILED even when it has also expired.
+    pub(crate) fn check(&self, claims: &Map<String, Value>, now: u64) -> Result<(), AuthError> {
+        let exp = numeric_date(claims.get("exp"))?.ok_or(AuthError::ValidationFailed)?;
+        let nbf = numeric_date(claims.get("nbf"))?;
+        if let Some(issuers) = &self.issuer {
+            match claims.get("iss") {
+                Some(Value::String(iss)) if issuers.contains(iss) => {}
+                _ => return Err(AuthError::ValidationFailed),
+            }
+        }
+        let audience = claims.get("aud").filter(|aud| !aud.is_null());
+        match (&self.audience, audience) {
+            (None, None) => {}
+            // An empty list names no audience.
+            (None, Some(Value::Array(list))) if list.is_empty() => {}
+            (None, Some(_)) | (Some(_), None) => return Err(AuthError::ValidationFailed),
+            (Some(expected), Some(aud)) => {
+                let named = |value: &Value| {
+                    value
+                        .as_str()
+                        .is_some_and(|a| expected.iter().any(|e| e == a))
+                };
+                let ok = match aud {
+                    Value::String(_) => named(aud),
+                    Value::Array(list) => {
+                        list.iter().all(Value::is_string) && list.iter().any(named)
+                    }
+                    _ => false,
+                };
+                if !ok {
+                    return Err(AuthError::ValidationFailed);
+                }
+            }
+        }
+        if exp.saturating_add(self.leeway_secs) < now {
+            return Err(AuthError::Expired);
+        }
+        if nbf.is_some_and(|nbf| nbf > now.saturating_add(self.leeway_secs)) {
+            return Err(AuthError::ValidationFailed);
+        }
+        Ok(())
+    }
+}
+
+/// A `NumericDate` claim: absent or `null` is `None`; a non-negative number (a fraction is
+/// rounded) is its value; anything else is VALIDATION_FAILED.
+fn numeric_date(value: Option<&Value>) -> Result<Option<u64>, AuthError> {
+    match value {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Number(n)) => {
+            if let Some(secs) = n.as_u64() {
+                return Ok(Some(secs));
+            }
+            match n.as_f64() {
+                #[allow(
+                    clippy::cast_possible_truncation,
+                    clippy::cast_sign_loss,
+                    reason = "finite, non-negative and below 2^64, checked first"
+                )]
+                Some(secs)
+                    if secs.is_finite() && (0.0..18_446_744_073_709_551_615.0).contains(&secs) =>
+                {
+                    Ok(Some(secs.round() as u64))
+                }
+                _ => Err(AuthError::ValidationFailed),
+            }
+        }
+        Some(_) => Err(AuthError::ValidationFailed),
+    }
+}
+
+/// The user named by verified claims: `sub` must be a string; absent, `null`, a number,
+/// a boolean, an array or an object is MISSING_USER_ID.
+pub(crate) fn subject(claims: &Map<String, Value>) -> Result<AuthenticatedUser, AuthError> {
+    match claims.get("sub") {
+        Some(Value::String(sub)) => AuthenticatedUser::from_subject(Some(sub)),
+        _ => Err(AuthError::MissingSubject),
     }
 }
 

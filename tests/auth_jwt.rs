@@ -239,11 +239,26 @@ fn malformed_tokens_are_invalid_format() {
 
 #[test]
 fn unusable_subjects_never_become_an_identity() {
-    // (An array or object `sub` makes jsonwebtoken's claim parser fail: INVALID_FORMAT, still refused.)
-    let array = hs(&with(claims(&json!("x")), "sub", json!(["user-1a"])));
-    assert!(verifier().verify_now(&array).is_err());
-    for sub in [Value::Null, json!(""), json!("   "), json!(42), json!(true)] {
-        let token = hs(&with(claims(&json!("x")), "sub", sub.clone()));
+    // Absent, `null`, blank, or not a string at all: a verified token without a usable
+    // subject is MISSING_USER_ID (403/4403), never INVALID_FORMAT.
+    let absent = with(claims(&json!("x")), "sub", Value::Null);
+    assert_eq!(
+        code(verifier().verify_now(&hs(&absent))),
+        ErrorCode::MissingUserId
+    );
+    for sub in [
+        json!(null),
+        json!(""),
+        json!("   "),
+        json!(42),
+        json!(-1.5),
+        json!(true),
+        json!([]),
+        json!(["user-1a"]),
+        json!({}),
+        json!({"id": "user-1a"}),
+    ] {
+        let token = hs(&claims(&sub));
         assert_eq!(
             code(verifier().verify_now(&token)),
             ErrorCode::MissingUserId,
@@ -260,6 +275,49 @@ fn unusable_subjects_never_become_an_identity() {
         assert_eq!(rejection.code(), ErrorCode::InvalidContext);
         assert!(!rejection.error_frame().contains(&sub));
         assert!(!rejection.close_reason().as_str().contains(&sub));
+    }
+}
+
+#[test]
+fn the_subject_is_read_only_after_the_signature_and_the_claims() {
+    // A `sub` of the wrong type does not outrank a bad signature or an expired token.
+    let array_sub = claims(&json!(["user-1a"]));
+    let forged = sign(
+        Algorithm::HS256,
+        &EncodingKey::from_secret(b"another-secret-of-32-bytes-length!!"),
+        &array_sub,
+    );
+    assert_eq!(
+        code(verifier().verify_now(&forged)),
+        ErrorCode::ValidationFailed
+    );
+    let expired = with(claims(&json!({})), "exp", json!(now() - 3600));
+    assert_eq!(
+        code(verifier().verify_now(&hs(&expired))),
+        ErrorCode::TokenExpired
+    );
+    // A token for another audience is not ours, expired or not.
+    let elsewhere = with(expired, "aud", json!("someone-else"));
+    assert_eq!(
+        code(verifier().verify_now(&hs(&elsewhere))),
+        ErrorCode::ValidationFailed
+    );
+    // Audiences as a list: one match is enough, a non-string entry refuses the token.
+    let listed = with(claims(&json!("user-1a")), "aud", json!(["other", "wsctx"]));
+    assert!(verifier().verify_now(&hs(&listed)).is_ok());
+    let odd = with(claims(&json!("user-1a")), "aud", json!(["wsctx", 7]));
+    assert_eq!(
+        code(verifier().verify_now(&hs(&odd))),
+        ErrorCode::ValidationFailed
+    );
+    // `exp` must be a non-negative number.
+    for exp in [json!("soon"), json!(-5), json!([1])] {
+        let token = hs(&with(claims(&json!("user-1a")), "exp", exp.clone()));
+        assert_eq!(
+            code(verifier().verify_now(&token)),
+            ErrorCode::ValidationFailed,
+            "{exp}"
+        );
     }
 }
 
