@@ -5,7 +5,8 @@
 //! requires `exp`, checks `nbf` when present, and checks `aud` and `iss` when configured
 //! (a token that carries an `aud` is refused unless an audience is configured). The `sub`
 //! claim becomes the [`AuthenticatedUser`]; a token without a usable `sub` is
-//! MISSING_USER_ID, never an invented identity.
+//! MISSING_USER_ID, never an invented identity. For keys published as a JWK set, with
+//! rotation, see [`JwksVerifier`](crate::jwks::JwksVerifier).
 //!
 //! | failure | [`AuthError`] | code |
 //! |---|---|---|
@@ -98,7 +99,7 @@ impl JwtKeyError {
     }
 
     /// A JWK whose algorithm could not be determined.
-    const fn untyped(problem: &'static str) -> Self {
+    pub(crate) const fn untyped(problem: &'static str) -> Self {
         Self {
             algorithm: None,
             problem,
@@ -184,13 +185,11 @@ impl Key {
         let (label, document) = pem_document(pem).ok_or(ERROR)?;
         let pkcs1 = match label.as_str() {
             "RSA PUBLIC KEY" => document,
-            "PUBLIC KEY" => {
-                let info = SubjectPublicKeyInfoRef::from_der(&document).map_err(|_| ERROR)?;
-                if info.algorithm.oid != RSA_OID {
-                    return Err(ERROR);
-                }
-                info.subject_public_key.as_bytes().ok_or(ERROR)?.to_vec()
-            }
+            "PUBLIC KEY" => public_key_info(&document, RSA_OID, ERROR)?
+                .subject_public_key
+                .as_bytes()
+                .ok_or(ERROR)?
+                .to_vec(),
             _ => return Err(ERROR),
         };
         let key = rsa::pkcs1::RsaPublicKey::from_der(&pkcs1).map_err(|_| ERROR)?;
@@ -200,10 +199,7 @@ impl Key {
     fn es256_pem(pem: &[u8]) -> Result<Self, JwtKeyError> {
         const ERROR: JwtKeyError = JwtKeyError::new("ES256", "not an EC public key in PEM");
         let document = spki_document(pem).ok_or(ERROR)?;
-        let info = SubjectPublicKeyInfoRef::from_der(&document).map_err(|_| ERROR)?;
-        if info.algorithm.oid != EC_OID {
-            return Err(ERROR);
-        }
+        let info = public_key_info(&document, EC_OID, ERROR)?;
         if info.algorithm.parameters_oid().ok() != Some(P256_OID) {
             return Err(WRONG_CURVE);
         }
@@ -221,10 +217,7 @@ impl Key {
     fn eddsa_pem(pem: &[u8]) -> Result<Self, JwtKeyError> {
         const ERROR: JwtKeyError = JwtKeyError::new("EdDSA", "not an Ed25519 public key in PEM");
         let document = spki_document(pem).ok_or(ERROR)?;
-        let info = SubjectPublicKeyInfoRef::from_der(&document).map_err(|_| ERROR)?;
-        if info.algorithm.oid != ED25519_OID {
-            return Err(ERROR);
-        }
+        public_key_info(&document, ED25519_OID, ERROR)?;
         let key = ed25519_dalek::VerifyingKey::from_public_key_der(&document).map_err(|_| ERROR)?;
         Self::eddsa(key)
     }
@@ -266,19 +259,13 @@ impl Key {
             }
             _ => return Err(JwtKeyError::untyped("the key type is not supported")),
         };
-        if common.key_algorithm.is_some_and(|alg| alg != expected) {
-            return Err(JwtKeyError::new(
-                algorithm,
-                "the key names another algorithm",
-            ));
-        }
         let bad = |what| JwtKeyError::new(algorithm, what);
         let decode = |part: &str| {
             URL_SAFE_NO_PAD
                 .decode(part)
                 .map_err(|_| bad("a parameter is not base64url"))
         };
-        match &jwk.algorithm {
+        let key = match &jwk.algorithm {
             AlgorithmParameters::RSA(rsa) => Self::rs256(&decode(&rsa.n)?, &decode(&rsa.e)?),
             AlgorithmParameters::EllipticCurve(ec) => {
                 if ec.curve != EllipticCurve::P256 {
@@ -306,7 +293,12 @@ impl Key {
                 Self::eddsa(key)
             }
             _ => Err(JwtKeyError::untyped("the key type is not supported")),
+        }?;
+        // After the key itself, so that a P-384 key for ES384 is reported by its curve.
+        if common.key_algorithm.is_some_and(|alg| alg != expected) {
+            return Err(bad("the key names another algorithm"));
         }
+        Ok(key)
     }
 
     /// The one algorithm this key verifies.
@@ -369,6 +361,18 @@ fn pem_document(pem: &[u8]) -> Option<(String, Vec<u8>)> {
     let pem = std::str::from_utf8(pem).ok()?;
     let (label, document) = der::Document::from_pem(pem).ok()?;
     Some((label.to_owned(), document.into_vec()))
+}
+
+/// A DER `SubjectPublicKeyInfo` whose algorithm is `oid`, or `error`.
+fn public_key_info(
+    document: &[u8],
+    oid: ObjectIdentifier,
+    error: JwtKeyError,
+) -> Result<SubjectPublicKeyInfoRef<'_>, JwtKeyError> {
+    match SubjectPublicKeyInfoRef::from_der(document) {
+        Ok(info) if info.algorithm.oid == oid => Ok(info),
+        _ => Err(error),
+    }
 }
 
 /// The DER bytes of a `PUBLIC KEY` PEM document.
@@ -544,7 +548,7 @@ impl JwtVerifier {
         I: IntoIterator,
         I::Item: Into<String>,
     {
-        self.rules.audience = Some(audiences.into_iter().map(Into::into).collect());
+        self.rules.audience = Some(ClaimRules::names(audiences));
         self
     }
 
@@ -563,7 +567,7 @@ impl JwtVerifier {
         I: IntoIterator,
         I::Item: Into<String>,
     {
-        self.rules.issuer = Some(issuers.into_iter().map(Into::into).collect());
+        self.rules.issuer = Some(ClaimRules::names(issuers));
         self
     }
 
@@ -694,6 +698,15 @@ impl Default for ClaimRules {
 }
 
 impl ClaimRules {
+    /// The accepted values of an `aud` or `iss` claim.
+    pub(crate) fn names<I>(names: I) -> Vec<String>
+    where
+        I: IntoIterator,
+        I::Item: Into<String>,
+    {
+        names.into_iter().map(Into::into).collect()
+    }
+
     /// Checks the claims of a token whose signature was verified, at `now` (seconds since
     /// the Unix epoch). The issuer and audience come first: a token meant for someone
     /// else is VALIDATION_FAILED even when it has also expired.
