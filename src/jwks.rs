@@ -15,8 +15,8 @@
 //!   `kid` is VALIDATION_FAILED.
 //! - One fetch at a time: every verification that needs the fetch in flight waits for it
 //!   and shares its result. No lock is held across an `await`; the fetch runs under a
-//!   timeout ([`DEFAULT_FETCH_TIMEOUT`]) and goes on even if the verification that started
-//!   it is cancelled.
+//!   timeout ([`DEFAULT_FETCH_TIMEOUT`]). Cancelling the verification that started it does
+//!   not cancel it: the others waiting drive it on, and a later verification takes it up.
 //! - A fetch that fails or times out is AUTH_UNAVAILABLE (503, close 1013), never a 401:
 //!   the client's token is not at fault. While the last good set is younger than the
 //!   maximum age ([`DEFAULT_MAX_AGE`]) it stays in use when a refresh fails.
@@ -365,12 +365,14 @@ impl Inner {
         };
         let outcome = fetch.await;
         self.settle(number, &outcome);
-        match outcome {
-            Ok(set) => Ok(set),
-            Err(error) => match self.fallback(&self.state(), Instant::now()) {
-                Step::Use(set) if !force => Ok(set),
-                _ => Err(error),
-            },
+        let error = match outcome {
+            Ok(set) => return Ok(set),
+            Err(error) => error,
+        };
+        let fallback = self.fallback(&self.state(), Instant::now());
+        match fallback {
+            Step::Use(set) if !force => Ok(set),
+            _ => Err(error),
         }
     }
 }
