@@ -19,7 +19,9 @@
 //!   not cancel it: the others waiting drive it on, and a later verification takes it up.
 //! - A fetch that fails or times out is AUTH_UNAVAILABLE (503, close 1013), never a 401:
 //!   the client's token is not at fault. While the last good set is younger than the
-//!   maximum age ([`DEFAULT_MAX_AGE`]) it stays in use when a refresh fails.
+//!   maximum age ([`DEFAULT_MAX_AGE`]) it stays in use for the `kid`s it holds when a
+//!   refresh fails; a `kid` it lacks is then AUTH_UNAVAILABLE too (it may be a new key
+//!   the source could not deliver).
 //!
 //! Each key of a set is checked like the keys of [`JwtVerifier`](crate::jwt::JwtVerifier)
 //! when the set is loaded: RSA (RS256) of 2048 to 8192 bits, EC on P-256 (ES256), Ed25519
@@ -304,13 +306,20 @@ impl Inner {
             state.in_flight = Some((state.fetches, fetch.clone()));
             return Step::Wait(state.fetches, fetch);
         }
-        self.fallback(&state, now)
+        self.fallback(&state, now, kid)
     }
 
-    /// Without a fetch: the last good set while it is young enough, else the last error.
-    fn fallback(&self, state: &State, now: Instant) -> Step {
+    /// Without a new set: the last good one while it is young enough, as long as the
+    /// answer does not hang on the failed source. A `kid` the set lacks while the last
+    /// fetch failed may be a new key the source could not deliver: that is the source's
+    /// failure (AUTH_UNAVAILABLE), not the token's.
+    fn fallback(&self, state: &State, now: Instant, kid: Option<&str>) -> Step {
         match &state.current {
-            Some(set) if now.duration_since(set.fetched_at) < self.timing.max_age => {
+            Some(set)
+                if now.duration_since(set.fetched_at) < self.timing.max_age
+                    && (state.last_error.is_none()
+                        || kid.is_some_and(|kid| set.keys.contains_key(kid))) =>
+            {
                 Step::Use(Arc::clone(set))
             }
             _ => Step::Fail(state.last_error.clone().unwrap_or(JwksError::NotLoaded)),
@@ -369,7 +378,7 @@ impl Inner {
             Ok(set) => return Ok(set),
             Err(error) => error,
         };
-        let fallback = self.fallback(&self.state(), Instant::now());
+        let fallback = self.fallback(&self.state(), Instant::now(), kid);
         match fallback {
             Step::Use(set) if !force => Ok(set),
             _ => Err(error),

@@ -394,6 +394,9 @@ async fn a_loaded_set_outlives_a_failing_source_up_to_its_maximum_age() {
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(user(&verifier, &token).await, "user-1a");
     assert_eq!(server.fetches(), 2);
+    // But a kid it lacks may be a new key the failing source could not deliver: 503.
+    let new_key = eddsa().token(Some("new"), "user-1a");
+    assert_eq!(code(&verifier, &new_key).await, ErrorCode::AuthUnavailable);
     // Past the maximum age, nothing is trusted any more: 503, not 401.
     tokio::time::sleep(Duration::from_secs(1)).await;
     assert_eq!(code(&verifier, &token).await, ErrorCode::AuthUnavailable);
