@@ -502,3 +502,13 @@ async fn errors_and_debug_never_print_tokens() {
     assert!(!debug.contains("user-secret-subject"));
     assert!(debug.contains("\"a\""), "the kids are listed: {debug}");
 }
+
+#[test]
+fn the_public_types_are_send_and_sync() {
+    fn assert_send_sync<T: Send + Sync + 'static>() {}
+    assert_send_sync::<JwksVerifier>();
+    assert_send_sync::<JwksBuilder>();
+    assert_send_sync::<JwksError>();
+    assert_send_sync::<wsctx::jwks::KeySetSummary>();
+    assert_send_sync::<wsctx::jwks::RefusedKey>();
+}
