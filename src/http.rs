@@ -454,15 +454,21 @@ pub fn select_subprotocol<'a>(
 /// use http::{HeaderMap, HeaderValue, header};
 /// use wsctx::http::Origins;
 ///
+/// // Served over TLS (`wss://chat.example`): only pages of `https://chat.example`.
+/// let same = Origins::SameOrigin { tls: true };
 /// let mut headers = HeaderMap::new();
-/// headers.insert(header::HOST, HeaderValue::from_static("chat.example:8080"));
-/// headers.insert(header::ORIGIN, HeaderValue::from_static("http://chat.example:8080"));
-/// assert!(Origins::SameHost.allows(&headers));
-/// assert!(Origins::list(["https://app.example"]).allows(&HeaderMap::new()));
+/// headers.insert(header::HOST, HeaderValue::from_static("chat.example"));
+/// headers.insert(header::ORIGIN, HeaderValue::from_static("https://chat.example"));
+/// assert!(same.allows(&headers));
+///
+/// // An insecure page on the same host is another origin.
+/// headers.insert(header::ORIGIN, HeaderValue::from_static("http://chat.example"));
+/// assert!(!same.allows(&headers));
 ///
 /// headers.insert(header::ORIGIN, HeaderValue::from_static("https://evil.example"));
-/// assert!(!Origins::SameHost.allows(&headers));
+/// assert!(!same.allows(&headers));
 /// assert!(Origins::Any.allows(&headers));
+/// assert!(Origins::list(["https://app.example"]).allows(&HeaderMap::new()));
 /// ```
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 #[non_exhaustive]
@@ -470,9 +476,32 @@ pub enum Origins {
     /// Every origin (the default).
     #[default]
     Any,
-    /// Only an origin whose host and port equal the request's `Host` header.
-    SameHost,
-    /// Only these origins, compared case-insensitively (`https://app.example`).
+    /// Only the origin the endpoint itself is served from. `tls` says how browsers reach
+    /// the endpoint: `true` for `wss://` (also behind a proxy that terminates TLS),
+    /// `false` for `ws://`.
+    ///
+    /// Exactly what is compared, and all of it must hold:
+    ///
+    /// - the `Origin` is `scheme://host` or `scheme://host:port`, nothing more (no user
+    ///   info, path, query or fragment; `null` is refused);
+    /// - its scheme is `https` when `tls` is set and `http` otherwise (ASCII case
+    ///   ignored): a page served over plain HTTP is never the same origin as a TLS
+    ///   endpoint, even on the same host;
+    /// - its host equals the host of the request's `Host` header, ignoring ASCII case
+    ///   (an IPv6 address in brackets is compared as written; no other normalization);
+    /// - its effective port equals the `Host` header's effective port. The effective port
+    ///   is the explicit one, else the default of the scheme: 443 for `https` (and for a
+    ///   `Host` without a port when `tls` is set, as for `wss`), 80 for `http` (and for
+    ///   `ws`).
+    ///
+    /// A request without a `Host` header, or with one that is not `host[:port]`, is
+    /// refused when it carries an `Origin`.
+    SameOrigin {
+        /// Whether browsers reach the endpoint over TLS (`wss://`).
+        tls: bool,
+    },
+    /// Only these origins, compared case-insensitively (`https://app.example`); a
+    /// trailing `/` of a listed origin is ignored.
     List(Vec<String>),
 }
 
@@ -527,21 +556,70 @@ impl Origins {
         let origin = origin.trim();
         match self {
             Self::Any => true,
-            Self::SameHost => {
-                let authority = origin.split_once("://").map_or("", |(_, rest)| rest);
-                let host = headers
-                    .get(header::HOST)
-                    .and_then(|h| h.to_str().ok())
-                    .map(str::trim);
-                !authority.is_empty()
-                    && !authority.contains(['/', '@'])
-                    && host.is_some_and(|host| host.eq_ignore_ascii_case(authority))
-            }
+            Self::SameOrigin { tls } => same_origin(origin, headers, *tls),
             Self::List(allowed) => allowed
                 .iter()
                 .any(|a| a.trim_end_matches('/').eq_ignore_ascii_case(origin)),
         }
     }
+}
+
+/// The check of [`Origins::SameOrigin`]; its documentation lists what is compared.
+fn same_origin(origin: &str, headers: &HeaderMap, tls: bool) -> bool {
+    let (scheme, default_port) = if tls { ("https", 443) } else { ("http", 80) };
+    let Some((origin_scheme, origin_authority)) = origin.split_once("://") else {
+        return false;
+    };
+    if !origin_scheme.eq_ignore_ascii_case(scheme) {
+        return false;
+    }
+    let Some(host) = headers.get(header::HOST).and_then(|h| h.to_str().ok()) else {
+        return false;
+    };
+    match (authority(origin_authority), authority(host.trim())) {
+        (Some((origin_host, origin_port)), Some((host, port))) => {
+            origin_host.eq_ignore_ascii_case(host)
+                && origin_port.unwrap_or(default_port) == port.unwrap_or(default_port)
+        }
+        _ => false,
+    }
+}
+
+/// Splits `host[:port]` (the host may be an IPv6 address in brackets). `None` for
+/// anything else: an empty host, user info, a path, a query, a fragment, white space, or
+/// a port that is empty or not a number up to 65535.
+fn authority(text: &str) -> Option<(&str, Option<u16>)> {
+    if text.is_empty()
+        || text
+            .bytes()
+            .any(|b| matches!(b, b'/' | b'?' | b'#' | b'@' | b'\\') || b.is_ascii_whitespace())
+    {
+        return None;
+    }
+    let (host, port) = if text.starts_with('[') {
+        let end = text.find(']')?;
+        let (host, rest) = text.split_at(end + 1);
+        match rest {
+            "" => (host, None),
+            _ => (host, Some(rest.strip_prefix(':')?)),
+        }
+    } else {
+        match text.split_once(':') {
+            Some((host, port)) => (host, Some(port)),
+            None => (text, None),
+        }
+    };
+    if host.is_empty() || (!host.starts_with('[') && host.contains([':', '[', ']'])) {
+        return None;
+    }
+    let port = match port {
+        None => None,
+        Some(port) if (1..=5).contains(&port.len()) && port.bytes().all(|b| b.is_ascii_digit()) => {
+            Some(port.parse().ok()?)
+        }
+        Some(_) => return None,
+    };
+    Some((host, port))
 }
 
 /// The seconds of a `Retry-After` header: rounded up, at least 1.
@@ -1114,8 +1192,9 @@ impl HandshakeBuilder {
     /// # }
     /// use wsctx::http::Origins;
     ///
-    /// let handshake = wsctx::http::Handshake::builder(Opaque).origins(Origins::SameHost).build();
-    /// assert_eq!(handshake.origins(), &Origins::SameHost);
+    /// let origins = Origins::SameOrigin { tls: true };
+    /// let handshake = wsctx::http::Handshake::builder(Opaque).origins(origins.clone()).build();
+    /// assert_eq!(handshake.origins(), &origins);
     /// ```
     pub fn origins(mut self, origins: Origins) -> Self {
         self.inner.origins = origins;

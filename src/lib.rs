@@ -101,7 +101,7 @@
 //! | `serde` | `Deserialize` for `Context<Raw>` (unknown fields rejected, wrong types reported by `validate`) and `Context<Validated>` (validates), `Serialize` for validated and bound contexts, serde for the id newtypes |
 //! | `tracing` | debug events with field names and error codes, never values; one warning when a [`Fallback`] generator falls back |
 //! | `http` | token extraction (`Authorization: Bearer`, a `jwt.<base64url>` subprotocol entry, the `token` query parameter only when enabled), raw context fields from the query, and [`Rejection`] rendered as an `http::Response`; works with tokio-tungstenite's handshake callback |
-//! | `jwt` | a [`TokenVerifier`] on the `jsonwebtoken` crate: HS256, RS256, ES256, `exp` required, `nbf`, `aud`, `iss`, leeway |
+//! | `jwt` | [`TokenVerifier`]s on the `jsonwebtoken` crate: `jwt::JwtVerifier` with one key (HS256, RS256, ES256, `EdDSA`) and `jwks::JwksVerifier` over a JWK set with rotation (key chosen by `kid`, cached, refetched at most once per interval); keys checked when they are loaded; `exp` required, `nbf`, `aud`, `iss`, leeway |
 //! | `axum` | an extractor that authenticates and validates before the upgrade, `IntoResponse` for [`Rejection`], and a socket runner that admits the bound context to a [`ManagerFactory`] and forwards its [`Outbound`] queue |
 //! | `proptest` | `wsctx::proptest`: strategies for valid input and for each class of invalid input, and `Arbitrary` for the id newtypes and `Context<Validated>` (valid values only), so handlers can be property-tested |
 //!
@@ -134,6 +134,8 @@ mod generate;
 #[cfg(feature = "http")]
 pub mod http;
 mod id;
+#[cfg(feature = "jwt")]
+pub mod jwks;
 #[cfg(feature = "jwt")]
 pub mod jwt;
 mod metadata;

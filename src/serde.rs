@@ -9,10 +9,18 @@
 //! - Validated and bound contexts serialize to the raw shape, so that serializing and
 //!   deserializing gives an equal validated context.
 //! - The id newtypes serialize as strings and re-validate when deserialized.
+//! - No error message of these deserializers contains input: a value of the wrong type
+//!   gets a fixed message (`UserId must be a string`, `a context must be an object`) or a
+//!   wrong-type report, never serde's usual "invalid type: integer `7`", and an unknown
+//!   field name is not repeated.
 
+use std::borrow::Cow;
 use std::fmt;
 
-use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde::de::{
+    self, DeserializeSeed, EnumAccess, IgnoredAny, MapAccess, SeqAccess, VariantAccess as _,
+    Visitor,
+};
 use serde::ser::SerializeMap;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
@@ -33,8 +41,10 @@ macro_rules! id_serde {
 
         impl<'de> Deserialize<'de> for $name {
             fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-                let value = String::deserialize(deserializer)?;
-                Self::try_new(value).map_err(|error| {
+                let Shape::Str(value) = string_or_other(deserializer)? else {
+                    return Err(de::Error::custom(concat!(stringify!($name), " must be a string")));
+                };
+                Self::try_new(value.into_owned()).map_err(|error| {
                     de::Error::custom(format_args!(concat!(stringify!($name), " {}"), error))
                 })
             }
@@ -43,173 +53,175 @@ macro_rules! id_serde {
 }
 id_serde!(UserId, ThreadId, RunId, RequestId, WebSocketClientId);
 
+/// Reads a value that should be a string. A self-describing format is asked for any value,
+/// so that a number or a map reaches [`Classify`] and gets a fixed message: `serde_json`,
+/// asked for a string, would build "invalid type: integer `7`" itself, quoting the input.
+/// A binary format that is not self-describing (bincode) cannot answer "any value"; it is
+/// asked for a string, and can only ever produce one.
+fn string_or_other<'de, D: Deserializer<'de>>(d: D) -> Result<Shape<'de, ()>, D::Error> {
+    if d.is_human_readable() {
+        d.deserialize_any(Classify(Skip))
+    } else {
+        d.deserialize_string(Classify(Skip))
+    }
+}
+
 /// The fields a raw context accepts, in the order they are validated.
 const CONTEXT_FIELDS: [Field; 9] = Field::ALL;
 
-/// Accepts any value; a string becomes `Given`, anything else `WrongType` (consumed,
-/// not kept).
-struct AnyString;
+/// What a value of the input turned out to be. A string, a non-negative integer and a
+/// map (made into whatever the entry point wants) are kept; anything else is consumed and
+/// kept as `Other`, without its value.
+enum Shape<'de, M> {
+    Str(Cow<'de, str>),
+    Unsigned(u64),
+    Map(M),
+    Other,
+}
 
-impl<'de> Visitor<'de> for AnyString {
-    type Value = RawValue<String>;
+impl<M> Shape<'_, M> {
+    /// A string is `Given`; anything else is `WrongType`, reported later by validation.
+    fn into_string(self) -> RawValue<String> {
+        match self {
+            Self::Str(value) => RawValue::Given(value.into_owned()),
+            _ => RawValue::WrongType,
+        }
+    }
+
+    /// A non-negative integer is `Given`; anything else is `WrongType`.
+    fn into_depth(self) -> RawValue<u64> {
+        match self {
+            Self::Unsigned(value) => RawValue::Given(value),
+            _ => RawValue::WrongType,
+        }
+    }
+}
+
+/// What an entry point makes of a map (the one shape whose handling differs).
+trait MapShape<'de> {
+    type Output;
+    fn visit<A: MapAccess<'de>>(self, map: A) -> Result<Self::Output, A::Error>;
+}
+
+/// Consumes a map and keeps nothing.
+struct Skip;
+
+impl<'de> MapShape<'de> for Skip {
+    type Output = ();
+    fn visit<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+        Ok(())
+    }
+}
+
+/// The one visitor for input whose type the input decides. It never fails because of a
+/// type, so serde's "invalid type: integer `7`, expected ..." message, which quotes the
+/// input, is never built; each entry point turns a shape it cannot use into a fixed
+/// message or a wrong-type report. Errors from the format itself (bad syntax) still pass
+/// through.
+struct Classify<M>(M);
+
+impl<'de, M: MapShape<'de>> Visitor<'de> for Classify<M> {
+    type Value = Shape<'de, M::Output>;
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("a string")
+        f.write_str("any value")
+    }
+    fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Self::Value, E> {
+        Ok(Shape::Str(Cow::Borrowed(v)))
     }
     fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
-        Ok(RawValue::Given(v.to_owned()))
+        Ok(Shape::Str(Cow::Owned(v.to_owned())))
     }
     fn visit_string<E: de::Error>(self, v: String) -> Result<Self::Value, E> {
-        Ok(RawValue::Given(v))
+        Ok(Shape::Str(Cow::Owned(v)))
     }
-    fn visit_bool<E: de::Error>(self, _: bool) -> Result<Self::Value, E> {
-        Ok(RawValue::WrongType)
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<Self::Value, E> {
+        Ok(Shape::Unsigned(v))
     }
-    fn visit_i64<E: de::Error>(self, _: i64) -> Result<Self::Value, E> {
-        Ok(RawValue::WrongType)
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<Self::Value, E> {
+        Ok(u64::try_from(v).map_or(Shape::Other, Shape::Unsigned))
     }
-    fn visit_u64<E: de::Error>(self, _: u64) -> Result<Self::Value, E> {
-        Ok(RawValue::WrongType)
+    fn visit_u128<E: de::Error>(self, v: u128) -> Result<Self::Value, E> {
+        Ok(u64::try_from(v).map_or(Shape::Other, Shape::Unsigned))
+    }
+    fn visit_i128<E: de::Error>(self, v: i128) -> Result<Self::Value, E> {
+        Ok(u64::try_from(v).map_or(Shape::Other, Shape::Unsigned))
     }
     fn visit_f64<E: de::Error>(self, _: f64) -> Result<Self::Value, E> {
-        Ok(RawValue::WrongType)
+        Ok(Shape::Other)
+    }
+    fn visit_bool<E: de::Error>(self, _: bool) -> Result<Self::Value, E> {
+        Ok(Shape::Other)
     }
     fn visit_bytes<E: de::Error>(self, _: &[u8]) -> Result<Self::Value, E> {
-        Ok(RawValue::WrongType)
+        Ok(Shape::Other)
     }
     fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
-        Ok(RawValue::WrongType)
+        Ok(Shape::Other)
     }
     fn visit_none<E: de::Error>(self) -> Result<Self::Value, E> {
-        Ok(RawValue::WrongType)
+        Ok(Shape::Other)
     }
     fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
         d.deserialize_any(self)
     }
+    fn visit_newtype_struct<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_any(self)
+    }
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
         while seq.next_element::<IgnoredAny>()?.is_some() {}
-        Ok(RawValue::WrongType)
+        Ok(Shape::Other)
     }
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-        while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
-        Ok(RawValue::WrongType)
+    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
+        self.0.visit(map).map(Shape::Map)
+    }
+    fn visit_enum<A: EnumAccess<'de>>(self, data: A) -> Result<Self::Value, A::Error> {
+        data.variant::<IgnoredAny>()?
+            .1
+            .newtype_variant::<IgnoredAny>()?;
+        Ok(Shape::Other)
     }
 }
 
-impl<'de> DeserializeSeed<'de> for AnyString {
-    type Value = RawValue<String>;
+impl<'de, M: MapShape<'de>> DeserializeSeed<'de> for Classify<M> {
+    type Value = Shape<'de, M::Output>;
     fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
         d.deserialize_any(self)
     }
 }
 
-/// Accepts any value; a non-negative integer becomes `Given`, anything else `WrongType`.
-struct AnyDepth;
+/// The metadata map: its string-keyed entries; a value that is not a string is kept as
+/// `WrongType`, and so is an entry whose key is not a string.
+struct Entries;
 
-impl<'de> Visitor<'de> for AnyDepth {
-    type Value = RawValue<u64>;
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("a non-negative integer")
-    }
-    fn visit_u64<E: de::Error>(self, v: u64) -> Result<Self::Value, E> {
-        Ok(RawValue::Given(v))
-    }
-    fn visit_i64<E: de::Error>(self, v: i64) -> Result<Self::Value, E> {
-        Ok(u64::try_from(v).map_or(RawValue::WrongType, RawValue::Given))
-    }
-    fn visit_f64<E: de::Error>(self, _: f64) -> Result<Self::Value, E> {
-        Ok(RawValue::WrongType)
-    }
-    fn visit_bool<E: de::Error>(self, _: bool) -> Result<Self::Value, E> {
-        Ok(RawValue::WrongType)
-    }
-    fn visit_str<E: de::Error>(self, _: &str) -> Result<Self::Value, E> {
-        Ok(RawValue::WrongType)
-    }
-    fn visit_bytes<E: de::Error>(self, _: &[u8]) -> Result<Self::Value, E> {
-        Ok(RawValue::WrongType)
-    }
-    fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
-        Ok(RawValue::WrongType)
-    }
-    fn visit_none<E: de::Error>(self) -> Result<Self::Value, E> {
-        Ok(RawValue::WrongType)
-    }
-    fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
-        d.deserialize_any(self)
-    }
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
-        while seq.next_element::<IgnoredAny>()?.is_some() {}
-        Ok(RawValue::WrongType)
-    }
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-        while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
-        Ok(RawValue::WrongType)
-    }
-}
-
-/// The metadata map: string keys, any values (non-strings become `WrongType`). Anything
-/// but a map is `None`, reported as a wrong-typed metadata entry.
-struct AnyMetadata;
-
-impl<'de> Visitor<'de> for AnyMetadata {
-    type Value = Option<Vec<(String, RawValue<String>)>>;
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("a map of strings")
-    }
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+impl<'de> MapShape<'de> for Entries {
+    type Output = Vec<(String, RawValue<String>)>;
+    fn visit<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Output, A::Error> {
         let mut entries = Vec::new();
-        while let Some(key) = map.next_key::<String>()? {
-            let value = map.next_value_seed(AnyString)?;
-            entries.push((key, value));
+        while let Some(key) = map.next_key_seed(Classify(Skip))? {
+            let value = map.next_value_seed(Classify(Skip))?.into_string();
+            entries.push(match key {
+                Shape::Str(key) => (key.into_owned(), value),
+                _ => wrong_typed_metadata(),
+            });
         }
-        Ok(Some(entries))
-    }
-    fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
-        Ok(None)
-    }
-    fn visit_none<E: de::Error>(self) -> Result<Self::Value, E> {
-        Ok(None)
-    }
-    fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
-        d.deserialize_any(self)
-    }
-    fn visit_bool<E: de::Error>(self, _: bool) -> Result<Self::Value, E> {
-        Ok(None)
-    }
-    fn visit_i64<E: de::Error>(self, _: i64) -> Result<Self::Value, E> {
-        Ok(None)
-    }
-    fn visit_u64<E: de::Error>(self, _: u64) -> Result<Self::Value, E> {
-        Ok(None)
-    }
-    fn visit_f64<E: de::Error>(self, _: f64) -> Result<Self::Value, E> {
-        Ok(None)
-    }
-    fn visit_str<E: de::Error>(self, _: &str) -> Result<Self::Value, E> {
-        Ok(None)
-    }
-    fn visit_bytes<E: de::Error>(self, _: &[u8]) -> Result<Self::Value, E> {
-        Ok(None)
-    }
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
-        while seq.next_element::<IgnoredAny>()?.is_some() {}
-        Ok(None)
+        Ok(entries)
     }
 }
 
-struct RawVisitor;
+/// A metadata entry that validation reports as `WrongType` for `metadata`.
+fn wrong_typed_metadata() -> (String, RawValue<String>) {
+    (String::from("metadata"), RawValue::WrongType)
+}
 
-impl<'de> Visitor<'de> for RawVisitor {
-    type Value = RawParts;
+/// A context object: its fields, each value classified.
+struct Fields;
 
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("a context object")
-    }
+impl<'de> MapShape<'de> for Fields {
+    type Output = RawParts;
 
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<RawParts, A::Error> {
+    fn visit<A: MapAccess<'de>>(self, mut map: A) -> Result<RawParts, A::Error> {
         let mut parts = RawParts::default();
         let mut metadata_seen = false;
         while let Some(key) = map.next_key::<FieldName>()? {
@@ -227,10 +239,10 @@ impl<'de> Visitor<'de> for RawVisitor {
                         return Err(de::Error::duplicate_field(field.as_str()));
                     }
                     metadata_seen = true;
-                    parts.metadata = match map.next_value_seed(MetadataSeed)? {
-                        Some(entries) => entries,
+                    parts.metadata = match map.next_value_seed(Classify(Entries))? {
+                        Shape::Map(entries) => entries,
                         // Not a map: one entry of the wrong type makes validate report it.
-                        None => vec![(String::from("metadata"), RawValue::WrongType)],
+                        _ => vec![wrong_typed_metadata()],
                     };
                     continue;
                 }
@@ -238,32 +250,16 @@ impl<'de> Visitor<'de> for RawVisitor {
                     if parts.operation_depth.is_some() {
                         return Err(de::Error::duplicate_field(field.as_str()));
                     }
-                    parts.operation_depth = Some(map.next_value_seed(DepthSeed)?);
+                    parts.operation_depth = Some(map.next_value_seed(Classify(Skip))?.into_depth());
                     continue;
                 }
             };
             if slot.is_some() {
                 return Err(de::Error::duplicate_field(field.as_str()));
             }
-            *slot = Some(map.next_value_seed(AnyString)?);
+            *slot = Some(map.next_value_seed(Classify(Skip))?.into_string());
         }
         Ok(parts)
-    }
-}
-
-struct MetadataSeed;
-impl<'de> DeserializeSeed<'de> for MetadataSeed {
-    type Value = Option<Vec<(String, RawValue<String>)>>;
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
-        d.deserialize_any(AnyMetadata)
-    }
-}
-
-struct DepthSeed;
-impl<'de> DeserializeSeed<'de> for DepthSeed {
-    type Value = RawValue<u64>;
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
-        d.deserialize_any(AnyDepth)
     }
 }
 
@@ -272,20 +268,13 @@ struct FieldName(Field);
 
 impl<'de> Deserialize<'de> for FieldName {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct NameVisitor;
-        impl Visitor<'_> for NameVisitor {
-            type Value = FieldName;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a context field name")
-            }
-            fn visit_str<E: de::Error>(self, v: &str) -> Result<FieldName, E> {
-                Field::from_name(v)
-                    .map(FieldName)
-                    // The unknown name is client input: do not echo it.
-                    .ok_or_else(|| de::Error::custom(UnknownField))
-            }
+        match d.deserialize_identifier(Classify(Skip))? {
+            Shape::Str(name) => Field::from_name(&name)
+                .map(FieldName)
+                // The unknown name is client input: do not echo it.
+                .ok_or_else(|| de::Error::custom(UnknownField)),
+            _ => Err(de::Error::custom(UnknownField)),
         }
-        d.deserialize_identifier(NameVisitor)
     }
 }
 
@@ -316,8 +305,10 @@ impl fmt::Display for UnknownField {
 /// ```
 impl<'de> Deserialize<'de> for Context<Raw> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let repr = d.deserialize_map(RawVisitor)?;
-        Ok(Self { repr })
+        match d.deserialize_any(Classify(Fields))? {
+            Shape::Map(repr) => Ok(Self { repr }),
+            _ => Err(de::Error::custom("a context must be an object")),
+        }
     }
 }
 

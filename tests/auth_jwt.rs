@@ -1,12 +1,14 @@
-//! `JwtVerifier`: HS256, RS256 and ES256 with the checked-in test-only keys of tests/keys.
+//! `JwtVerifier`: HS256, RS256, ES256 and `EdDSA` with the checked-in test-only keys of
+//! tests/keys, and the key checks made when a verifier is built.
 #![cfg(feature = "jwt")]
 mod support;
 
 use std::time::Duration;
 
+use jsonwebtoken::jwk::Jwk;
 use jsonwebtoken::{Algorithm, EncodingKey};
 use serde_json::{Value, json};
-use wsctx::jwt::JwtVerifier;
+use wsctx::jwt::{DEFAULT_LEEWAY, JwtVerifier};
 use wsctx::{AuthError, ErrorCode, Rejection, Token, TokenVerifier};
 
 const SECRET: &[u8] = b"test-only-hs256-secret-0123456789abcdef";
@@ -16,6 +18,15 @@ const RS_OTHER: &[u8] = include_bytes!("keys/rs256-other-private.pem");
 const ES_PRIVATE: &[u8] = include_bytes!("keys/es256-private.pem");
 const ES_PUBLIC: &[u8] = include_bytes!("keys/es256-public.pem");
 const ES_OTHER: &[u8] = include_bytes!("keys/es256-other-private.pem");
+const RS512_PRIVATE: &[u8] = include_bytes!("keys/rs512-private.pem");
+const RS512_PUBLIC: &[u8] = include_bytes!("keys/rs512-public.pem");
+const RS4200_PRIVATE: &[u8] = include_bytes!("keys/rs4200-private.pem");
+const RS4200_PUBLIC: &[u8] = include_bytes!("keys/rs4200-public.pem");
+const ES384_PRIVATE: &[u8] = include_bytes!("keys/es384-private.pem");
+const ES384_PUBLIC: &[u8] = include_bytes!("keys/es384-public.pem");
+const ED_PRIVATE: &[u8] = include_bytes!("keys/ed25519-private.pem");
+const ED_PUBLIC: &[u8] = include_bytes!("keys/ed25519-public.pem");
+const ED_OTHER: &[u8] = include_bytes!("keys/ed25519-other-private.pem");
 
 fn now() -> i64 {
     i64::try_from(support::jwt::now()).unwrap()
@@ -161,16 +172,25 @@ fn expiry_is_token_expired_and_honours_the_leeway() {
         ErrorCode::TokenExpired
     );
 
-    let just = with(claims(&json!("user-1a")), "exp", json!(now() - 10));
+    // The default leeway is at most 5 s: ten seconds past `exp` is expired.
+    assert!(DEFAULT_LEEWAY <= Duration::from_secs(5));
+    let ten_past = with(claims(&json!("user-1a")), "exp", json!(now() - 10));
+    assert!(matches!(
+        verifier().verify_now(&hs(&ten_past)),
+        Err(AuthError::Expired)
+    ));
+    let just = with(claims(&json!("user-1a")), "exp", json!(now() - 1));
     assert!(
         verifier().verify_now(&hs(&just)).is_ok(),
-        "within the default 30 s leeway"
+        "within the default leeway"
     );
     let strict = verifier().leeway(Duration::ZERO);
     assert!(matches!(
-        strict.verify_now(&hs(&just)),
+        strict.verify_now(&hs(&ten_past)),
         Err(AuthError::Expired)
     ));
+    let lenient = verifier().leeway(Duration::from_secs(60));
+    assert!(lenient.verify_now(&hs(&ten_past)).is_ok());
 
     let no_exp = with(claims(&json!("user-1a")), "exp", Value::Null);
     assert_eq!(
@@ -239,11 +259,26 @@ fn malformed_tokens_are_invalid_format() {
 
 #[test]
 fn unusable_subjects_never_become_an_identity() {
-    // (An array or object `sub` makes jsonwebtoken's claim parser fail: INVALID_FORMAT, still refused.)
-    let array = hs(&with(claims(&json!("x")), "sub", json!(["user-1a"])));
-    assert!(verifier().verify_now(&array).is_err());
-    for sub in [Value::Null, json!(""), json!("   "), json!(42), json!(true)] {
-        let token = hs(&with(claims(&json!("x")), "sub", sub.clone()));
+    // Absent, `null`, blank, or not a string at all: a verified token without a usable
+    // subject is MISSING_USER_ID (403/4403), never INVALID_FORMAT.
+    let absent = with(claims(&json!("x")), "sub", Value::Null);
+    assert_eq!(
+        code(verifier().verify_now(&hs(&absent))),
+        ErrorCode::MissingUserId
+    );
+    for sub in [
+        json!(null),
+        json!(""),
+        json!("   "),
+        json!(42),
+        json!(-1.5),
+        json!(true),
+        json!([]),
+        json!(["user-1a"]),
+        json!({}),
+        json!({"id": "user-1a"}),
+    ] {
+        let token = hs(&claims(&sub));
         assert_eq!(
             code(verifier().verify_now(&token)),
             ErrorCode::MissingUserId,
@@ -263,6 +298,49 @@ fn unusable_subjects_never_become_an_identity() {
     }
 }
 
+#[test]
+fn the_subject_is_read_only_after_the_signature_and_the_claims() {
+    // A `sub` of the wrong type does not outrank a bad signature or an expired token.
+    let array_sub = claims(&json!(["user-1a"]));
+    let forged = sign(
+        Algorithm::HS256,
+        &EncodingKey::from_secret(b"another-secret-of-32-bytes-length!!"),
+        &array_sub,
+    );
+    assert_eq!(
+        code(verifier().verify_now(&forged)),
+        ErrorCode::ValidationFailed
+    );
+    let expired = with(claims(&json!({})), "exp", json!(now() - 3600));
+    assert_eq!(
+        code(verifier().verify_now(&hs(&expired))),
+        ErrorCode::TokenExpired
+    );
+    // A token for another audience is not ours, expired or not.
+    let elsewhere = with(expired, "aud", json!("someone-else"));
+    assert_eq!(
+        code(verifier().verify_now(&hs(&elsewhere))),
+        ErrorCode::ValidationFailed
+    );
+    // Audiences as a list: one match is enough, a non-string entry refuses the token.
+    let listed = with(claims(&json!("user-1a")), "aud", json!(["other", "wsctx"]));
+    assert!(verifier().verify_now(&hs(&listed)).is_ok());
+    let odd = with(claims(&json!("user-1a")), "aud", json!(["wsctx", 7]));
+    assert_eq!(
+        code(verifier().verify_now(&hs(&odd))),
+        ErrorCode::ValidationFailed
+    );
+    // `exp` must be a non-negative number.
+    for exp in [json!("soon"), json!(-5), json!([1])] {
+        let token = hs(&with(claims(&json!("user-1a")), "exp", exp.clone()));
+        assert_eq!(
+            code(verifier().verify_now(&token)),
+            ErrorCode::ValidationFailed,
+            "{exp}"
+        );
+    }
+}
+
 #[tokio::test]
 async fn the_async_trait_matches_the_sync_path() {
     let token = hs(&claims(&json!("user-1a")));
@@ -273,7 +351,185 @@ async fn the_async_trait_matches_the_sync_path() {
 #[test]
 fn bad_keys_are_refused_at_construction() {
     assert!(JwtVerifier::hs256(b"too-short").is_err());
+    assert!(JwtVerifier::hs256([7u8; 31]).is_err());
     assert!(JwtVerifier::rs256_pem(ES_PUBLIC).is_err());
     assert!(JwtVerifier::es256_pem(RS_PUBLIC).is_err());
     assert!(JwtVerifier::rs256_pem(b"garbage").is_err());
+    assert!(JwtVerifier::eddsa_pem(RS_PUBLIC).is_err());
+    assert!(JwtVerifier::eddsa_pem(ES_PUBLIC).is_err());
+    assert!(JwtVerifier::es256_pem(ED_PUBLIC).is_err());
+    // A private key is not a public key.
+    assert!(JwtVerifier::rs256_pem(RS_PRIVATE).is_err());
+    assert!(JwtVerifier::es256_pem(ES_PRIVATE).is_err());
+    assert!(JwtVerifier::eddsa_pem(ED_PRIVATE).is_err());
+}
+
+#[test]
+fn rsa_keys_must_have_2048_to_8192_bits() {
+    // 512 bits: refused, so no token signed with it can ever pass.
+    let error = JwtVerifier::rs256_pem(RS512_PUBLIC).unwrap_err();
+    assert_eq!(
+        error.to_string(),
+        "invalid RS256 key: the modulus must have 2048 to 8192 bits"
+    );
+    // 4200 bits: accepted, and its tokens verify (a backend limited to 4096 bits would
+    // refuse every one of them as a bad signature).
+    let big = JwtVerifier::rs256_pem(RS4200_PUBLIC)
+        .unwrap()
+        .audience(["wsctx"]);
+    let token = sign(
+        Algorithm::RS256,
+        &EncodingKey::from_rsa_pem(RS4200_PRIVATE).unwrap(),
+        &claims(&json!("user-8f14e45f")),
+    );
+    assert_eq!(
+        big.verify_now(&token).unwrap().user_id().as_str(),
+        "user-8f14e45f"
+    );
+    let other = sign(
+        Algorithm::RS256,
+        &EncodingKey::from_rsa_pem(RS_PRIVATE).unwrap(),
+        &claims(&json!("user-8f14e45f")),
+    );
+    assert_eq!(code(big.verify_now(&other)), ErrorCode::ValidationFailed);
+    // The boundaries, as JWKs (a modulus need not be a real key to be measured).
+    for (bits, ok) in [
+        (1024, false),
+        (2047, false),
+        (2048, true),
+        (8192, true),
+        (8193, false),
+        (16384, false),
+    ] {
+        let result = JwtVerifier::from_jwk(&rsa_jwk_with_bits(bits));
+        assert_eq!(result.is_ok(), ok, "{bits} bits");
+    }
+    // The 512-bit key as a JWK is refused too.
+    let small = Jwk::from_encoding_key(
+        &EncodingKey::from_rsa_pem(RS512_PRIVATE).unwrap(),
+        Algorithm::RS256,
+    )
+    .unwrap();
+    assert!(JwtVerifier::from_jwk(&small).is_err());
+}
+
+/// An RSA JWK whose modulus has exactly `bits` bits (odd, top bit set).
+fn rsa_jwk_with_bits(bits: usize) -> Jwk {
+    use base64::Engine as _;
+    let mut n = vec![0xA5u8; bits.div_ceil(8)];
+    let top = (bits - 1) % 8;
+    n[0] = (n[0] | (1 << top)) & (u8::MAX >> (7 - top));
+    *n.last_mut().unwrap() |= 1;
+    let n = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(n);
+    serde_json::from_value(json!({"kty": "RSA", "n": n, "e": "AQAB", "alg": "RS256"})).unwrap()
+}
+
+#[test]
+fn es256_needs_a_p256_key() {
+    let error = JwtVerifier::es256_pem(ES384_PUBLIC).unwrap_err();
+    assert_eq!(
+        error.to_string(),
+        "invalid ES256 key: the key must be on the P-256 curve"
+    );
+    let p384 = Jwk::from_encoding_key(
+        &EncodingKey::from_ec_pem(ES384_PRIVATE).unwrap(),
+        Algorithm::ES384,
+    )
+    .unwrap();
+    assert!(JwtVerifier::from_jwk(&p384).is_err());
+    // A point that is not on the curve.
+    let off_curve: Jwk = serde_json::from_value(json!({
+        "kty": "EC", "crv": "P-256",
+        "x": "AQAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
+        "y": "AQAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
+    }))
+    .unwrap();
+    assert!(JwtVerifier::from_jwk(&off_curve).is_err());
+}
+
+#[test]
+fn eddsa_ed25519_verifies() {
+    let ed = JwtVerifier::eddsa_pem(ED_PUBLIC)
+        .unwrap()
+        .audience(["wsctx"]);
+    let token = sign(
+        Algorithm::EdDSA,
+        &EncodingKey::from_ed_pem(ED_PRIVATE).unwrap(),
+        &claims(&json!("user-8f14e45f")),
+    );
+    assert_eq!(
+        ed.verify_now(&token).unwrap().user_id().as_str(),
+        "user-8f14e45f"
+    );
+    let other = sign(
+        Algorithm::EdDSA,
+        &EncodingKey::from_ed_pem(ED_OTHER).unwrap(),
+        &claims(&json!("user-8f14e45f")),
+    );
+    assert_eq!(code(ed.verify_now(&other)), ErrorCode::ValidationFailed);
+    // The same key as a JWK.
+    let jwk = Jwk::from_encoding_key(
+        &EncodingKey::from_ed_pem(ED_PRIVATE).unwrap(),
+        Algorithm::EdDSA,
+    )
+    .unwrap();
+    let from_jwk = JwtVerifier::from_jwk(&jwk).unwrap().audience(["wsctx"]);
+    assert!(from_jwk.verify_now(&token).is_ok());
+    // An RS256 token is refused by an EdDSA verifier, whatever it was signed with.
+    let rs = sign(
+        Algorithm::RS256,
+        &EncodingKey::from_rsa_pem(RS_PRIVATE).unwrap(),
+        &claims(&json!("user-8f14e45f")),
+    );
+    assert_eq!(code(ed.verify_now(&rs)), ErrorCode::ValidationFailed);
+}
+
+#[test]
+fn jwks_keys_are_checked_like_pem_keys() {
+    let rs = Jwk::from_encoding_key(
+        &EncodingKey::from_rsa_pem(RS_PRIVATE).unwrap(),
+        Algorithm::RS256,
+    )
+    .unwrap();
+    let verifier = JwtVerifier::from_jwk(&rs).unwrap().audience(["wsctx"]);
+    let token = sign(
+        Algorithm::RS256,
+        &EncodingKey::from_rsa_pem(RS_PRIVATE).unwrap(),
+        &claims(&json!("user-1a")),
+    );
+    assert!(verifier.verify_now(&token).is_ok());
+    let es = Jwk::from_encoding_key(
+        &EncodingKey::from_ec_pem(ES_PRIVATE).unwrap(),
+        Algorithm::ES256,
+    )
+    .unwrap();
+    assert!(JwtVerifier::from_jwk(&es).is_ok());
+
+    let mut wrong_alg = rs.clone();
+    wrong_alg.common.key_algorithm = Some(jsonwebtoken::jwk::KeyAlgorithm::PS256);
+    assert!(JwtVerifier::from_jwk(&wrong_alg).is_err());
+    let mut mismatched = es.clone();
+    mismatched.common.key_algorithm = Some(jsonwebtoken::jwk::KeyAlgorithm::RS256);
+    assert!(JwtVerifier::from_jwk(&mismatched).is_err());
+    let mut encryption = rs.clone();
+    encryption.common.public_key_use = Some(jsonwebtoken::jwk::PublicKeyUse::Encryption);
+    assert!(JwtVerifier::from_jwk(&encryption).is_err());
+    let mut no_alg = rs;
+    no_alg.common.key_algorithm = None;
+    assert!(JwtVerifier::from_jwk(&no_alg).is_ok(), "RS256 is inferred");
+    // A symmetric key never comes from a JWK.
+    let oct: Jwk = serde_json::from_value(
+        json!({"kty": "oct", "k": "dGVzdC1vbmx5LWhzMjU2LXNlY3JldC0wMTIzNDU2Nzg5YWJjZGVm", "alg": "HS256"}),
+    )
+    .unwrap();
+    let error = JwtVerifier::from_jwk(&oct).unwrap_err();
+    assert!(!error.to_string().contains("dGVzdC1"), "{error}");
+}
+
+#[test]
+fn key_errors_never_print_key_material() {
+    let error = JwtVerifier::rs256_pem(RS512_PUBLIC).unwrap_err();
+    let pem = std::str::from_utf8(RS512_PUBLIC).unwrap();
+    let body_line = pem.lines().nth(1).unwrap();
+    assert!(!format!("{error} {error:?}").contains(&body_line[..16]));
 }

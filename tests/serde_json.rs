@@ -150,5 +150,13 @@ fn newtypes_serialize_as_strings_and_revalidate() {
         "{error}"
     );
     assert!(!error.contains("abc"));
-    assert!(serde_json::from_str::<UserId>("17").is_err());
+    // Wrong types get a fixed message that quotes nothing.
+    let error = serde_json::from_str::<UserId>("17")
+        .unwrap_err()
+        .to_string();
+    assert!(error.starts_with("UserId must be a string"), "{error}");
+    let error = serde_json::from_str::<Context<Raw>>(r#""u-1""#)
+        .unwrap_err()
+        .to_string();
+    assert!(error.starts_with("a context must be an object"), "{error}");
 }

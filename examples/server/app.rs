@@ -159,7 +159,7 @@ pub(crate) fn app(verifier: impl TokenVerifier + 'static, options: &Options) -> 
         .verify_timeout(options.verify_timeout)
         .extract(ExtractConfig::default().allow_query_token(options.allow_query_token))
         .subprotocols([SUBPROTOCOL])
-        .origins(Origins::SameHost)
+        .origins(Origins::SameOrigin { tls: false })
         .build();
     let factory = ManagerFactory::new(options.limits);
     let state = AppState {

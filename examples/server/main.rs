@@ -4,6 +4,7 @@
 //! ```text
 //! cargo run --example server --features axum,jwt -- [--addr 127.0.0.1:8080] [--max-per-user 5]
 //! cargo run --example server --features axum,jwt -- --mint-token <sub>   # needs WSCTX_JWT_SECRET
+//! cargo run --example server --features axum,jwt -- --jwks-url http://127.0.0.1:9000/jwks.json
 //! ```
 //!
 //! - `GET /ws`: refuses a bad handshake with the HTTP status of the rejection table.
@@ -13,7 +14,10 @@
 //!
 //! The HS256 secret comes from `WSCTX_JWT_SECRET` (at least 32 bytes); without it a
 //! random one is generated and a ready demo token is printed. Tokens must name audience
-//! `wsctx` and issuer `wsctx-demo`. Ctrl-C or SIGTERM closes every socket with 1012.
+//! `wsctx` and issuer `wsctx-demo`. With `--jwks-url` the server verifies RS256, ES256 and
+//! `EdDSA` tokens with the keys of the JWK set at that URL instead (chosen by the token's
+//! `kid`, refetched for an unknown `kid` at most every 30 s); it loads the set at start-up
+//! and exits if it cannot. Ctrl-C or SIGTERM closes every socket with 1012.
 #![allow(
     clippy::print_stdout,
     clippy::print_stderr,
@@ -21,6 +25,7 @@
 )]
 
 mod app;
+mod jwks;
 
 use std::net::SocketAddr;
 use std::process::ExitCode;
@@ -33,18 +38,22 @@ struct Args {
     addr: SocketAddr,
     max_per_user: usize,
     mint: Option<String>,
+    jwks_url: Option<http::Uri>,
 }
 
-const USAGE: &str = "usage: server [--addr HOST:PORT] [--max-per-user N] [--mint-token SUB]
+const USAGE: &str =
+    "usage: server [--addr HOST:PORT] [--max-per-user N] [--mint-token SUB] [--jwks-url URL]
   --addr          listen address (default 127.0.0.1:8080, or WSCTX_ADDR)
   --max-per-user  sockets one user may hold (default 5)
   --mint-token    print a token for SUB signed with WSCTX_JWT_SECRET, then exit
+  --jwks-url      verify tokens with the JWK set at this http:// URL instead of the secret
 environment: WSCTX_JWT_SECRET (HS256 secret, at least 32 bytes), WSCTX_ADDR";
 
 fn parse_args() -> Result<Args, String> {
     let mut addr = std::env::var("WSCTX_ADDR").unwrap_or_else(|_| "127.0.0.1:8080".to_owned());
     let mut max_per_user = 5;
     let mut mint = None;
+    let mut jwks_url = None;
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         let mut value = |name: &str| args.next().ok_or_else(|| format!("{name} needs a value"));
@@ -56,6 +65,10 @@ fn parse_args() -> Result<Args, String> {
                     .map_err(|_| "--max-per-user needs a positive integer".to_owned())?;
             }
             "--mint-token" => mint = Some(value("--mint-token")?),
+            "--jwks-url" => {
+                let url = value("--jwks-url")?;
+                jwks_url = Some(url.parse().map_err(|_| format!("not a URL: {url:?}"))?);
+            }
             "-h" | "--help" => return Err(String::new()),
             other => return Err(format!("unknown argument {other:?}")),
         }
@@ -66,10 +79,16 @@ fn parse_args() -> Result<Args, String> {
     let addr = addr
         .parse()
         .map_err(|_| format!("not a socket address: {addr:?}"))?;
+    if mint.is_some() && jwks_url.is_some() {
+        return Err(
+            "--mint-token signs with the secret; it cannot be used with --jwks-url".to_owned(),
+        );
+    }
     Ok(Args {
         addr,
         max_per_user,
         mint,
+        jwks_url,
     })
 }
 
@@ -126,9 +145,29 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let (secret, generated) = match secret() {
-        Ok(secret) => secret,
-        Err(message) => {
+    let key_set = match args.jwks_url.clone() {
+        Some(url) => match jwks::verifier(url, app::AUDIENCE, app::ISSUER).await {
+            Ok((verifier, summary)) => {
+                for refused in summary.refused() {
+                    let kid = refused.kid().unwrap_or("(no kid)");
+                    eprintln!(
+                        "warning: key {kid:?} of the set is not used: {}",
+                        refused.error()
+                    );
+                }
+                Some(verifier)
+            }
+            Err(error) => {
+                eprintln!("error: cannot load the key set: {error}");
+                return ExitCode::from(2);
+            }
+        },
+        None => None,
+    };
+    let (secret, generated) = match (&key_set, secret()) {
+        (Some(_), _) => (Vec::new(), false),
+        (None, Ok(secret)) => secret,
+        (None, Err(message)) => {
             eprintln!("error: {message}");
             return ExitCode::from(2);
         }
@@ -151,9 +190,10 @@ async fn main() -> ExitCode {
         };
     }
 
-    let verifier = match app::verifier(&secret) {
-        Ok(verifier) => verifier,
-        Err(error) => {
+    let verifier = match (key_set, app::verifier(&secret)) {
+        (Some(key_set), _) => jwks::Verifier::KeySet(key_set),
+        (None, Ok(verifier)) => jwks::Verifier::Secret(Box::new(verifier)),
+        (None, Err(error)) => {
             eprintln!("error: {error}");
             return ExitCode::from(2);
         }
@@ -184,6 +224,8 @@ async fn main() -> ExitCode {
             }
             Err(error) => eprintln!("warning: could not mint a demo token: {error}"),
         }
+    } else if let Some(url) = &args.jwks_url {
+        println!("verifying tokens with the key set at {url}");
     } else {
         println!(
             "mint a token: cargo run --example server --features axum,jwt -- --mint-token <sub>"

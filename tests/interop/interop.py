@@ -6,12 +6,20 @@ Usage: interop.py PATH_TO_SERVER_BINARY
 Starts the server on a free 127.0.0.1 port with a fresh secret, mints its own tokens,
 and checks: connect (header and subprotocol token), delivery to every tab of a user and
 to no other user, three rejections (HTTP 401 before the upgrade, close 4400 after it,
-HTTP 429 for a sixth tab), and a clean shutdown with 1012 on SIGTERM. Prints
-'N passed, N failed' and exits non-zero on any failure.
+HTTP 429 for a sixth tab), and a clean shutdown with 1012 on SIGTERM.
+
+Then the JWKS run: a key set (RS256, ES256 and EdDSA keys made with `cryptography`, plus
+a 1024-bit RSA key the server must refuse) is served by a local HTTP server, the server
+is started with `--jwks-url`, and PyJWT signs tokens with a `kid`: each algorithm
+connects; a wrong key, an unknown `kid` and the refused key are 401 VALIDATION_FAILED;
+forged `kid`s cause no fetch storm; a server whose key set URL fails does not start.
+
+Prints 'N passed, N failed' and exits non-zero on any failure.
 """
 
 import asyncio
 import base64
+import http.server
 import json
 import os
 import secrets
@@ -19,10 +27,13 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
+import warnings
 
 import jwt
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
@@ -165,6 +176,171 @@ async def main(server, base, http_base, secret, proc):
     check(exit_code == 0, f"shutdown: the server exits 0 (got {exit_code})")
 
 
+# ---- JWKS run ---------------------------------------------------------------------------
+
+
+def public_jwk(private_key, algorithm, kid):
+    """The public JWK of `private_key` for `algorithm`, under `kid` (PyJWT's converters)."""
+    jwk = json.loads(jwt.get_algorithm_by_name(algorithm).to_jwk(private_key.public_key()))
+    jwk.update({"kid": kid, "alg": algorithm, "use": "sig"})
+    return jwk
+
+
+class KeySetServer:
+    """Serves a JWK set at /jwks.json (or 503 at /down.json) and counts the fetches."""
+
+    def __init__(self, keys):
+        self.body = json.dumps({"keys": keys}).encode()
+        self.fetches = 0
+        outer = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self):
+                if self.path == "/jwks.json":
+                    outer.fetches += 1
+                    self.send_response(200)
+                    self.send_header("Content-Type", "application/json")
+                    self.send_header("Content-Length", str(len(outer.body)))
+                    self.end_headers()
+                    self.wfile.write(outer.body)
+                else:
+                    self.send_response(503)
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+
+            def log_message(self, *args):
+                pass
+
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.port = self.httpd.server_address[1]
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    def url(self, path="/jwks.json"):
+        return f"http://127.0.0.1:{self.port}{path}"
+
+    def close(self):
+        self.httpd.shutdown()
+
+
+def start_server(binary, args, env):
+    port = free_port()
+    proc = subprocess.Popen([binary, "--addr", f"127.0.0.1:{port}", *args], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    http_base = f"http://127.0.0.1:{port}"
+    deadline = time.time() + 30
+    while time.time() < deadline and proc.poll() is None:
+        try:
+            with urllib.request.urlopen(f"{http_base}/healthz", timeout=1) as response:
+                if response.status == 200:
+                    return proc, port
+        except OSError:
+            time.sleep(0.1)
+    return proc, None
+
+
+async def jwks_checks(base, keys, key_set):
+    def token(key, algorithm, kid, sub, exp_in=600):
+        claims = {"sub": sub, "aud": AUDIENCE, "iss": ISSUER, "exp": int(time.time()) + exp_in}
+        return jwt.encode(claims, key, algorithm=algorithm, headers={"kid": kid})
+
+    for algorithm, kid in [("RS256", "rsa-1"), ("ES256", "ec-1"), ("EdDSA", "ed-1")]:
+        signed = token(keys[kid], algorithm, kid, f"user-{kid}")
+        try:
+            async with connect(f"{base}/ws", additional_headers={"Authorization": f"Bearer {signed}"},
+                               open_timeout=TIMEOUT) as ws:
+                welcome = await recv_json(ws)
+                check(welcome.get("type") == "welcome", f"jwks: {algorithm} token with kid {kid}: welcome")
+        except Exception as error:  # noqa: BLE001 - reported as a failure
+            check(False, f"jwks: {algorithm} token with kid {kid}: {type(error).__name__}: {error}")
+
+    signed = token(keys["rsa-1"], "RS256", "rsa-1", "user-sub")
+    async with connect(f"{base}/ws", subprotocols=["wsctx.v1", f"jwt.{b64url(signed)}"],
+                       open_timeout=TIMEOUT) as ws:
+        check((await recv_json(ws)).get("type") == "welcome", "jwks: subprotocol token: welcome")
+
+    other = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    wrong_key = token(other, "RS256", "rsa-1", "user-rsa-1")
+    await expect_http_refusal(f"{base}/ws", {"Authorization": f"Bearer {wrong_key}"}, 401,
+                              "VALIDATION_FAILED", [wrong_key])
+    with warnings.catch_warnings():  # PyJWT warns about the deliberately small key
+        warnings.simplefilter("ignore")
+        weak = token(keys["weak"], "RS256", "weak", "user-weak")
+    await expect_http_refusal(f"{base}/ws", {"Authorization": f"Bearer {weak}"}, 401,
+                              "VALIDATION_FAILED", [weak])
+    expired = token(keys["rsa-1"], "RS256", "rsa-1", "user-rsa-1", exp_in=-3600)
+    await expect_http_refusal(f"{base}/ws", {"Authorization": f"Bearer {expired}"}, 401,
+                              "TOKEN_EXPIRED", [expired])
+
+    before = key_set.fetches
+    for i in range(30):
+        forged = token(other, "RS256", f"forged-{i}-{secrets.token_hex(4)}", "user-rsa-1")
+        if i == 0:
+            await expect_http_refusal(f"{base}/ws", {"Authorization": f"Bearer {forged}"}, 401,
+                                      "VALIDATION_FAILED", [forged])
+        else:
+            await quiet_refusal(base, forged)
+    check(key_set.fetches - before <= 1,
+          f"jwks: 30 forged kids cause at most one refetch (got {key_set.fetches - before})")
+
+
+async def quiet_refusal(base, signed):
+    try:
+        async with connect(f"{base}/ws", additional_headers={"Authorization": f"Bearer {signed}"},
+                           open_timeout=TIMEOUT):
+            check(False, "jwks: a forged kid was accepted")
+    except InvalidStatus as error:
+        if error.response.status_code != 401:
+            check(False, f"jwks: a forged kid got {error.response.status_code}")
+
+
+def run_jwks(binary):
+    keys = {
+        "rsa-1": rsa.generate_private_key(public_exponent=65537, key_size=2048),
+        "ec-1": ec.generate_private_key(ec.SECP256R1()),
+        "ed-1": ed25519.Ed25519PrivateKey.generate(),
+        "weak": rsa.generate_private_key(public_exponent=65537, key_size=1024),
+    }
+    algorithms = {"rsa-1": "RS256", "ec-1": "ES256", "ed-1": "EdDSA", "weak": "RS256"}
+    key_set = KeySetServer([public_jwk(keys[kid], algorithms[kid], kid) for kid in keys])
+    env = {k: v for k, v in os.environ.items() if k != "WSCTX_JWT_SECRET"}
+    proc, port = start_server(binary, ["--jwks-url", key_set.url()], env)
+    output = ""
+    try:
+        if port is None:
+            check(False, "jwks: the server did not start")
+        else:
+            check(key_set.fetches == 1, f"jwks: the key set is loaded at start-up (fetches {key_set.fetches})")
+            try:
+                asyncio.run(jwks_checks(f"ws://127.0.0.1:{port}", keys, key_set))
+            except Exception as error:  # a crash is a failure, reported as one
+                check(False, f"jwks: unexpected {type(error).__name__}: {error}")
+            proc.send_signal(signal.SIGTERM)
+            try:
+                check(proc.wait(timeout=10) == 0, "jwks: the server exits 0 on SIGTERM")
+            except subprocess.TimeoutExpired:
+                check(False, "jwks: the server did not stop")
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        output = proc.stdout.read() if proc.stdout else ""
+    check("key \"weak\" of the set is not used" in output,
+          "jwks: the server reports the refused 1024-bit key at start-up")
+
+    # A key set URL that fails: the server does not start (exit code 2).
+    proc = subprocess.Popen([binary, "--addr", f"127.0.0.1:{free_port()}", "--jwks-url", key_set.url("/down.json")],
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        code = proc.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        code = "still running"
+    output = proc.stdout.read() if proc.stdout else ""
+    check(code == 2 and "cannot load the key set" in output,
+          f"jwks: a failing key set URL stops the server at start-up (exit {code})")
+    key_set.close()
+
+
 def run():
     if len(sys.argv) != 2:
         print(__doc__)
@@ -202,6 +378,7 @@ def run():
         output = proc.stdout.read() if proc.stdout else ""
         if secret in output:
             check(False, "the server printed its secret")
+    run_jwks(binary)
     print(f"{results['passed']} passed, {results['failed']} failed")
     return 0 if results["failed"] == 0 and results["passed"] > 0 else 1
 
