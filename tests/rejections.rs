@@ -11,7 +11,7 @@ use wsctx::{
 };
 
 /// DESIGN §5, written out independently of the implementation.
-const TABLE: [(ErrorCode, &str, Option<u16>, u16, Retry); 15] = [
+const TABLE: [(ErrorCode, &str, Option<u16>, u16, Retry); 19] = [
     (
         ErrorCode::NoToken,
         "NO_TOKEN",
@@ -109,6 +109,34 @@ const TABLE: [(ErrorCode, &str, Option<u16>, u16, Retry); 15] = [
         Some(503),
         1012,
         Retry::Backoff,
+    ),
+    (
+        ErrorCode::ProtocolError,
+        "PROTOCOL_ERROR",
+        None,
+        1002,
+        Retry::Never,
+    ),
+    (
+        ErrorCode::InvalidPayload,
+        "INVALID_PAYLOAD",
+        None,
+        1007,
+        Retry::Never,
+    ),
+    (
+        ErrorCode::MessageTooBig,
+        "MESSAGE_TOO_BIG",
+        None,
+        1009,
+        Retry::Never,
+    ),
+    (
+        ErrorCode::HeartbeatTimeout,
+        "HEARTBEAT_TIMEOUT",
+        None,
+        4408,
+        Retry::Immediate,
     ),
     (
         ErrorCode::InternalError,

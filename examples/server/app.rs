@@ -20,7 +20,7 @@ use axum::http::{StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{any, get};
 use tokio::net::TcpListener;
-use wsctx::axum::{Authenticated, CLOSE_GRACE, Endpoint, MessageHandler, RejectMode, Session};
+use wsctx::axum::{Authenticated, Endpoint, EndpointConfig, MessageHandler, RejectMode, Session};
 use wsctx::http::{ExtractConfig, Handshake, Origins};
 use wsctx::jwt::JwtVerifier;
 use wsctx::{
@@ -327,7 +327,7 @@ async fn metrics(State(state): State<AppState>) -> Response {
 
 /// Serves `app` on `listener` until `signal` resolves, then drains: stops accepting,
 /// closes every socket with 1012 (SHUTTING_DOWN) and waits until every slot is free (at
-/// most [`CLOSE_GRACE`] plus a second).
+/// most the close grace plus a second).
 pub(crate) async fn serve(
     listener: TcpListener,
     app: App,
@@ -350,7 +350,8 @@ pub(crate) async fn serve(
     .with_graceful_shutdown(shutdown)
     .await?;
     factory.shutdown();
-    let deadline = tokio::time::Instant::now() + CLOSE_GRACE + Duration::from_secs(1);
+    let deadline =
+        tokio::time::Instant::now() + EndpointConfig::DEFAULT.close_grace + Duration::from_secs(1);
     while factory.metrics().active > 0 && tokio::time::Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }

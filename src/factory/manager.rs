@@ -170,7 +170,9 @@ impl IsolatedManager {
     }
 
     /// Closes this socket with the close frame of `rejection`, in the factory's
-    /// [`CloseStyle`](crate::CloseStyle). Returns whether this call closed it.
+    /// [`CloseStyle`](crate::CloseStyle). Returns whether this call closed it; a close
+    /// counts in [`MetricsSnapshot::closed`](crate::MetricsSnapshot::closed) under the
+    /// rejection's code.
     ///
     /// # Examples
     ///
@@ -193,7 +195,7 @@ impl IsolatedManager {
         let frame = rejection.close_frame(self.socket.shard().global.style);
         self.socket
             .shard()
-            .close_socket(&self.socket, frame, Counter::Disconnected)
+            .close_socket_with(&self.socket, frame, rejection.code())
     }
 
     /// Whether this socket is closing (a close was requested, or its

@@ -250,6 +250,22 @@ impl Shard {
         true
     }
 
+    /// Closes one socket of this shard with a rejection's frame; counts it under `code`
+    /// when this call closed it.
+    pub(super) fn close_socket_with(
+        &self,
+        socket: &Socket,
+        frame: CloseFrame,
+        code: ErrorCode,
+    ) -> bool {
+        let Some(discarded) = socket.request_close(frame) else {
+            return false;
+        };
+        self.counters.closed_with(code);
+        self.counters.add(Counter::Discarded, discarded);
+        true
+    }
+
     /// Closes every open socket of `user`. Returns (closed now, already closing).
     pub(super) fn close_user(
         &self,
