@@ -267,23 +267,93 @@ fn disconnect_user_closes_exactly_that_users_sockets_with_the_given_code() {
     assert_eq!(factory.metrics().disconnected, 3);
 }
 
+/// Closing is `close` and `disconnect_user`'s job: a close frame handed to
+/// `send_to_user` is refused (every socket of the user counts it as dropped) and closes
+/// nothing. Until this change it closed every tab of the user.
 #[test]
-fn a_close_frame_sent_to_the_user_closes_every_tab() {
+fn a_close_frame_sent_to_the_user_is_refused_and_closes_nothing() {
     let factory = ManagerFactory::default();
     let (a1, mut a1_out) = factory.create(bound("user-a", "tab-1")).unwrap();
-    let (_a2, mut a2_out) = factory.create(bound("user-a", "tab-2")).unwrap();
+    let (a2, mut a2_out) = factory.create(bound("user-a", "tab-2")).unwrap();
     let (_b, mut b_out) = factory.create(bound("user-b", "tab-1")).unwrap();
     let delivery = a1.send_to_user(close(CloseCode::NORMAL, "logged_out"));
-    assert_eq!((delivery.delivered, delivery.dropped), (2, 0));
+    assert_eq!((delivery.delivered, delivery.dropped), (0, 2));
+    assert!(!a1.is_closing() && !a2.is_closing());
+    for out in [&mut a1_out, &mut a2_out, &mut b_out] {
+        assert_eq!(out.try_recv(), Err(TryRecvError::Empty));
+    }
+    let m = factory.metrics();
+    assert_eq!((m.messages_dropped, m.disconnected), (2, 0));
+}
+
+/// Issue 8, defect 8: after `IsolatedManager::close`, the manager's own sends still
+/// reached the user's other tabs. They are refused now; the slot stays held until the
+/// manager is dropped, as documented.
+#[test]
+fn a_closed_manager_cannot_send_and_holds_its_slot_until_dropped() {
+    let factory = ManagerFactory::new(Limits {
+        per_user: 2,
+        ..Limits::default()
+    });
+    let user = UserId::try_new("user-a").unwrap();
+    let (a1, mut a1_out) = factory.create(bound("user-a", "tab-1")).unwrap();
+    let (a2, mut a2_out) = factory.create(bound("user-a", "tab-2")).unwrap();
+    assert!(a1.close(&CloseFrame::new(CloseCode::NORMAL, "logged_out")));
+
+    let delivery = a1.send_to_user(Frame::text("after close"));
+    assert_eq!((delivery.delivered, delivery.dropped), (0, 2));
+    assert_eq!(factory.metrics().messages_dropped, 2);
+    assert_eq!(a2_out.try_recv(), Err(TryRecvError::Empty));
     assert_eq!(
         drain(&mut a1_out),
         vec![close(CloseCode::NORMAL, "logged_out")]
     );
+
+    // Closed is not freed: the slot and the client id are the drop's to give back.
+    assert_eq!(factory.connections(&user), 2);
     assert_eq!(
-        drain(&mut a2_out),
-        vec![close(CloseCode::NORMAL, "logged_out")]
+        factory.create(bound("user-a", "tab-3")).unwrap_err(),
+        FactoryError::ConnectionLimit
     );
-    assert_eq!(b_out.try_recv(), Err(TryRecvError::Empty));
+    drop(a1);
+    assert_eq!(factory.connections(&user), 1);
+    let (_a3, mut a3_out) = factory.create(bound("user-a", "tab-3")).unwrap();
+
+    // The user's open tabs still talk to each other.
+    let delivery = a2.send_to_user(Frame::text("still here"));
+    assert_eq!((delivery.delivered, delivery.dropped), (2, 0));
+    assert_eq!(drain(&mut a2_out), vec![Frame::text("still here")]);
+    assert_eq!(drain(&mut a3_out), vec![Frame::text("still here")]);
+}
+
+/// Every close the server requests refuses the manager's sends, not only `close`.
+#[tokio::test(start_paused = true)]
+async fn a_manager_closed_by_the_server_cannot_send() {
+    let factory = ManagerFactory::new(Limits {
+        idle_timeout: Duration::from_secs(30),
+        ..Limits::default()
+    });
+    let user = UserId::try_new("user-a").unwrap();
+    let (kicked, _kicked_out) = factory.create(bound("user-a", "tab-1")).unwrap();
+    factory.disconnect_user(&user, &CloseFrame::new(CloseCode::GOING_AWAY, "bye"));
+    let (idle, _idle_out) = factory.create(bound("user-a", "tab-2")).unwrap();
+    let (busy, mut busy_out) = factory.create(bound("user-a", "tab-3")).unwrap();
+    assert_eq!(factory.close_idle(), 0);
+    tokio::time::advance(Duration::from_secs(30)).await;
+    busy.record_activity();
+    assert_eq!(factory.close_idle(), 1);
+    assert!(idle.is_closing() && !busy.is_closing());
+
+    for closed in [&kicked, &idle] {
+        let delivery = closed.send_to_user(Frame::text("from a closed tab"));
+        assert_eq!((delivery.delivered, delivery.dropped), (0, 3));
+    }
+    assert_eq!(busy_out.try_recv(), Err(TryRecvError::Empty));
+
+    factory.shutdown();
+    let delivery = busy.send_to_user(Frame::text("after shutdown"));
+    assert_eq!((delivery.delivered, delivery.dropped), (0, 3));
+    assert!(drain(&mut busy_out).iter().all(Frame::is_close));
 }
 
 #[test]

@@ -120,10 +120,6 @@ impl Session {
     ///     }
     /// }
     /// ```
-    #[allow(
-        clippy::must_use_candidate,
-        reason = "fire and forget is the common use"
-    )]
     pub fn send_to_user(&self, frame: Frame) -> Delivery {
         self.manager.send_to_user(frame)
     }
@@ -149,10 +145,6 @@ impl Session {
     ///     }
     /// }
     /// ```
-    #[allow(
-        clippy::must_use_candidate,
-        reason = "fire and forget is the common use"
-    )]
     pub fn reply(&self, frame: Frame) -> bool {
         match frame {
             Frame::Close(close) => self.manager.close(&close),
@@ -180,10 +172,6 @@ impl Session {
     ///     }
     /// }
     /// ```
-    #[allow(
-        clippy::must_use_candidate,
-        reason = "fire and forget is the common use"
-    )]
     pub fn close_with(&self, rejection: &Rejection) -> bool {
         // Set before the close is requested: the runner reads it when it sees the close.
         *lock(&self.error_frame) = Some(rejection.error_frame());

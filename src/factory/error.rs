@@ -1,4 +1,5 @@
-//! [`FactoryError`]: why an admission was refused.
+//! The factory's errors: [`FactoryError`] (why an admission was refused) and
+//! [`TryRecvError`] (why an outbound queue yielded nothing). A leaf of the factory.
 
 use crate::rejection::{ErrorCode, Rejection};
 
@@ -69,4 +70,22 @@ impl From<FactoryError> for ErrorCode {
     fn from(error: FactoryError) -> Self {
         error.code()
     }
+}
+
+/// Why [`Outbound::try_recv`](crate::Outbound::try_recv) returned no frame.
+///
+/// # Examples
+///
+/// ```
+/// assert_eq!(wsctx::TryRecvError::Empty.to_string(), "no frame is queued");
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, thiserror::Error)]
+#[non_exhaustive]
+pub enum TryRecvError {
+    /// Nothing is queued yet; [`recv`](crate::Outbound::recv) would wait.
+    #[error("no frame is queued")]
+    Empty,
+    /// The close frame has been yielded; nothing more will come.
+    #[error("the socket is closed")]
+    Closed,
 }

@@ -23,7 +23,10 @@ pub enum Frame {
     Text(Arc<str>),
     /// A binary message.
     Binary(Arc<[u8]>),
-    /// A close frame: the last frame an [`Outbound`](crate::Outbound) yields.
+    /// A close frame: the last frame an [`Outbound`](crate::Outbound) yields. Never
+    /// queued by a send (a send of one is refused): closing is
+    /// [`IsolatedManager::close`](crate::IsolatedManager::close)'s and
+    /// [`ManagerFactory::disconnect_user`](crate::ManagerFactory::disconnect_user)'s job.
     Close(CloseFrame),
 }
 
@@ -113,6 +116,8 @@ pub struct Delivery {
     /// Sockets whose outbound queue accepted the frame.
     pub delivered: usize,
     /// Sockets that did not get the frame: closing or closed, or their queue was full
-    /// (such a socket is now closing as SLOW_CONSUMER).
+    /// (such a socket is now closing as SLOW_CONSUMER). A refused send (see
+    /// [`send_to_user`](crate::IsolatedManager::send_to_user)) counts every socket of the
+    /// user here.
     pub dropped: usize,
 }

@@ -117,8 +117,8 @@ pub struct MetricsSnapshot {
     pub active: u64,
     /// Frames placed in an outbound queue (one per receiving socket).
     pub messages_delivered: u64,
-    /// Frames not placed in a socket's queue because it was full or the socket was
-    /// closing (one per socket).
+    /// Frames not placed in a socket's queue because it was full, the socket was
+    /// closing, or the send was refused (one per socket).
     pub messages_dropped: u64,
     /// Frames already queued and then thrown away unsent because their socket closed.
     pub messages_discarded: u64,
@@ -126,9 +126,8 @@ pub struct MetricsSnapshot {
     pub slow_consumers: u64,
     /// Sockets closed by the idle reaper with IDLE_TIMEOUT.
     pub idle_timeouts: u64,
-    /// Sockets closed by [`disconnect_user`](crate::ManagerFactory::disconnect_user),
-    /// [`IsolatedManager::close`](crate::IsolatedManager::close) or a
-    /// [`Frame::Close`](crate::Frame::Close) sent to a user.
+    /// Sockets closed by [`disconnect_user`](crate::ManagerFactory::disconnect_user) or
+    /// [`IsolatedManager::close`](crate::IsolatedManager::close).
     pub disconnected: u64,
     /// Sockets closed by [`shutdown`](crate::ManagerFactory::shutdown).
     pub closed_by_shutdown: u64,

@@ -5,8 +5,9 @@ use std::future::poll_fn;
 use std::sync::Arc;
 use std::task::{Context as TaskContext, Poll};
 
+use crate::factory::error::TryRecvError;
 use crate::factory::frame::Frame;
-use crate::factory::metrics::Counter;
+use crate::factory::shard::Shard;
 use crate::factory::socket::Socket;
 
 /// The receiving end of one socket's bounded outbound queue. The writer task forwards
@@ -44,10 +45,15 @@ use crate::factory::socket::Socket;
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub struct Outbound {
-    pub(super) socket: Arc<Socket>,
+    shard: Arc<Shard>,
+    socket: Arc<Socket>,
 }
 
 impl Outbound {
+    pub(super) fn new(shard: Arc<Shard>, socket: Arc<Socket>) -> Self {
+        Self { shard, socket }
+    }
+
     /// Waits for the next frame: a requested [`Frame::Close`] first, otherwise the
     /// oldest queued frame. `None` once the close frame has been yielded.
     ///
@@ -178,37 +184,19 @@ impl Outbound {
 impl Drop for Outbound {
     fn drop(&mut self) {
         let discarded = self.socket.receiver_dropped();
-        self.socket
-            .shard()
-            .counters
-            .add(Counter::Discarded, discarded);
+        self.shard.count_discarded(discarded);
     }
 }
 
 impl fmt::Debug for Outbound {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Outbound")
-            .field("client_id", self.socket.context().websocket_client_id())
+            .field(
+                "websocket_client_id",
+                self.socket.context().websocket_client_id(),
+            )
             .field("queued", &self.len())
             .field("closing", &self.is_closing())
             .finish_non_exhaustive()
     }
-}
-
-/// Why [`Outbound::try_recv`] returned no frame.
-///
-/// # Examples
-///
-/// ```
-/// assert_eq!(wsctx::TryRecvError::Empty.to_string(), "no frame is queued");
-/// ```
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, thiserror::Error)]
-#[non_exhaustive]
-pub enum TryRecvError {
-    /// Nothing is queued yet; [`recv`](Outbound::recv) would wait.
-    #[error("no frame is queued")]
-    Empty,
-    /// The close frame has been yielded; nothing more will come.
-    #[error("the socket is closed")]
-    Closed,
 }
