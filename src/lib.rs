@@ -111,8 +111,11 @@
 //!
 //! `wsctx` does not open sockets or speak the WebSocket protocol itself: it decides who
 //! is on a socket, admits it to a per-user manager, and says what to tell a client it
-//! refuses. The `axum` feature and `examples/tungstenite.rs` connect it to real servers.
+//! refuses. The `axum` feature and `examples/tungstenite/` connect it to real servers.
 #![cfg_attr(docsrs, feature(doc_cfg))]
+// The library never unwraps; tests and examples may (a test fails loudly), so the lint is
+// set here, for the library target only, rather than in `Cargo.toml`.
+#![warn(clippy::unwrap_used)]
 
 mod auth;
 #[cfg(feature = "axum")]

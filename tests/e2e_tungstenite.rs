@@ -1,10 +1,9 @@
-//! End-to-end: examples/tungstenite.rs (tokio-tungstenite's `accept_hdr_async` with the
+//! End-to-end: examples/tungstenite/gate.rs (tokio-tungstenite's `accept_hdr_async` with the
 //! `http` helpers) on an ephemeral 127.0.0.1 port.
 #![cfg(all(feature = "http", feature = "jwt"))]
-#![allow(clippy::unwrap_used, reason = "a test fails loudly on the unexpected")]
-
-#[path = "../examples/tungstenite.rs"]
+#[path = "../examples/tungstenite/gate.rs"]
 mod example;
+mod support;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -19,13 +18,8 @@ use wsctx::{Limits, ManagerFactory};
 const SECRET: &[u8] = b"tungstenite-test-only-secret-0123456789";
 
 fn token(sub: &str, exp_offset: i64) -> String {
-    let exp = i64::try_from(jsonwebtoken::get_current_timestamp()).unwrap() + exp_offset;
-    jsonwebtoken::encode(
-        &jsonwebtoken::Header::default(),
-        &serde_json::json!({ "sub": sub, "exp": exp }),
-        &jsonwebtoken::EncodingKey::from_secret(SECRET),
-    )
-    .unwrap()
+    let exp = support::jwt::now().saturating_add_signed(exp_offset);
+    support::jwt::hs256(&serde_json::json!({ "sub": sub, "exp": exp }), SECRET)
 }
 
 async fn start(limits: Limits) -> std::net::SocketAddr {

@@ -1,29 +1,18 @@
 //! Delivery: fan-out to one user's sockets only, slow consumers, closes that get
 //! through full queues, `disconnect_user`, shutdown and the idle reaper.
 
-#![allow(clippy::unwrap_used, reason = "a test fails loudly on the unexpected")]
+mod support;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
+use support::contexts::bound;
 use tokio::time::timeout;
-use wsctx::state::Bound;
 use wsctx::{
-    CloseCode, CloseFrame, CloseStyle, Context, ErrorCode, FactoryError, Frame, Limits,
-    ManagerFactory, Outbound, Policy, SequenceGenerator, TryRecvError, UserId, UuidGenerator,
+    CloseCode, CloseFrame, CloseStyle, ErrorCode, FactoryError, Frame, Limits, ManagerFactory,
+    Outbound, TryRecvError, UserId,
 };
-
-fn bound(user: &str, tab: &str) -> Context<Bound> {
-    Context::builder()
-        .user_id(user)
-        .websocket_client_id(tab)
-        .build()
-        .validate(&Policy::default(), &SequenceGenerator::new())
-        .unwrap()
-        .bind(None, &UuidGenerator::new())
-        .unwrap()
-}
 
 fn close(code: CloseCode, reason: &str) -> Frame {
     Frame::Close(CloseFrame::new(code, reason))

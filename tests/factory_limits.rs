@@ -1,28 +1,17 @@
 //! Admission: per-user and global limits, duplicate client ids, RAII slots, and the
 //! races between concurrent admissions.
 
-#![allow(clippy::unwrap_used, reason = "a test fails loudly on the unexpected")]
+mod support;
 
 use std::sync::{Arc, Barrier, Mutex};
 use std::thread;
 use std::time::Duration;
 
-use wsctx::state::Bound;
+use support::contexts::bound;
 use wsctx::{
-    CloseCode, CloseStyle, Context, ErrorCode, FactoryError, IsolatedManager, Limits,
-    ManagerFactory, Outbound, Policy, Rejection, SequenceGenerator, UserId, UuidGenerator,
+    CloseCode, CloseStyle, ErrorCode, FactoryError, IsolatedManager, Limits, ManagerFactory,
+    Outbound, Rejection, UserId,
 };
-
-fn bound(user: &str, tab: &str) -> Context<Bound> {
-    Context::builder()
-        .user_id(user)
-        .websocket_client_id(tab)
-        .build()
-        .validate(&Policy::default(), &SequenceGenerator::new())
-        .unwrap()
-        .bind(None, &UuidGenerator::new())
-        .unwrap()
-}
 
 fn user(id: &str) -> UserId {
     UserId::try_new(id).unwrap()
@@ -302,19 +291,4 @@ fn global_limit_holds_under_concurrent_admissions() {
         assert_eq!(admitted.lock().unwrap().len(), 5, "round {round}");
     }
     assert_eq!(factory.metrics().active, 0);
-}
-
-#[test]
-fn public_types_are_send_sync_and_the_reaper_future_is_send() {
-    fn send_sync<T: Send + Sync + 'static>() {}
-    fn send<T: Send>(_: &T) {}
-    send_sync::<ManagerFactory>();
-    send_sync::<IsolatedManager>();
-    send_sync::<Outbound>();
-    send_sync::<wsctx::Frame>();
-    send_sync::<FactoryError>();
-    let factory = ManagerFactory::default();
-    send(&factory.run_idle_reaper(Duration::from_secs(1)));
-    let (_m, mut out) = factory.create(bound("user-a", "tab-1")).unwrap();
-    send(&out.recv());
 }

@@ -1,25 +1,13 @@
 //! Metrics: every counter moves with the transition it counts, and nothing else moves.
 
-#![allow(clippy::unwrap_used, reason = "a test fails loudly on the unexpected")]
+mod support;
 
 use std::time::Duration;
 
-use wsctx::state::Bound;
+use support::contexts::bound;
 use wsctx::{
-    CloseCode, CloseFrame, Context, ErrorCode, Frame, Limits, ManagerFactory, MetricsSnapshot,
-    Policy, SequenceGenerator, UserId, UuidGenerator,
+    CloseCode, CloseFrame, ErrorCode, Frame, Limits, ManagerFactory, MetricsSnapshot, UserId,
 };
-
-fn bound(user: &str, tab: &str) -> Context<Bound> {
-    Context::builder()
-        .user_id(user)
-        .websocket_client_id(tab)
-        .build()
-        .validate(&Policy::default(), &SequenceGenerator::new())
-        .unwrap()
-        .bind(None, &UuidGenerator::new())
-        .unwrap()
-}
 
 /// The counters that changed between two snapshots, with their change.
 fn changes(before: &MetricsSnapshot, after: &MetricsSnapshot) -> Vec<(&'static str, i64)> {

@@ -5,7 +5,7 @@
 //!
 //! Set `WSCTX_STRESS_SEED` to replay one seed.
 
-#![allow(clippy::unwrap_used, reason = "a test fails loudly on the unexpected")]
+mod support;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use wsctx::state::Bound;
 use wsctx::{
     CloseCode, CloseFrame, Context, ErrorCode, FactoryError, Frame, IsolatedManager, Limits,
-    ManagerFactory, Outbound, Policy, SequenceGenerator, TryRecvError, UserId, UuidGenerator,
+    ManagerFactory, Outbound, TryRecvError, UserId,
 };
 
 const USERS: usize = 24;
@@ -45,14 +45,7 @@ fn user_name(user: usize) -> String {
 }
 
 fn bound(user: usize, tab: usize) -> Context<Bound> {
-    Context::builder()
-        .user_id(user_name(user))
-        .websocket_client_id(format!("tab-{tab}"))
-        .build()
-        .validate(&Policy::default(), &SequenceGenerator::new())
-        .unwrap()
-        .bind(None, &UuidGenerator::new())
-        .unwrap()
+    support::contexts::bound(&user_name(user), &format!("tab-{tab}"))
 }
 
 /// What the test itself counted; compared with the factory's metrics at the end.

@@ -1,7 +1,5 @@
 //! The lifecycle Raw → Validated → Bound, through the public API only.
 
-#![allow(clippy::unwrap_used, reason = "a test fails loudly on the unexpected")]
-
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 

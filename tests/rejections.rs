@@ -1,8 +1,6 @@
 //! The rejection table: every code renders to a sendable close code, a short reason, and
 //! 1011 only for INTERNAL_ERROR.
 
-#![allow(clippy::unwrap_used, reason = "a test fails loudly on the unexpected")]
-
 use std::time::Duration;
 
 use wsctx::{
