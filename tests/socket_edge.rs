@@ -5,10 +5,9 @@
 //! are short and configured, and every bound asserted is a correctness bound with slack,
 //! not a speed target.
 #![cfg(all(feature = "axum", feature = "jwt"))]
-#![allow(clippy::unwrap_used, clippy::too_many_lines, reason = "tests")]
+#![allow(clippy::too_many_lines, reason = "tests")]
 
-#[path = "socket_edge/raw.rs"]
-mod raw;
+mod support;
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -33,12 +32,11 @@ use wsctx::axum::{
 use wsctx::http::Handshake;
 use wsctx::jwt::JwtVerifier;
 use wsctx::{
-    AuthError, AuthenticatedUser, CloseCode, CloseFrame, Context, ErrorCode, Frame,
-    IsolatedManager, Limits, ManagerFactory, Policy, Rejection, Token, TokenVerifier, UserId,
-    UuidGenerator,
+    AuthError, AuthenticatedUser, CloseCode, CloseFrame, ErrorCode, Frame, IsolatedManager, Limits,
+    ManagerFactory, Rejection, Token, TokenVerifier, UserId,
 };
 
-use raw::RawClient;
+use support::raw::{self, RawClient};
 
 const SECRET: &[u8] = b"socket-edge-test-secret-0123456789abcdef";
 /// How long anything may take beyond the bound a test checks (a shared 2-core machine).
@@ -209,15 +207,7 @@ impl Edge {
     /// A second, socket-less admission of `sub`, used to push frames to every socket of
     /// that user. Its own queue is drained so that it stays open.
     fn pump(&self, sub: &str) -> (IsolatedManager, JoinHandle<()>) {
-        let ids = UuidGenerator::new();
-        let bound = Context::builder()
-            .user_id(sub)
-            .websocket_client_id("pump")
-            .build()
-            .validate(&Policy::default(), &ids)
-            .unwrap()
-            .bind(None, &ids)
-            .unwrap();
+        let bound = support::contexts::bound(sub, "pump");
         let (manager, mut outbound) = self.factory.create(bound).unwrap();
         let drain = tokio::spawn(async move { while outbound.recv().await.is_some() {} });
         (manager, drain)

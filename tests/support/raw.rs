@@ -3,8 +3,6 @@
 //! oversized), and reads only when told to. With a small receive buffer, a client that
 //! never reads makes the server's writes block quickly.
 
-#![allow(dead_code, reason = "each test binary uses a part")]
-
 use std::fmt::Write as _;
 use std::net::SocketAddr;
 use std::time::Duration;
