@@ -90,13 +90,7 @@ fn fan_out(c: &mut Criterion) {
     let mut group = c.benchmark_group("send_to_user");
     group.throughput(Throughput::Elements(1));
     let factory = ManagerFactory::default();
-    let mut sockets: Vec<_> = (1..=5)
-        .map(|t| {
-            factory
-                .create(bound("user-a", &format!("tab-{t}")))
-                .unwrap()
-        })
-        .collect();
+    let mut sockets = contexts::tabs::<5>(&factory, "user-a");
     let frame = Frame::text("{\"type\":\"message\",\"text\":\"hello\"}");
 
     // One message to 5 sockets, and the 5 writers taking it off their queues.

@@ -719,12 +719,11 @@ impl Handshake {
     /// # Examples
     ///
     /// ```
-    /// # use wsctx::{AuthError, AuthenticatedUser, Token, TokenVerifier};
-    /// # struct Deny;
-    /// # impl TokenVerifier for Deny {
-    /// #     async fn verify(&self, _: &Token) -> Result<AuthenticatedUser, AuthError> { Err(AuthError::ValidationFailed) }
-    /// # }
-    /// let handshake = wsctx::http::Handshake::builder(Deny).build();
+    /// use std::future::ready;
+    /// use wsctx::{AuthError, verify_fn};
+    ///
+    /// let deny = verify_fn(|_| ready(Err(AuthError::ValidationFailed)));
+    /// let handshake = wsctx::http::Handshake::builder(deny).build();
     /// assert_eq!(handshake.subprotocols().count(), 0);
     /// ```
     pub fn builder(verifier: impl TokenVerifier + 'static) -> HandshakeBuilder {
@@ -753,17 +752,11 @@ impl Handshake {
     /// # Examples
     ///
     /// ```
-    /// # use wsctx::{AuthError, AuthenticatedUser, Token, TokenVerifier};
-    /// # struct Opaque;
-    /// # impl TokenVerifier for Opaque {
-    /// #     async fn verify(&self, token: &Token) -> Result<AuthenticatedUser, AuthError> {
-    /// #         AuthenticatedUser::from_subject(token.expose_secret().strip_prefix("ok-"))
-    /// #     }
-    /// # }
+    /// # let verifier = wsctx::verify_fn(|t: &wsctx::Token| std::future::ready(wsctx::AuthenticatedUser::from_subject(t.expose_secret().strip_prefix("ok-"))));
     /// use http::{HeaderMap, Uri};
     /// use wsctx::ErrorCode;
     ///
-    /// let handshake = wsctx::http::Handshake::builder(Opaque).build();
+    /// let handshake = wsctx::http::Handshake::builder(verifier).build();
     /// let refused = handshake.extract_token(&HeaderMap::new(), &Uri::from_static("/ws?token=ok-u1"));
     /// assert_eq!(refused.unwrap_err().code(), ErrorCode::NoToken); // the query is off by default
     /// ```
@@ -794,17 +787,11 @@ impl Handshake {
     /// # Examples
     ///
     /// ```
-    /// # use wsctx::{AuthError, AuthenticatedUser, Token, TokenVerifier};
-    /// # struct Opaque;
-    /// # impl TokenVerifier for Opaque {
-    /// #     async fn verify(&self, token: &Token) -> Result<AuthenticatedUser, AuthError> {
-    /// #         AuthenticatedUser::from_subject(token.expose_secret().strip_prefix("ok-"))
-    /// #     }
-    /// # }
+    /// # let verifier = wsctx::verify_fn(|t: &wsctx::Token| std::future::ready(wsctx::AuthenticatedUser::from_subject(t.expose_secret().strip_prefix("ok-"))));
     /// use std::time::Duration;
-    /// let handshake = wsctx::http::Handshake::builder(Opaque).verify_timeout(Duration::from_secs(1)).build();
+    /// let handshake = wsctx::http::Handshake::builder(verifier).verify_timeout(Duration::from_secs(1)).build();
     /// # tokio::runtime::Builder::new_current_thread().enable_time().build()?.block_on(async {
-    /// let user = handshake.verify(&Token::new("ok-user-8f14")).await?;
+    /// let user = handshake.verify(&wsctx::Token::new("ok-user-8f14")).await?;
     /// assert_eq!(user.user_id().as_str(), "user-8f14");
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// # })?;
@@ -835,16 +822,10 @@ impl Handshake {
     /// # Examples
     ///
     /// ```
-    /// # use wsctx::{AuthError, AuthenticatedUser, Token, TokenVerifier};
-    /// # struct Opaque;
-    /// # impl TokenVerifier for Opaque {
-    /// #     async fn verify(&self, token: &Token) -> Result<AuthenticatedUser, AuthError> {
-    /// #         AuthenticatedUser::from_subject(token.expose_secret().strip_prefix("ok-"))
-    /// #     }
-    /// # }
-    /// use wsctx::ErrorCode;
+    /// # let verifier = wsctx::verify_fn(|t: &wsctx::Token| std::future::ready(wsctx::AuthenticatedUser::from_subject(t.expose_secret().strip_prefix("ok-"))));
+    /// use wsctx::{ErrorCode, Token};
     ///
-    /// let closed = wsctx::http::Handshake::builder(Opaque).max_in_flight(0).build();
+    /// let closed = wsctx::http::Handshake::builder(verifier).max_in_flight(0).build();
     /// # tokio::runtime::Builder::new_current_thread().enable_time().build()?.block_on(async {
     /// let refused = closed.verify_capped(&Token::new("ok-user-8f14")).await.unwrap_err();
     /// assert_eq!(refused.code(), ErrorCode::Overloaded);
@@ -878,16 +859,11 @@ impl Handshake {
     /// # Examples
     ///
     /// ```
-    /// # use wsctx::{AuthError, AuthenticatedUser, Token, TokenVerifier};
-    /// # struct Opaque;
-    /// # impl TokenVerifier for Opaque {
-    /// #     async fn verify(&self, token: &Token) -> Result<AuthenticatedUser, AuthError> {
-    /// #         AuthenticatedUser::from_subject(token.expose_secret().strip_prefix("ok-"))
-    /// #     }
-    /// # }
+    /// # let verifier = wsctx::verify_fn(|t: &wsctx::Token| std::future::ready(wsctx::AuthenticatedUser::from_subject(t.expose_secret().strip_prefix("ok-"))));
     /// use http::Uri;
+    /// use wsctx::AuthenticatedUser;
     ///
-    /// let handshake = wsctx::http::Handshake::builder(Opaque).build();
+    /// let handshake = wsctx::http::Handshake::builder(verifier).build();
     /// let user = AuthenticatedUser::from_subject(Some("user-8f14"))?;
     /// let ctx = handshake.context(&Uri::from_static("/ws?run_id=run-9"), &user)?;
     /// assert_eq!(ctx.run_id().as_str(), "run-9");
@@ -956,16 +932,11 @@ impl Handshake {
     /// # Examples
     ///
     /// ```
-    /// # use wsctx::{AuthError, AuthenticatedUser, Token, TokenVerifier};
-    /// # struct Opaque;
-    /// # impl TokenVerifier for Opaque {
-    /// #     async fn verify(&self, token: &Token) -> Result<AuthenticatedUser, AuthError> {
-    /// #         AuthenticatedUser::from_subject(token.expose_secret().strip_prefix("ok-"))
-    /// #     }
-    /// # }
+    /// # let verifier = wsctx::verify_fn(|t: &wsctx::Token| std::future::ready(wsctx::AuthenticatedUser::from_subject(t.expose_secret().strip_prefix("ok-"))));
     /// use http::Uri;
+    /// use wsctx::AuthenticatedUser;
     ///
-    /// let handshake = wsctx::http::Handshake::builder(Opaque).build();
+    /// let handshake = wsctx::http::Handshake::builder(verifier).build();
     /// let user = AuthenticatedUser::from_subject(Some("user-8f14"))?;
     /// let ctx = handshake.context(&Uri::from_static("/ws"), &user)?;
     /// let bound = handshake.bind(ctx, Some("127.0.0.1:50000".parse()?))?;
@@ -985,16 +956,10 @@ impl Handshake {
     /// # Examples
     ///
     /// ```
-    /// # use wsctx::{AuthError, AuthenticatedUser, Token, TokenVerifier};
-    /// # struct Opaque;
-    /// # impl TokenVerifier for Opaque {
-    /// #     async fn verify(&self, token: &Token) -> Result<AuthenticatedUser, AuthError> {
-    /// #         AuthenticatedUser::from_subject(token.expose_secret().strip_prefix("ok-"))
-    /// #     }
-    /// # }
+    /// # let verifier = wsctx::verify_fn(|t: &wsctx::Token| std::future::ready(wsctx::AuthenticatedUser::from_subject(t.expose_secret().strip_prefix("ok-"))));
     /// use http::{HeaderMap, HeaderValue, header};
     ///
-    /// let handshake = wsctx::http::Handshake::builder(Opaque).subprotocols(["wsctx.v1"]).build();
+    /// let handshake = wsctx::http::Handshake::builder(verifier).subprotocols(["wsctx.v1"]).build();
     /// let mut headers = HeaderMap::new();
     /// headers.insert(header::SEC_WEBSOCKET_PROTOCOL, HeaderValue::from_static("wsctx.v1, jwt.b2stdTE"));
     /// assert_eq!(handshake.select_subprotocol(&headers).unwrap(), "wsctx.v1");
@@ -1009,14 +974,8 @@ impl Handshake {
     /// # Examples
     ///
     /// ```
-    /// # use wsctx::{AuthError, AuthenticatedUser, Token, TokenVerifier};
-    /// # struct Opaque;
-    /// # impl TokenVerifier for Opaque {
-    /// #     async fn verify(&self, token: &Token) -> Result<AuthenticatedUser, AuthError> {
-    /// #         AuthenticatedUser::from_subject(token.expose_secret().strip_prefix("ok-"))
-    /// #     }
-    /// # }
-    /// let handshake = wsctx::http::Handshake::builder(Opaque).subprotocols(["wsctx.v2", "wsctx.v1"]).build();
+    /// # let verifier = wsctx::verify_fn(|t: &wsctx::Token| std::future::ready(wsctx::AuthenticatedUser::from_subject(t.expose_secret().strip_prefix("ok-"))));
+    /// let handshake = wsctx::http::Handshake::builder(verifier).subprotocols(["wsctx.v2", "wsctx.v1"]).build();
     /// assert_eq!(handshake.subprotocols().collect::<Vec<_>>(), ["wsctx.v2", "wsctx.v1"]);
     /// ```
     pub fn subprotocols(&self) -> impl Iterator<Item = &str> {
@@ -1028,14 +987,8 @@ impl Handshake {
     /// # Examples
     ///
     /// ```
-    /// # use wsctx::{AuthError, AuthenticatedUser, Token, TokenVerifier};
-    /// # struct Opaque;
-    /// # impl TokenVerifier for Opaque {
-    /// #     async fn verify(&self, token: &Token) -> Result<AuthenticatedUser, AuthError> {
-    /// #         AuthenticatedUser::from_subject(token.expose_secret().strip_prefix("ok-"))
-    /// #     }
-    /// # }
-    /// let handshake = wsctx::http::Handshake::builder(Opaque).build();
+    /// # let verifier = wsctx::verify_fn(|t: &wsctx::Token| std::future::ready(wsctx::AuthenticatedUser::from_subject(t.expose_secret().strip_prefix("ok-"))));
+    /// let handshake = wsctx::http::Handshake::builder(verifier).build();
     /// assert_eq!(handshake.policy(), &wsctx::Policy::default());
     /// ```
     #[must_use]
@@ -1048,16 +1001,10 @@ impl Handshake {
     /// # Examples
     ///
     /// ```
-    /// # use wsctx::{AuthError, AuthenticatedUser, Token, TokenVerifier};
-    /// # struct Opaque;
-    /// # impl TokenVerifier for Opaque {
-    /// #     async fn verify(&self, token: &Token) -> Result<AuthenticatedUser, AuthError> {
-    /// #         AuthenticatedUser::from_subject(token.expose_secret().strip_prefix("ok-"))
-    /// #     }
-    /// # }
+    /// # let verifier = wsctx::verify_fn(|t: &wsctx::Token| std::future::ready(wsctx::AuthenticatedUser::from_subject(t.expose_secret().strip_prefix("ok-"))));
     /// use wsctx::IdKind;
     ///
-    /// let handshake = wsctx::http::Handshake::builder(Opaque).build();
+    /// let handshake = wsctx::http::Handshake::builder(verifier).build();
     /// assert!(handshake.id_generator().generate(IdKind::Run)?.starts_with("run_"));
     /// # Ok::<(), wsctx::GenerateError>(())
     /// ```
@@ -1071,14 +1018,8 @@ impl Handshake {
     /// # Examples
     ///
     /// ```
-    /// # use wsctx::{AuthError, AuthenticatedUser, Token, TokenVerifier};
-    /// # struct Opaque;
-    /// # impl TokenVerifier for Opaque {
-    /// #     async fn verify(&self, token: &Token) -> Result<AuthenticatedUser, AuthError> {
-    /// #         AuthenticatedUser::from_subject(token.expose_secret().strip_prefix("ok-"))
-    /// #     }
-    /// # }
-    /// let handshake = wsctx::http::Handshake::builder(Opaque).build();
+    /// # let verifier = wsctx::verify_fn(|t: &wsctx::Token| std::future::ready(wsctx::AuthenticatedUser::from_subject(t.expose_secret().strip_prefix("ok-"))));
+    /// let handshake = wsctx::http::Handshake::builder(verifier).build();
     /// assert_eq!(handshake.close_style(), wsctx::CloseStyle::Detailed);
     /// ```
     #[must_use]
@@ -1091,14 +1032,8 @@ impl Handshake {
     /// # Examples
     ///
     /// ```
-    /// # use wsctx::{AuthError, AuthenticatedUser, Token, TokenVerifier};
-    /// # struct Opaque;
-    /// # impl TokenVerifier for Opaque {
-    /// #     async fn verify(&self, token: &Token) -> Result<AuthenticatedUser, AuthError> {
-    /// #         AuthenticatedUser::from_subject(token.expose_secret().strip_prefix("ok-"))
-    /// #     }
-    /// # }
-    /// let handshake = wsctx::http::Handshake::builder(Opaque).build();
+    /// # let verifier = wsctx::verify_fn(|t: &wsctx::Token| std::future::ready(wsctx::AuthenticatedUser::from_subject(t.expose_secret().strip_prefix("ok-"))));
+    /// let handshake = wsctx::http::Handshake::builder(verifier).build();
     /// assert!(!handshake.extract_config().query_token_allowed());
     /// ```
     pub fn extract_config(&self) -> &ExtractConfig {
@@ -1110,14 +1045,8 @@ impl Handshake {
     /// # Examples
     ///
     /// ```
-    /// # use wsctx::{AuthError, AuthenticatedUser, Token, TokenVerifier};
-    /// # struct Opaque;
-    /// # impl TokenVerifier for Opaque {
-    /// #     async fn verify(&self, token: &Token) -> Result<AuthenticatedUser, AuthError> {
-    /// #         AuthenticatedUser::from_subject(token.expose_secret().strip_prefix("ok-"))
-    /// #     }
-    /// # }
-    /// let handshake = wsctx::http::Handshake::builder(Opaque).build();
+    /// # let verifier = wsctx::verify_fn(|t: &wsctx::Token| std::future::ready(wsctx::AuthenticatedUser::from_subject(t.expose_secret().strip_prefix("ok-"))));
+    /// let handshake = wsctx::http::Handshake::builder(verifier).build();
     /// assert_eq!(handshake.origins(), &wsctx::http::Origins::Any);
     /// ```
     #[must_use]
@@ -1130,14 +1059,8 @@ impl Handshake {
     /// # Examples
     ///
     /// ```
-    /// # use wsctx::{AuthError, AuthenticatedUser, Token, TokenVerifier};
-    /// # struct Opaque;
-    /// # impl TokenVerifier for Opaque {
-    /// #     async fn verify(&self, token: &Token) -> Result<AuthenticatedUser, AuthError> {
-    /// #         AuthenticatedUser::from_subject(token.expose_secret().strip_prefix("ok-"))
-    /// #     }
-    /// # }
-    /// let handshake = wsctx::http::Handshake::builder(Opaque).build();
+    /// # let verifier = wsctx::verify_fn(|t: &wsctx::Token| std::future::ready(wsctx::AuthenticatedUser::from_subject(t.expose_secret().strip_prefix("ok-"))));
+    /// let handshake = wsctx::http::Handshake::builder(verifier).build();
     /// assert_eq!(handshake.max_in_flight(), wsctx::http::DEFAULT_MAX_IN_FLIGHT);
     /// ```
     #[must_use]
@@ -1164,15 +1087,9 @@ impl HandshakeBuilder {
     /// # Examples
     ///
     /// ```
-    /// # use wsctx::{AuthError, AuthenticatedUser, Token, TokenVerifier};
-    /// # struct Opaque;
-    /// # impl TokenVerifier for Opaque {
-    /// #     async fn verify(&self, token: &Token) -> Result<AuthenticatedUser, AuthError> {
-    /// #         AuthenticatedUser::from_subject(token.expose_secret().strip_prefix("ok-"))
-    /// #     }
-    /// # }
+    /// # let verifier = wsctx::verify_fn(|t: &wsctx::Token| std::future::ready(wsctx::AuthenticatedUser::from_subject(t.expose_secret().strip_prefix("ok-"))));
     /// let numeric_ids = wsctx::Policy::default().allow_word("1");
-    /// let handshake = wsctx::http::Handshake::builder(Opaque).policy(numeric_ids.clone()).build();
+    /// let handshake = wsctx::http::Handshake::builder(verifier).policy(numeric_ids.clone()).build();
     /// assert_eq!(handshake.policy(), &numeric_ids);
     /// ```
     pub fn policy(mut self, policy: Policy) -> Self {
@@ -1185,14 +1102,8 @@ impl HandshakeBuilder {
     /// # Examples
     ///
     /// ```
-    /// # use wsctx::{AuthError, AuthenticatedUser, Token, TokenVerifier};
-    /// # struct Opaque;
-    /// # impl TokenVerifier for Opaque {
-    /// #     async fn verify(&self, token: &Token) -> Result<AuthenticatedUser, AuthError> {
-    /// #         AuthenticatedUser::from_subject(token.expose_secret().strip_prefix("ok-"))
-    /// #     }
-    /// # }
-    /// let handshake = wsctx::http::Handshake::builder(Opaque).id_generator(wsctx::SequenceGenerator::new()).build();
+    /// # let verifier = wsctx::verify_fn(|t: &wsctx::Token| std::future::ready(wsctx::AuthenticatedUser::from_subject(t.expose_secret().strip_prefix("ok-"))));
+    /// let handshake = wsctx::http::Handshake::builder(verifier).id_generator(wsctx::SequenceGenerator::new()).build();
     /// # let _ = handshake;
     /// ```
     pub fn id_generator(mut self, ids: impl IdGenerator + 'static) -> Self {
@@ -1205,16 +1116,10 @@ impl HandshakeBuilder {
     /// # Examples
     ///
     /// ```
-    /// # use wsctx::{AuthError, AuthenticatedUser, Token, TokenVerifier};
-    /// # struct Opaque;
-    /// # impl TokenVerifier for Opaque {
-    /// #     async fn verify(&self, token: &Token) -> Result<AuthenticatedUser, AuthError> {
-    /// #         AuthenticatedUser::from_subject(token.expose_secret().strip_prefix("ok-"))
-    /// #     }
-    /// # }
+    /// # let verifier = wsctx::verify_fn(|t: &wsctx::Token| std::future::ready(wsctx::AuthenticatedUser::from_subject(t.expose_secret().strip_prefix("ok-"))));
     /// use wsctx::http::ExtractConfig;
     ///
-    /// let handshake = wsctx::http::Handshake::builder(Opaque)
+    /// let handshake = wsctx::http::Handshake::builder(verifier)
     ///     .extract(ExtractConfig::default().allow_query_token(true))
     ///     .build();
     /// assert!(handshake.extract_config().query_token_allowed());
@@ -1229,14 +1134,8 @@ impl HandshakeBuilder {
     /// # Examples
     ///
     /// ```
-    /// # use wsctx::{AuthError, AuthenticatedUser, Token, TokenVerifier};
-    /// # struct Opaque;
-    /// # impl TokenVerifier for Opaque {
-    /// #     async fn verify(&self, token: &Token) -> Result<AuthenticatedUser, AuthError> {
-    /// #         AuthenticatedUser::from_subject(token.expose_secret().strip_prefix("ok-"))
-    /// #     }
-    /// # }
-    /// let handshake = wsctx::http::Handshake::builder(Opaque)
+    /// # let verifier = wsctx::verify_fn(|t: &wsctx::Token| std::future::ready(wsctx::AuthenticatedUser::from_subject(t.expose_secret().strip_prefix("ok-"))));
+    /// let handshake = wsctx::http::Handshake::builder(verifier)
     ///     .verify_timeout(std::time::Duration::from_millis(1500))
     ///     .build();
     /// # let _ = handshake;
@@ -1252,14 +1151,8 @@ impl HandshakeBuilder {
     /// # Examples
     ///
     /// ```
-    /// # use wsctx::{AuthError, AuthenticatedUser, Token, TokenVerifier};
-    /// # struct Opaque;
-    /// # impl TokenVerifier for Opaque {
-    /// #     async fn verify(&self, token: &Token) -> Result<AuthenticatedUser, AuthError> {
-    /// #         AuthenticatedUser::from_subject(token.expose_secret().strip_prefix("ok-"))
-    /// #     }
-    /// # }
-    /// let handshake = wsctx::http::Handshake::builder(Opaque).subprotocols(["wsctx.v1", "jwt.x"]).build();
+    /// # let verifier = wsctx::verify_fn(|t: &wsctx::Token| std::future::ready(wsctx::AuthenticatedUser::from_subject(t.expose_secret().strip_prefix("ok-"))));
+    /// let handshake = wsctx::http::Handshake::builder(verifier).subprotocols(["wsctx.v1", "jwt.x"]).build();
     /// assert_eq!(handshake.subprotocols().collect::<Vec<_>>(), ["wsctx.v1"]);
     /// ```
     pub fn subprotocols<I>(mut self, protocols: I) -> Self
@@ -1280,16 +1173,10 @@ impl HandshakeBuilder {
     /// # Examples
     ///
     /// ```
-    /// # use wsctx::{AuthError, AuthenticatedUser, Token, TokenVerifier};
-    /// # struct Opaque;
-    /// # impl TokenVerifier for Opaque {
-    /// #     async fn verify(&self, token: &Token) -> Result<AuthenticatedUser, AuthError> {
-    /// #         AuthenticatedUser::from_subject(token.expose_secret().strip_prefix("ok-"))
-    /// #     }
-    /// # }
+    /// # let verifier = wsctx::verify_fn(|t: &wsctx::Token| std::future::ready(wsctx::AuthenticatedUser::from_subject(t.expose_secret().strip_prefix("ok-"))));
     /// use wsctx::http::Origins;
     ///
-    /// let handshake = wsctx::http::Handshake::builder(Opaque).origins(Origins::SameHost).build();
+    /// let handshake = wsctx::http::Handshake::builder(verifier).origins(Origins::SameHost).build();
     /// assert_eq!(handshake.origins(), &Origins::SameHost);
     /// ```
     pub fn origins(mut self, origins: Origins) -> Self {
@@ -1302,16 +1189,10 @@ impl HandshakeBuilder {
     /// # Examples
     ///
     /// ```
-    /// # use wsctx::{AuthError, AuthenticatedUser, Token, TokenVerifier};
-    /// # struct Opaque;
-    /// # impl TokenVerifier for Opaque {
-    /// #     async fn verify(&self, token: &Token) -> Result<AuthenticatedUser, AuthError> {
-    /// #         AuthenticatedUser::from_subject(token.expose_secret().strip_prefix("ok-"))
-    /// #     }
-    /// # }
+    /// # let verifier = wsctx::verify_fn(|t: &wsctx::Token| std::future::ready(wsctx::AuthenticatedUser::from_subject(t.expose_secret().strip_prefix("ok-"))));
     /// use wsctx::CloseStyle;
     ///
-    /// let handshake = wsctx::http::Handshake::builder(Opaque).close_style(CloseStyle::Opaque).build();
+    /// let handshake = wsctx::http::Handshake::builder(verifier).close_style(CloseStyle::Opaque).build();
     /// assert_eq!(handshake.close_style(), CloseStyle::Opaque);
     /// ```
     pub fn close_style(mut self, style: CloseStyle) -> Self {
@@ -1327,14 +1208,8 @@ impl HandshakeBuilder {
     /// # Examples
     ///
     /// ```
-    /// # use wsctx::{AuthError, AuthenticatedUser, Token, TokenVerifier};
-    /// # struct Opaque;
-    /// # impl TokenVerifier for Opaque {
-    /// #     async fn verify(&self, token: &Token) -> Result<AuthenticatedUser, AuthError> {
-    /// #         AuthenticatedUser::from_subject(token.expose_secret().strip_prefix("ok-"))
-    /// #     }
-    /// # }
-    /// let handshake = wsctx::http::Handshake::builder(Opaque).max_in_flight(64).build();
+    /// # let verifier = wsctx::verify_fn(|t: &wsctx::Token| std::future::ready(wsctx::AuthenticatedUser::from_subject(t.expose_secret().strip_prefix("ok-"))));
+    /// let handshake = wsctx::http::Handshake::builder(verifier).max_in_flight(64).build();
     /// assert_eq!(handshake.max_in_flight(), 64);
     /// ```
     pub fn max_in_flight(mut self, max: usize) -> Self {
@@ -1349,14 +1224,8 @@ impl HandshakeBuilder {
     /// # Examples
     ///
     /// ```
-    /// # use wsctx::{AuthError, AuthenticatedUser, Token, TokenVerifier};
-    /// # struct Opaque;
-    /// # impl TokenVerifier for Opaque {
-    /// #     async fn verify(&self, token: &Token) -> Result<AuthenticatedUser, AuthError> {
-    /// #         AuthenticatedUser::from_subject(token.expose_secret().strip_prefix("ok-"))
-    /// #     }
-    /// # }
-    /// let handshake = wsctx::http::Handshake::builder(Opaque).build();
+    /// # let verifier = wsctx::verify_fn(|t: &wsctx::Token| std::future::ready(wsctx::AuthenticatedUser::from_subject(t.expose_secret().strip_prefix("ok-"))));
+    /// let handshake = wsctx::http::Handshake::builder(verifier).build();
     /// let copy = handshake.clone(); // a cheap handle
     /// # let _ = copy;
     /// ```

@@ -84,9 +84,10 @@
 //! # Rejections
 //!
 //! [`Rejection`] carries an [`ErrorCode`], an HTTP status, a [`CloseCode`], a
-//! [`CloseReason`] of at most 123 bytes and [`Retry`] advice, all decided by one
-//! exhaustive table (see [`Rejection`]). [`CloseCode`] cannot hold a code that must not
-//! be sent. [`CloseStyle::Opaque`] sends 1008 in place of every 44xx code.
+//! [`CloseReason`] of at most 123 bytes and [`Retry`] advice, all decided by one table
+//! (see [`ErrorCode`]); [`Rejection::close_frame`] renders the [`CloseFrame`] sent after
+//! the upgrade. [`CloseCode`] cannot hold a code that must not be sent.
+//! [`CloseStyle::Opaque`] sends 1008 in place of every 44xx code.
 //!
 //! # Feature flags
 //!
@@ -140,7 +141,9 @@ mod serde;
 pub mod state;
 mod trace;
 
-pub use auth::{AuthError, AuthenticatedUser, BoxError, Token, TokenSource, TokenVerifier};
+pub use auth::{
+    AuthError, AuthenticatedUser, BoxError, Token, TokenSource, TokenVerifier, VerifyFn, verify_fn,
+};
 pub use close::{CloseCode, CloseFrame, CloseReason, MAX_CLOSE_REASON_BYTES, UnsendableCloseCode};
 pub use context::{Context, ContextBuilder, ContextError, MAX_OPERATION_DEPTH};
 pub use error::{Field, FieldError, FieldErrorKind, IdError, ValidationError};

@@ -42,12 +42,8 @@ impl Retry {
     /// The advice's wire name.
     #[must_use]
     pub const fn as_str(self) -> &'static str {
-        match self {
-            Self::Never => "never",
-            Self::AfterRefresh => "after_refresh",
-            Self::Backoff => "backoff",
-            Self::Immediate => "immediate",
-        }
+        const NAMES: [&str; 4] = ["never", "after_refresh", "backoff", "immediate"];
+        NAMES[self as usize]
     }
 }
 

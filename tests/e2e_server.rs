@@ -149,15 +149,19 @@ fn protocols(token: &str) -> String {
     format!("wsctx.v1, jwt.{}", URL_SAFE_NO_PAD.encode(token))
 }
 
+/// The next message, within [`WAIT`].
+async fn next_message(ws: &mut Ws) -> Message {
+    let next = tokio::time::timeout(WAIT, ws.next()).await;
+    let next = next
+        .expect("a frame within 5 s")
+        .expect("the socket is open");
+    next.expect("a valid frame")
+}
+
 /// The next text frame as JSON, skipping control frames.
 async fn next_json(ws: &mut Ws) -> Value {
     loop {
-        let message = tokio::time::timeout(WAIT, ws.next())
-            .await
-            .expect("a frame within 5 s")
-            .expect("the socket is open")
-            .expect("a valid frame");
-        match message {
+        match next_message(ws).await {
             Message::Text(text) => return serde_json::from_str(text.as_str()).unwrap(),
             Message::Close(frame) => panic!("closed instead: {frame:?}"),
             _ => {}
@@ -165,15 +169,10 @@ async fn next_json(ws: &mut Ws) -> Value {
     }
 }
 
-/// The close frame, skipping anything before it; fails on a text frame when `strict`.
+/// The close frame's code and reason, skipping anything before it.
 async fn next_close(ws: &mut Ws) -> (u16, String) {
     loop {
-        let message = tokio::time::timeout(WAIT, ws.next())
-            .await
-            .expect("a close within 5 s")
-            .expect("the socket is open")
-            .expect("a valid frame");
-        if let Message::Close(frame) = message {
+        if let Message::Close(frame) = next_message(ws).await {
             let frame = frame.expect("a close code");
             return (u16::from(frame.code), frame.reason.as_str().to_owned());
         }
@@ -387,32 +386,28 @@ async fn every_handshake_row(route: Route) {
         .await;
     drop(server);
 
-    let server = Server::with_limits(Limits {
+    // CONNECTION_LIMIT and OVERLOADED: a first socket fills the limit; then SHUTTING_DOWN,
+    // the factory drains while the listener still answers.
+    let bob = token("user-bob-2b9c");
+    let one_per_user = Limits {
         per_user: 1,
         ..Limits::default()
-    })
-    .await;
-    let (_tab, _) = server.join("/ws", &alice).await;
-    server
-        .refuses(route, &as_alice, ErrorCode::ConnectionLimit, &secrets)
-        .await;
-    // SHUTTING_DOWN: the factory drains while the listener still answers.
-    server.factory.shutdown();
-    server
-        .refuses(route, &as_alice, ErrorCode::ShuttingDown, &secrets)
-        .await;
-    drop(server);
-
-    let server = Server::with_limits(Limits {
+    };
+    let one_in_all = Limits {
         global: 1,
         ..Limits::default()
-    })
-    .await;
-    let (_tab, _) = server.join("/ws", &token("user-bob-2b9c")).await;
-    server
-        .refuses(route, &as_alice, ErrorCode::Overloaded, &secrets)
-        .await;
-    drop(server);
+    };
+    for (limits, first, code) in [
+        (one_per_user, &alice, ErrorCode::ConnectionLimit),
+        (one_in_all, &bob, ErrorCode::Overloaded),
+    ] {
+        let server = Server::with_limits(limits).await;
+        let (_tab, _) = server.join("/ws", first).await;
+        server.refuses(route, &as_alice, code, &secrets).await;
+        server.factory.shutdown();
+        let draining = ErrorCode::ShuttingDown;
+        server.refuses(route, &as_alice, draining, &secrets).await;
+    }
 
     // AUTH_UNAVAILABLE: the verifier is down, or does not answer in time.
     let slow = app::Options {

@@ -4,7 +4,7 @@ mod support;
 
 use std::time::Duration;
 
-use support::contexts::bound;
+use support::contexts::{bound, tabs};
 use wsctx::{
     CloseCode, CloseFrame, ErrorCode, Frame, Limits, ManagerFactory, MetricsSnapshot, UserId,
 };
@@ -102,8 +102,7 @@ fn each_refusal_counts_under_its_code() {
 #[test]
 fn delivery_counts_one_per_receiving_socket() {
     let factory = ManagerFactory::default();
-    let (a1, _o1) = factory.create(bound("user-a", "tab-1")).unwrap();
-    let (_a2, _o2) = factory.create(bound("user-a", "tab-2")).unwrap();
+    let [(a1, _o1), (_a2, _o2)] = tabs(&factory, "user-a");
     let (_b, _ob) = factory.create(bound("user-b", "tab-1")).unwrap();
     expect(&factory, &[("messages_delivered", 2)], || {
         a1.send_to_user(Frame::text("x"));
@@ -116,7 +115,7 @@ fn a_full_queue_counts_a_slow_consumer_a_dropped_frame_and_the_discarded_ones() 
         outbound_queue: 3,
         ..Limits::default()
     });
-    let (manager, _out) = factory.create(bound("user-a", "tab-1")).unwrap();
+    let [(manager, _out)] = tabs(&factory, "user-a");
     for _ in 0..3 {
         manager.send_to_user(Frame::text("x"));
     }
@@ -149,9 +148,7 @@ fn a_dropped_outbound_counts_its_queued_frames_as_discarded() {
 #[test]
 fn disconnects_count_once_per_socket_closed() {
     let factory = ManagerFactory::default();
-    let (a1, _o1) = factory.create(bound("user-a", "tab-1")).unwrap();
-    let (a2, _o2) = factory.create(bound("user-a", "tab-2")).unwrap();
-    let (a3, _o3) = factory.create(bound("user-a", "tab-3")).unwrap();
+    let [(a1, _o1), (a2, _o2), (a3, _o3)] = tabs(&factory, "user-a");
     let user = UserId::try_new("user-a").unwrap();
     expect(&factory, &[("disconnected", 1)], || {
         a1.close(&CloseFrame::new(CloseCode::NORMAL, ""));
@@ -189,8 +186,7 @@ async fn the_idle_reaper_counts_idle_timeouts() {
         idle_timeout: Duration::from_secs(30),
         ..Limits::default()
     });
-    let (_idle, _oi) = factory.create(bound("user-a", "tab-1")).unwrap();
-    let (busy, _ob) = factory.create(bound("user-a", "tab-2")).unwrap();
+    let [(_idle, _oi), (busy, _ob)] = tabs(&factory, "user-a");
     // t = 0: the sweep notes both admissions.
     expect(&factory, &[], || assert_eq!(factory.close_idle(), 0));
     tokio::time::advance(Duration::from_secs(29)).await;

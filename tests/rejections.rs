@@ -8,7 +8,8 @@ use wsctx::{
     Rejection, Retry, SequenceGenerator,
 };
 
-/// DESIGN §5, written out independently of the implementation.
+/// The rejection table of `ARCHITECTURE.md`, written out by hand, independently of the
+/// `rejection_table!` macro it checks.
 const TABLE: [(ErrorCode, &str, Option<u16>, u16, Retry); 19] = [
     (
         ErrorCode::NoToken,

@@ -249,8 +249,8 @@ pub(crate) fn app(verifier: impl TokenVerifier + 'static, options: &Options) -> 
         .route("/", get(index))
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
-        .route("/ws", any(ws_http))
-        .route("/ws/browser", any(ws_browser))
+        .route("/ws", any(ws::<false>))
+        .route("/ws/browser", any(ws::<true>))
         .route("/demo/token", post(demo_token))
         .with_state(state);
     App {
@@ -273,35 +273,24 @@ async fn healthz(State(state): State<AppState>) -> Response {
     }
 }
 
-/// Rejects before the upgrade with the HTTP status of the table. `WebSocketUpgrade` comes
-/// first so that a request that is not a WebSocket handshake is refused before any token
-/// is verified.
-async fn ws_http(
+/// The WebSocket routes: `/ws` (`BROWSER = false`) refuses before the upgrade with the
+/// HTTP status of the table; `/ws/browser` upgrades, then refuses with the error frame
+/// and the close code (browsers cannot read a refused handshake's status).
+/// `WebSocketUpgrade` comes first so that a request that is not a WebSocket handshake is
+/// refused before any token is verified.
+async fn ws<const BROWSER: bool>(
     ws: WebSocketUpgrade,
     State(state): State<AppState>,
     auth: Result<Authenticated, Rejection>,
-) -> Response {
-    accept(&state, ws, auth, RejectMode::BeforeUpgrade)
-}
-
-/// Upgrades, then rejects with the error frame and the close code (for browsers).
-async fn ws_browser(
-    ws: WebSocketUpgrade,
-    State(state): State<AppState>,
-    auth: Result<Authenticated, Rejection>,
-) -> Response {
-    accept(&state, ws, auth, RejectMode::AfterUpgrade)
-}
-
-fn accept(
-    state: &AppState,
-    ws: WebSocketUpgrade,
-    auth: Result<Authenticated, Rejection>,
-    mode: RejectMode,
 ) -> Response {
     if let Err(rejection) = &auth {
         state.refusals.count(rejection.code());
     }
+    let mode = if BROWSER {
+        RejectMode::AfterUpgrade
+    } else {
+        RejectMode::BeforeUpgrade
+    };
     state.endpoint.accept(ws, auth, mode)
 }
 

@@ -77,13 +77,8 @@ impl<H> FromRef<Endpoint<H>> for ManagerFactory {
 /// # impl MessageHandler for Quiet {
 /// #     async fn on_message(&self, _: &Session, _: axum::extract::ws::Message) {}
 /// # }
-/// # struct Deny;
-/// # impl wsctx::TokenVerifier for Deny {
-/// #     async fn verify(&self, _: &wsctx::Token) -> Result<wsctx::AuthenticatedUser, wsctx::AuthError> {
-/// #         Err(wsctx::AuthError::ValidationFailed)
-/// #     }
-/// # }
-/// # let handshake = wsctx::http::Handshake::builder(Deny).build();
+/// # let deny = wsctx::verify_fn(|_| std::future::ready(Err(wsctx::AuthError::ValidationFailed)));
+/// # let handshake = wsctx::http::Handshake::builder(deny).build();
 /// use wsctx::axum::Authenticated;
 /// use wsctx::{Context, Policy, UuidGenerator};
 ///
@@ -144,13 +139,8 @@ impl<H: MessageHandler> Endpoint<H> {
     /// # impl MessageHandler for Quiet {
     /// #     async fn on_message(&self, _: &Session, _: axum::extract::ws::Message) {}
     /// # }
-    /// # struct Deny;
-    /// # impl wsctx::TokenVerifier for Deny {
-    /// #     async fn verify(&self, _: &wsctx::Token) -> Result<wsctx::AuthenticatedUser, wsctx::AuthError> {
-    /// #         Err(wsctx::AuthError::ValidationFailed)
-    /// #     }
-    /// # }
-    /// let handshake = wsctx::http::Handshake::builder(Deny).subprotocols(["wsctx.v1"]).build();
+    /// # let deny = wsctx::verify_fn(|_| std::future::ready(Err(wsctx::AuthError::ValidationFailed)));
+    /// let handshake = wsctx::http::Handshake::builder(deny).subprotocols(["wsctx.v1"]).build();
     /// let endpoint = Endpoint::new(handshake, wsctx::ManagerFactory::default(), Quiet);
     /// assert_eq!(endpoint.factory().limits(), wsctx::Limits::default());
     /// ```
@@ -173,13 +163,8 @@ impl<H: MessageHandler> Endpoint<H> {
     /// # impl MessageHandler for Quiet {
     /// #     async fn on_message(&self, _: &Session, _: axum::extract::ws::Message) {}
     /// # }
-    /// # struct Deny;
-    /// # impl wsctx::TokenVerifier for Deny {
-    /// #     async fn verify(&self, _: &wsctx::Token) -> Result<wsctx::AuthenticatedUser, wsctx::AuthError> {
-    /// #         Err(wsctx::AuthError::ValidationFailed)
-    /// #     }
-    /// # }
-    /// # let handshake = wsctx::http::Handshake::builder(Deny).build();
+    /// # let deny = wsctx::verify_fn(|_| std::future::ready(Err(wsctx::AuthError::ValidationFailed)));
+    /// # let handshake = wsctx::http::Handshake::builder(deny).build();
     /// use wsctx::axum::EndpointConfig;
     ///
     /// let endpoint = Endpoint::new(handshake, wsctx::ManagerFactory::default(), Quiet)
@@ -202,13 +187,8 @@ impl<H: MessageHandler> Endpoint<H> {
     /// # impl MessageHandler for Quiet {
     /// #     async fn on_message(&self, _: &Session, _: axum::extract::ws::Message) {}
     /// # }
-    /// # struct Deny;
-    /// # impl wsctx::TokenVerifier for Deny {
-    /// #     async fn verify(&self, _: &wsctx::Token) -> Result<wsctx::AuthenticatedUser, wsctx::AuthError> {
-    /// #         Err(wsctx::AuthError::ValidationFailed)
-    /// #     }
-    /// # }
-    /// # let handshake = wsctx::http::Handshake::builder(Deny).build();
+    /// # let deny = wsctx::verify_fn(|_| std::future::ready(Err(wsctx::AuthError::ValidationFailed)));
+    /// # let handshake = wsctx::http::Handshake::builder(deny).build();
     /// let endpoint = Endpoint::new(handshake, wsctx::ManagerFactory::default(), Quiet);
     /// assert_eq!(endpoint.config(), &wsctx::axum::EndpointConfig::default());
     /// ```
@@ -227,13 +207,8 @@ impl<H: MessageHandler> Endpoint<H> {
     /// # impl MessageHandler for Quiet {
     /// #     async fn on_message(&self, _: &Session, _: axum::extract::ws::Message) {}
     /// # }
-    /// # struct Deny;
-    /// # impl wsctx::TokenVerifier for Deny {
-    /// #     async fn verify(&self, _: &wsctx::Token) -> Result<wsctx::AuthenticatedUser, wsctx::AuthError> {
-    /// #         Err(wsctx::AuthError::ValidationFailed)
-    /// #     }
-    /// # }
-    /// let handshake = wsctx::http::Handshake::builder(Deny).subprotocols(["wsctx.v1"]).build();
+    /// # let deny = wsctx::verify_fn(|_| std::future::ready(Err(wsctx::AuthError::ValidationFailed)));
+    /// let handshake = wsctx::http::Handshake::builder(deny).subprotocols(["wsctx.v1"]).build();
     /// let endpoint = Endpoint::new(handshake, wsctx::ManagerFactory::default(), Quiet);
     /// assert_eq!(endpoint.handshake().subprotocols().next(), Some("wsctx.v1"));
     /// ```
@@ -252,13 +227,8 @@ impl<H: MessageHandler> Endpoint<H> {
     /// # impl MessageHandler for Quiet {
     /// #     async fn on_message(&self, _: &Session, _: axum::extract::ws::Message) {}
     /// # }
-    /// # struct Deny;
-    /// # impl wsctx::TokenVerifier for Deny {
-    /// #     async fn verify(&self, _: &wsctx::Token) -> Result<wsctx::AuthenticatedUser, wsctx::AuthError> {
-    /// #         Err(wsctx::AuthError::ValidationFailed)
-    /// #     }
-    /// # }
-    /// let handshake = wsctx::http::Handshake::builder(Deny).build();
+    /// # let deny = wsctx::verify_fn(|_| std::future::ready(Err(wsctx::AuthError::ValidationFailed)));
+    /// let handshake = wsctx::http::Handshake::builder(deny).build();
     /// let endpoint = Endpoint::new(handshake, wsctx::ManagerFactory::default(), Quiet);
     /// assert_eq!(endpoint.factory().metrics().active, 0);
     /// ```
@@ -282,13 +252,8 @@ impl<H: MessageHandler> Endpoint<H> {
     /// # impl MessageHandler for Quiet {
     /// #     async fn on_message(&self, _: &Session, _: axum::extract::ws::Message) {}
     /// # }
-    /// # struct Deny;
-    /// # impl wsctx::TokenVerifier for Deny {
-    /// #     async fn verify(&self, _: &wsctx::Token) -> Result<wsctx::AuthenticatedUser, wsctx::AuthError> {
-    /// #         Err(wsctx::AuthError::ValidationFailed)
-    /// #     }
-    /// # }
-    /// let handshake = wsctx::http::Handshake::builder(Deny).subprotocols(["wsctx.v1"]).build();
+    /// # let deny = wsctx::verify_fn(|_| std::future::ready(Err(wsctx::AuthError::ValidationFailed)));
+    /// let handshake = wsctx::http::Handshake::builder(deny).subprotocols(["wsctx.v1"]).build();
     /// let endpoint = Endpoint::new(handshake, wsctx::ManagerFactory::default(), Quiet);
     /// use wsctx::axum::Authenticated;
     /// use wsctx::{Context, ErrorCode, Policy, UuidGenerator};
