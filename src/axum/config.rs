@@ -47,7 +47,7 @@ pub struct EndpointConfig {
     /// How long after a close is requested the connection is dropped at the latest,
     /// counted once from the request (frames from the peer do not extend it).
     pub close_grace: Duration,
-    /// How often the server sends a ping; `None` turns heartbeats off.
+    /// How often the server sends a ping; `None` (or zero) turns heartbeats off.
     pub ping_interval: Option<Duration>,
     /// How long the peer may stay silent (no pong, no frame) after a ping.
     pub pong_timeout: Duration,
@@ -88,15 +88,16 @@ impl EndpointConfig {
         reply_queue: 32,
     };
 
-    /// The configuration with its buffer sizes made consistent (tungstenite refuses a
-    /// maximum write buffer that is not above the write buffer) and at least one reply
-    /// slot.
+    /// The configuration with its buffer sizes made consistent (tungstenite panics on a
+    /// maximum write buffer that is not above the write buffer), at least one reply slot,
+    /// and a zero ping interval read as no heartbeat.
     pub(super) fn normalized(self) -> Self {
+        let write_buffer_size = self.write_buffer_size.min(usize::MAX - 1);
         Self {
-            max_write_buffer_size: self
-                .max_write_buffer_size
-                .max(self.write_buffer_size.saturating_add(1)),
+            write_buffer_size,
+            max_write_buffer_size: self.max_write_buffer_size.max(write_buffer_size + 1),
             reply_queue: self.reply_queue.max(1),
+            ping_interval: self.ping_interval.filter(|every| !every.is_zero()),
             ..self
         }
     }
@@ -125,9 +126,11 @@ mod tests {
         assert_eq!(config.reply_queue, 1);
         let extreme = EndpointConfig {
             write_buffer_size: usize::MAX,
+            ping_interval: Some(Duration::ZERO),
             ..EndpointConfig::DEFAULT
         }
         .normalized();
-        assert_eq!(extreme.max_write_buffer_size, usize::MAX);
+        assert!(extreme.max_write_buffer_size > extreme.write_buffer_size);
+        assert_eq!(extreme.ping_interval, None);
     }
 }
