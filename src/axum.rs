@@ -114,9 +114,9 @@ use ::axum::response::{IntoResponse, Response};
 use ::http::request::Parts;
 
 pub use config::EndpointConfig;
-pub use endpoint::{Admission, Endpoint};
+pub use endpoint::Endpoint;
 pub use serve::{ServeConfig, serve};
-pub use session::{MessageHandler, Session};
+pub use session::{Admission, MessageHandler, Session};
 
 use crate::context::Context;
 use crate::http::Handshake;

@@ -21,9 +21,10 @@ use tokio::sync::mpsc;
 use tokio::time::{Instant, Sleep, sleep_until, timeout_at};
 
 use super::config::EndpointConfig;
-use super::session::{MessageHandler, Session};
+use super::session::{Admission, MessageHandler, Session};
 use crate::close::CloseFrame;
 use crate::factory::{Frame, Outbound};
+use crate::http::Handshake;
 use crate::rejection::{CloseStyle, ErrorCode, Rejection};
 use crate::trace::{debug_event, warn_event};
 
@@ -79,21 +80,24 @@ pub(super) struct Connection<H> {
 }
 
 impl<H: MessageHandler> Connection<H> {
+    /// The connection of an admitted socket: its session (with the handshake, for
+    /// refreshes) and reply channel are made here.
     pub(super) fn new(
         socket: WebSocket,
-        session: Session,
-        outbound: Outbound,
-        replies: mpsc::Receiver<Frame>,
+        admission: Admission,
+        handshake: Handshake,
         handler: Arc<H>,
         config: EndpointConfig,
     ) -> Self {
+        let (manager, outbound, expires_at) = admission.into_parts();
+        let (replies_tx, replies) = mpsc::channel(config.reply_queue);
         let now = Instant::now();
         let next_ping = config
             .ping_interval
             .and_then(|every| now.checked_add(every));
         Self {
             socket,
-            session,
+            session: Session::new(manager, replies_tx, handshake, expires_at),
             outbound,
             replies,
             handler,

@@ -1,21 +1,18 @@
-//! [`Endpoint`]: a route's handshake, factory, handler and socket configuration;
-//! [`Admission`]: one admitted socket before its upgrade.
+//! [`Endpoint`]: a route's handshake, factory, handler and socket configuration.
 
 use std::borrow::Cow;
 use std::fmt;
 use std::sync::Arc;
-use std::time::SystemTime;
 
 use ::axum::extract::FromRef;
 use ::axum::extract::ws::{WebSocket, WebSocketUpgrade};
 use ::axum::response::{IntoResponse, Response};
-use tokio::sync::mpsc;
 
 use super::config::EndpointConfig;
 use super::connection::{Connection, reject};
-use super::session::{MessageHandler, Session};
+use super::session::{Admission, MessageHandler};
 use super::{Authenticated, RejectMode};
-use crate::factory::{IsolatedManager, ManagerFactory, Outbound};
+use crate::factory::ManagerFactory;
 use crate::http::Handshake;
 use crate::rejection::Rejection;
 use crate::trace::debug_event;
@@ -62,69 +59,6 @@ impl<H> FromRef<Endpoint<H>> for Handshake {
 impl<H> FromRef<Endpoint<H>> for ManagerFactory {
     fn from_ref(endpoint: &Endpoint<H>) -> Self {
         endpoint.factory.clone()
-    }
-}
-
-/// One admitted socket before its upgrade: the factory slot (held until the socket is
-/// done, or freed if this value is dropped), its outbound queue, and its credential's
-/// expiry. Give it to [`Endpoint::serve`].
-///
-/// # Examples
-///
-/// ```
-/// # use wsctx::axum::{Endpoint, MessageHandler, Session};
-/// # struct Quiet;
-/// # impl MessageHandler for Quiet {
-/// #     async fn on_message(&self, _: &Session, _: axum::extract::ws::Message) {}
-/// # }
-/// # let deny = wsctx::verify_fn(|_| std::future::ready(Err(wsctx::AuthError::ValidationFailed)));
-/// # let handshake = wsctx::http::Handshake::builder(deny).build();
-/// use wsctx::axum::Authenticated;
-/// use wsctx::{Context, Policy, UuidGenerator};
-///
-/// let endpoint = Endpoint::new(handshake, wsctx::ManagerFactory::default(), Quiet);
-/// let ctx = Context::builder().user_id("user-8f14").build().validate(&Policy::default(), &UuidGenerator::new())?;
-/// let admission = endpoint.admit(Authenticated::new(ctx, None, None))?;
-/// assert_eq!(endpoint.factory().metrics().active, 1);
-/// assert_eq!(admission.expires_at(), None);
-/// drop(admission); // never upgraded: the slot is freed
-/// assert_eq!(endpoint.factory().metrics().active, 0);
-/// # Ok::<(), Box<dyn std::error::Error>>(())
-/// ```
-#[must_use = "dropping an admission frees its slot"]
-pub struct Admission {
-    manager: IsolatedManager,
-    outbound: Outbound,
-    expires_at: Option<SystemTime>,
-}
-
-impl Admission {
-    /// The admitted socket's manager.
-    ///
-    /// # Examples
-    ///
-    /// See [`Admission`].
-    pub fn manager(&self) -> &IsolatedManager {
-        &self.manager
-    }
-
-    /// When the socket's credential expires; see [`Session::expires_at`].
-    ///
-    /// # Examples
-    ///
-    /// See [`Admission`].
-    #[must_use]
-    pub fn expires_at(&self) -> Option<SystemTime> {
-        self.expires_at
-    }
-}
-
-impl fmt::Debug for Admission {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Admission")
-            .field("manager", &self.manager)
-            .field("expires_at", &self.expires_at)
-            .finish_non_exhaustive()
     }
 }
 
@@ -276,11 +210,7 @@ impl<H: MessageHandler> Endpoint<H> {
             debug_event!(error_code = error.code().as_str(), "admission refused");
             Rejection::from(error)
         })?;
-        Ok(Admission {
-            manager,
-            outbound,
-            expires_at,
-        })
+        Ok(Admission::new(manager, outbound, expires_at))
     }
 
     /// Applies this endpoint's subprotocols, message limit and buffer sizes to an
@@ -384,22 +314,10 @@ impl<H: MessageHandler> Endpoint<H> {
     /// }
     /// ```
     pub async fn serve(&self, socket: WebSocket, admission: Admission) {
-        let Admission {
-            manager,
-            outbound,
-            expires_at,
-        } = admission;
-        let (replies, replies_rx) = mpsc::channel(self.config.reply_queue);
-        let session = Session::new(manager, replies, self.handshake.clone(), expires_at);
-        Connection::new(
-            socket,
-            session,
-            outbound,
-            replies_rx,
-            Arc::clone(&self.handler),
-            self.config,
-        )
-        .run()
-        .await;
+        let handler = Arc::clone(&self.handler);
+        let handshake = self.handshake.clone();
+        Connection::new(socket, admission, handshake, handler, self.config)
+            .run()
+            .await;
     }
 }

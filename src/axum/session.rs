@@ -1,4 +1,5 @@
-//! [`Session`], one admitted socket as a handler sees it, and [`MessageHandler`].
+//! [`Admission`], one admitted socket before its upgrade; [`Session`], the same socket as
+//! a handler sees it once it runs; and [`MessageHandler`].
 
 use std::fmt;
 use std::future::Future;
@@ -10,11 +11,91 @@ use tokio::sync::mpsc;
 
 use crate::auth::Token;
 use crate::context::Context;
-use crate::factory::{Delivery, Frame, IsolatedManager};
+use crate::factory::{Delivery, Frame, IsolatedManager, Outbound};
 use crate::http::Handshake;
 use crate::rejection::{ErrorCode, Rejection};
 use crate::state::Bound;
 use crate::trace::debug_event;
+
+/// One admitted socket before its upgrade: the factory slot (held until the socket is
+/// done, or freed if this value is dropped), its outbound queue, and its credential's
+/// expiry. Give it to [`Endpoint::serve`].
+///
+/// # Examples
+///
+/// ```
+/// # use wsctx::axum::{Endpoint, MessageHandler, Session};
+/// # struct Quiet;
+/// # impl MessageHandler for Quiet {
+/// #     async fn on_message(&self, _: &Session, _: axum::extract::ws::Message) {}
+/// # }
+/// # let deny = wsctx::verify_fn(|_| std::future::ready(Err(wsctx::AuthError::ValidationFailed)));
+/// # let handshake = wsctx::http::Handshake::builder(deny).build();
+/// use wsctx::axum::Authenticated;
+/// use wsctx::{Context, Policy, UuidGenerator};
+///
+/// let endpoint = Endpoint::new(handshake, wsctx::ManagerFactory::default(), Quiet);
+/// let ctx = Context::builder().user_id("user-8f14").build().validate(&Policy::default(), &UuidGenerator::new())?;
+/// let admission = endpoint.admit(Authenticated::new(ctx, None, None))?;
+/// assert_eq!(endpoint.factory().metrics().active, 1);
+/// assert_eq!(admission.expires_at(), None);
+/// drop(admission); // never upgraded: the slot is freed
+/// assert_eq!(endpoint.factory().metrics().active, 0);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[must_use = "dropping an admission frees its slot"]
+pub struct Admission {
+    manager: IsolatedManager,
+    outbound: Outbound,
+    expires_at: Option<SystemTime>,
+}
+
+impl Admission {
+    pub(super) fn new(
+        manager: IsolatedManager,
+        outbound: Outbound,
+        expires_at: Option<SystemTime>,
+    ) -> Self {
+        Self {
+            manager,
+            outbound,
+            expires_at,
+        }
+    }
+
+    /// The manager, the outbound queue and the expiry, for the runner.
+    pub(super) fn into_parts(self) -> (IsolatedManager, Outbound, Option<SystemTime>) {
+        (self.manager, self.outbound, self.expires_at)
+    }
+
+    /// The admitted socket's manager.
+    ///
+    /// # Examples
+    ///
+    /// See [`Admission`].
+    pub fn manager(&self) -> &IsolatedManager {
+        &self.manager
+    }
+
+    /// When the socket's credential expires; see [`Session::expires_at`].
+    ///
+    /// # Examples
+    ///
+    /// See [`Admission`].
+    #[must_use]
+    pub fn expires_at(&self) -> Option<SystemTime> {
+        self.expires_at
+    }
+}
+
+impl fmt::Debug for Admission {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Admission")
+            .field("manager", &self.manager)
+            .field("expires_at", &self.expires_at)
+            .finish_non_exhaustive()
+    }
+}
 
 /// One admitted socket, as a [`MessageHandler`] sees it: the [`IsolatedManager`] (which
 /// sends only to the sockets of its own user), a reply channel to this socket alone, and
