@@ -31,7 +31,7 @@
 //! process-wide crypto provider is involved.
 
 use std::fmt;
-use std::time::Duration;
+use std::time::{Duration, UNIX_EPOCH};
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -666,8 +666,9 @@ impl<'a> Compact<'a> {
         }
         let claims: Map<String, Value> = serde_json::from_slice(&decode_part(self.payload)?)
             .map_err(|_| AuthError::InvalidFormat)?;
-        rules.check(&claims, jsonwebtoken::get_current_timestamp())?;
-        subject(&claims)
+        let exp = rules.check(&claims, jsonwebtoken::get_current_timestamp())?;
+        // The socket runner closes the socket when the credential expires.
+        Ok(subject(&claims)?.with_expiry(UNIX_EPOCH + Duration::from_secs(exp)))
     }
 }
 
@@ -709,8 +710,8 @@ impl ClaimRules {
 
     /// Checks the claims of a token whose signature was verified, at `now` (seconds since
     /// the Unix epoch). The issuer and audience come first: a token meant for someone
-    /// else is VALIDATION_FAILED even when it has also expired.
-    pub(crate) fn check(&self, claims: &Map<String, Value>, now: u64) -> Result<(), AuthError> {
+    /// else is VALIDATION_FAILED even when it has also expired. Returns `exp`.
+    pub(crate) fn check(&self, claims: &Map<String, Value>, now: u64) -> Result<u64, AuthError> {
         let exp = numeric_date(claims.get("exp"))?.ok_or(AuthError::ValidationFailed)?;
         let nbf = numeric_date(claims.get("nbf"))?;
         if let Some(issuers) = &self.issuer {
@@ -749,7 +750,7 @@ impl ClaimRules {
         if nbf.is_some_and(|nbf| nbf > now.saturating_add(self.leeway_secs)) {
             return Err(AuthError::ValidationFailed);
         }
-        Ok(())
+        Ok(exp)
     }
 }
 

@@ -11,6 +11,14 @@
 //! - `GET /ws/browser`: upgrades, then refuses with an error frame and the close code.
 //! - `GET /`: a page that connects with the token in the subprotocol.
 //! - `GET /healthz`, `GET /metrics` (Prometheus text; no user ids).
+//! - `POST /demo/token` (**demo only**): a fresh token for the user of the bearer token
+//!   presented, so that the page can show a live refresh; a real deployment gets fresh
+//!   tokens from its identity provider.
+//!
+//! A socket lives no longer than its token: at `exp` it gets the TOKEN_EXPIRED error frame
+//! and close 4401, unless the client sent `{"type":"refresh","token":…}` with a newer
+//! token of the same user first (answered `{"type":"refreshed","expires_at":…}`). Request
+//! heads must arrive within 10 seconds; the server pings every 25 seconds.
 //!
 //! The HS256 secret comes from `WSCTX_JWT_SECRET` (at least 32 bytes); without it a
 //! random one is generated and a ready demo token is printed. Tokens must name audience
@@ -33,6 +41,8 @@ use std::time::Duration;
 
 /// How long printed demo tokens stay valid.
 const DEMO_TOKEN_TTL: Duration = Duration::from_secs(24 * 60 * 60);
+/// How long the tokens `POST /demo/token` hands the page stay valid.
+const REFRESHED_TOKEN_TTL: Duration = Duration::from_secs(15 * 60);
 
 struct Args {
     addr: SocketAddr,
@@ -133,6 +143,27 @@ async fn shutdown_signal() {
     eprintln!("shutting down: closing every socket with 1012");
 }
 
+/// Loads the key set at `url`, warning about each key it refuses; an exit code when the
+/// set cannot be loaded.
+async fn load_key_set(url: &http::Uri) -> Result<wsctx::jwks::JwksVerifier, ExitCode> {
+    match jwks::verifier(url.clone(), app::AUDIENCE, app::ISSUER).await {
+        Ok((verifier, summary)) => {
+            for refused in summary.refused() {
+                let kid = refused.kid().unwrap_or("(no kid)");
+                eprintln!(
+                    "warning: key {kid:?} of the set is not used: {}",
+                    refused.error()
+                );
+            }
+            Ok(verifier)
+        }
+        Err(error) => {
+            eprintln!("error: cannot load the key set: {error}");
+            Err(ExitCode::from(2))
+        }
+    }
+}
+
 #[tokio::main]
 async fn main() -> ExitCode {
     let args = match parse_args() {
@@ -145,22 +176,10 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let key_set = match args.jwks_url.clone() {
-        Some(url) => match jwks::verifier(url, app::AUDIENCE, app::ISSUER).await {
-            Ok((verifier, summary)) => {
-                for refused in summary.refused() {
-                    let kid = refused.kid().unwrap_or("(no kid)");
-                    eprintln!(
-                        "warning: key {kid:?} of the set is not used: {}",
-                        refused.error()
-                    );
-                }
-                Some(verifier)
-            }
-            Err(error) => {
-                eprintln!("error: cannot load the key set: {error}");
-                return ExitCode::from(2);
-            }
+    let key_set = match &args.jwks_url {
+        Some(url) => match load_key_set(url).await {
+            Ok(verifier) => Some(verifier),
+            Err(code) => return code,
         },
         None => None,
     };
@@ -203,6 +222,11 @@ async fn main() -> ExitCode {
             per_user: args.max_per_user,
             ..wsctx::Limits::default()
         },
+        // Demo tokens are signed with the shared secret; with a key set there is none.
+        demo_tokens: (args.jwks_url.is_none()).then(|| app::DemoTokens {
+            secret: secret.clone(),
+            ttl: REFRESHED_TOKEN_TTL,
+        }),
         ..app::Options::default()
     };
     let listener = match tokio::net::TcpListener::bind(args.addr).await {
