@@ -440,6 +440,9 @@ pub enum ErrorCode {
     IdleTimeout,
     /// The server is draining.
     ShuttingDown,
+    /// Cluster mode: Redis unreachable or too slow for an admission (not the client's
+    /// fault).
+    BackplaneUnavailable,
     /// A server bug.
     InternalError,
 }
@@ -457,7 +460,7 @@ struct Spec {
 
 impl ErrorCode {
     /// Every error code, in table order.
-    pub const ALL: [Self; 15] = [
+    pub const ALL: [Self; 16] = [
         Self::NoToken,
         Self::InvalidFormat,
         Self::ValidationFailed,
@@ -472,6 +475,7 @@ impl ErrorCode {
         Self::SlowConsumer,
         Self::IdleTimeout,
         Self::ShuttingDown,
+        Self::BackplaneUnavailable,
         Self::InternalError,
     ];
 
@@ -514,6 +518,7 @@ impl ErrorCode {
             Self::SlowConsumer => row("SLOW_CONSUMER", "slow_consumer", "the connection could not keep up", None, C::TRY_AGAIN_LATER, R::Backoff, None),
             Self::IdleTimeout => row("IDLE_TIMEOUT", "idle_timeout", "the connection was idle for too long", None, C::TIMEOUT, R::Immediate, None),
             Self::ShuttingDown => row("SHUTTING_DOWN", "shutting_down", "the server is restarting", Some(503), C::SERVICE_RESTART, R::Backoff, Some(5)),
+            Self::BackplaneUnavailable => row("BACKPLANE_UNAVAILABLE", "backplane_unavailable", "the cluster backplane is temporarily unavailable", Some(503), C::TRY_AGAIN_LATER, R::Backoff, Some(5)),
             Self::InternalError => row("INTERNAL_ERROR", "internal_error", "internal server error", Some(500), C::INTERNAL_ERROR, R::Backoff, None),
         }
     }
@@ -556,12 +561,16 @@ impl ErrorCode {
     }
 
     /// Whether the client caused this failure. Only INTERNAL_ERROR, AUTH_UNAVAILABLE,
-    /// OVERLOADED and SHUTTING_DOWN are the server's side.
+    /// BACKPLANE_UNAVAILABLE, OVERLOADED and SHUTTING_DOWN are the server's side.
     #[must_use]
     pub const fn is_client_caused(self) -> bool {
         !matches!(
             self,
-            Self::InternalError | Self::AuthUnavailable | Self::Overloaded | Self::ShuttingDown
+            Self::InternalError
+                | Self::AuthUnavailable
+                | Self::BackplaneUnavailable
+                | Self::Overloaded
+                | Self::ShuttingDown
         )
     }
 }
@@ -613,6 +622,7 @@ pub enum CloseStyle {
 /// | SLOW_CONSUMER | — | 1013 | backoff |
 /// | IDLE_TIMEOUT | — | 4408 | immediate |
 /// | SHUTTING_DOWN | 503 | 1012 | backoff |
+/// | BACKPLANE_UNAVAILABLE | 503 + Retry-After | 1013 | backoff |
 /// | INTERNAL_ERROR | 500 | 1011 | backoff |
 ///
 /// 1011 is used only for INTERNAL_ERROR. A rejection holds no client input: its

@@ -11,7 +11,7 @@ use wsctx::{
 };
 
 /// DESIGN §5, written out independently of the implementation.
-const TABLE: [(ErrorCode, &str, Option<u16>, u16, Retry); 15] = [
+const TABLE: [(ErrorCode, &str, Option<u16>, u16, Retry); 16] = [
     (
         ErrorCode::NoToken,
         "NO_TOKEN",
@@ -108,6 +108,13 @@ const TABLE: [(ErrorCode, &str, Option<u16>, u16, Retry); 15] = [
         "SHUTTING_DOWN",
         Some(503),
         1012,
+        Retry::Backoff,
+    ),
+    (
+        ErrorCode::BackplaneUnavailable,
+        "BACKPLANE_UNAVAILABLE",
+        Some(503),
+        1013,
         Retry::Backoff,
     ),
     (
