@@ -299,18 +299,30 @@ impl Backplane {
     /// # }
     /// ```
     pub async fn connect(config: ClusterConfig) -> Result<Self, BackplaneError> {
+        let deadline = config.connection_timeout() + config.response_timeout();
+        // One plain attempt first: the connection manager retries every failure, a
+        // wrong password included, so only this attempt can tell "refused" from "down".
+        let probe = redis::AsyncConnectionConfig::new()
+            .set_connection_timeout(Some(config.connection_timeout()))
+            .set_response_timeout(Some(config.response_timeout()));
+        within(
+            deadline,
+            config
+                .client
+                .get_multiplexed_async_connection_with_config(&probe),
+        )
+        .await?;
         let manager_config = ConnectionManagerConfig::new()
             .set_response_timeout(Some(config.response_timeout()))
             .set_connection_timeout(Some(config.connection_timeout()))
             // Keep trying while Redis is away, but never wait long between attempts: a
             // Redis that comes back is used again within about a second.
             .set_max_delay(Duration::from_secs(1));
-        let deadline = config.connection_timeout() + config.response_timeout();
-        let connect = ConnectionManager::new_with_config(config.client.clone(), manager_config);
-        let connection = match tokio::time::timeout(deadline, connect).await {
-            Ok(connection) => connection?,
-            Err(_) => return Err(BackplaneError::from_kind(BackplaneErrorKind::Timeout)),
-        };
+        let connection = within(
+            deadline,
+            ConnectionManager::new_with_config(config.client.clone(), manager_config),
+        )
+        .await?;
         Ok(Self {
             inner: Arc::new(Inner {
                 config,
@@ -384,10 +396,18 @@ impl Backplane {
         Fut: Future<Output = redis::RedisResult<T>>,
     {
         let connection = self.inner.connection.clone();
-        match tokio::time::timeout(self.inner.config.response_timeout(), call(connection)).await {
-            Ok(result) => result.map_err(BackplaneError::from),
-            Err(_) => Err(BackplaneError::from_kind(BackplaneErrorKind::Timeout)),
-        }
+        within(self.inner.config.response_timeout(), call(connection)).await
+    }
+}
+
+/// Runs a Redis call, failing with [`BackplaneErrorKind::Timeout`] at `deadline`.
+async fn within<T>(
+    deadline: Duration,
+    call: impl Future<Output = redis::RedisResult<T>>,
+) -> Result<T, BackplaneError> {
+    match tokio::time::timeout(deadline, call).await {
+        Ok(result) => result.map_err(BackplaneError::from),
+        Err(_) => Err(BackplaneError::from_kind(BackplaneErrorKind::Timeout)),
     }
 }
 

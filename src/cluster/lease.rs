@@ -348,6 +348,109 @@ impl Acquire {
     }
 }
 
+/// A failed [`Backplane::acquire`]: the [`BackplaneError`], and the lease Redis may
+/// have granted anyway.
+///
+/// When the call timed out or its connection broke
+/// ([`may_have_applied`](BackplaneError::may_have_applied)), the script may still run
+/// (a stopped Redis that continues runs what it had received). [`orphan`](Self::orphan)
+/// is that lease, to [`release`](Backplane::release) so it cannot hold the user's slot
+/// for a whole lease TTL; releasing is owner-checked, so it is safe whether or not the
+/// lease exists. The orphan is good for releasing only.
+///
+/// # Examples
+///
+/// ```no_run
+/// # use wsctx::{UserId, WebSocketClientId, cluster::Backplane};
+/// # async fn run(backplane: Backplane) -> Result<(), Box<dyn std::error::Error>> {
+/// match backplane.acquire(&UserId::try_new("alice")?, &WebSocketClientId::try_new("t1")?, 5).await {
+///     Ok(decision) => println!("{decision:?}"),
+///     Err(failed) => {
+///         if let Some(orphan) = failed.orphan() {
+///             let _ = backplane.release(std::slice::from_ref(orphan)).await; // or queue it
+///         }
+///         return Err(failed.into()); // BACKPLANE_UNAVAILABLE, via wsctx::Rejection
+///     }
+/// }
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Clone, Debug)]
+pub struct AcquireError {
+    error: BackplaneError,
+    orphan: Option<Lease>,
+}
+
+impl AcquireError {
+    /// What went wrong.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # fn run(failed: wsctx::cluster::AcquireError) {
+    /// assert!(failed.error().is_unavailable() || failed.error().is_refused());
+    /// # }
+    /// ```
+    #[must_use]
+    pub fn error(&self) -> &BackplaneError {
+        &self.error
+    }
+
+    /// The lease Redis may have granted although the call failed; `None` when the call
+    /// certainly had no effect.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # fn run(failed: wsctx::cluster::AcquireError) {
+    /// assert_eq!(failed.orphan().is_some(), failed.error().may_have_applied());
+    /// # }
+    /// ```
+    #[must_use]
+    pub fn orphan(&self) -> Option<&Lease> {
+        self.orphan.as_ref()
+    }
+
+    /// The error and the orphan.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # fn run(failed: wsctx::cluster::AcquireError) {
+    /// let (error, orphan) = failed.into_parts();
+    /// # let _ = (error, orphan);
+    /// # }
+    /// ```
+    #[must_use]
+    pub fn into_parts(self) -> (BackplaneError, Option<Lease>) {
+        (self.error, self.orphan)
+    }
+}
+
+impl std::fmt::Display for AcquireError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Display::fmt(&self.error, f)
+    }
+}
+
+impl std::error::Error for AcquireError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&self.error)
+    }
+}
+
+impl From<AcquireError> for BackplaneError {
+    fn from(failed: AcquireError) -> Self {
+        failed.error
+    }
+}
+
+impl From<AcquireError> for crate::Rejection {
+    fn from(failed: AcquireError) -> Self {
+        failed.error.into()
+    }
+}
+
 /// The close frame a disconnect asked for, as left in the user's revocation marker.
 ///
 /// # Examples
@@ -472,9 +575,8 @@ impl Backplane {
     ///
     /// # Errors
     ///
-    /// A [`BackplaneError`] when Redis is unavailable or refuses. When
-    /// [`may_have_applied`](BackplaneError::may_have_applied) is true the lease may exist
-    /// anyway; it then expires after one lease TTL unless released.
+    /// An [`AcquireError`] when Redis is unavailable or refuses; when the lease may exist
+    /// anyway, it carries that lease to release.
     ///
     /// # Examples
     ///
@@ -494,7 +596,7 @@ impl Backplane {
         user: &UserId,
         client: &WebSocketClientId,
         per_user: usize,
-    ) -> Result<Acquire, BackplaneError> {
+    ) -> Result<Acquire, AcquireError> {
         let keyspace = self.inner.config.keyspace();
         let user = keyspace.user_hash(user);
         let client = keyspace.client_hash(user, client);
@@ -510,25 +612,38 @@ impl Backplane {
             .arg(&*owner)
             .arg(ttl)
             .arg(per_user);
-        let reply: Value = self
+        let reply: Result<Value, _> = self
             .call(|mut connection| async move { invocation.invoke_async(&mut connection).await })
-            .await?;
-        let [status, held, acquired_us, expires_ms] = ints::<4>(&reply)
-            .ok_or_else(|| BackplaneError::protocol("unexpected acquire reply"))?;
+            .await;
+        let mut lease = Lease {
+            user,
+            client,
+            owner,
+            acquired_us: 0,
+            expires_ms: 0,
+        };
+        let reply = match reply {
+            Ok(reply) => reply,
+            Err(error) => {
+                let orphan = error.may_have_applied().then_some(lease);
+                return Err(AcquireError { error, orphan });
+            }
+        };
+        let refused = |detail| AcquireError {
+            error: BackplaneError::protocol(detail),
+            orphan: None,
+        };
+        let [status, held, acquired_us, expires_ms] =
+            ints::<4>(&reply).ok_or_else(|| refused("unexpected acquire reply"))?;
         match status {
-            0 => Ok(Acquire::Granted {
-                lease: Lease {
-                    user,
-                    client,
-                    owner,
-                    acquired_us,
-                    expires_ms,
-                },
-                held,
-            }),
+            0 => {
+                lease.acquired_us = acquired_us;
+                lease.expires_ms = expires_ms;
+                Ok(Acquire::Granted { lease, held })
+            }
             1 => Ok(Acquire::Duplicate { held }),
             2 => Ok(Acquire::Limit { held }),
-            _ => Err(BackplaneError::protocol("unexpected acquire status")),
+            _ => Err(refused("unexpected acquire status")),
         }
     }
 

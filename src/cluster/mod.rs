@@ -77,4 +77,4 @@ mod lease;
 pub use backplane::{Backplane, BackplaneError, BackplaneErrorKind};
 pub use config::{ClusterConfig, ClusterConfigBuilder, ClusterConfigError, NodeId};
 pub use keys::{ClientHash, HashingKey, Keyspace, MIN_HASHING_KEY_BYTES, UserHash, UserKeys};
-pub use lease::{Acquire, Lease, Released, Renewal, Revocation};
+pub use lease::{Acquire, AcquireError, Lease, Released, Renewal, Revocation};
