@@ -43,7 +43,7 @@ pub(crate) struct RedisServer {
 
 fn redis_binary() -> Option<PathBuf> {
     if let Some(path) = std::env::var_os("WSCTX_REDIS_SERVER") {
-        return Some(PathBuf::from(path));
+        return Some(PathBuf::from(path)).filter(|p| p.is_file());
     }
     let path = std::env::var_os("PATH")?;
     std::env::split_paths(&path)
