@@ -98,7 +98,7 @@
 //! | `jwt` | a [`TokenVerifier`] on the `jsonwebtoken` crate: HS256, RS256, ES256, `exp` required, `nbf`, `aud`, `iss`, leeway |
 //! | `axum` | an extractor that authenticates and validates before the upgrade, `IntoResponse` for [`Rejection`], and a socket runner that admits the bound context to a [`ManagerFactory`] and forwards its [`Outbound`] queue |
 //! | `redis` | `wsctx::cluster`: the Redis backplane of cluster mode: per-user leases (limit and duplicate client ids exact across nodes, on Redis's clock), revocation markers, keyed hashes of user ids in every key; Redis 7.0 or newer |
-//! | `redis-cluster` | `redis` on Redis Cluster (sharded pub/sub) |
+//! | `redis-cluster` | `redis` on a Redis Cluster (`ClusterConfig::cluster_builder`); every user's keys in one hash slot |
 //! | `proptest` | `wsctx::proptest`: strategies for valid input and for each class of invalid input, and `Arbitrary` for the id newtypes and `Context<Validated>` (valid values only), so handlers can be property-tested |
 //!
 //! No feature is enabled by default. The connection manager factory ([`ManagerFactory`])

@@ -12,21 +12,13 @@ mod redis_support;
 use std::time::{Duration, Instant};
 
 use redis::AsyncCommands;
-use redis_support::RedisServer;
+use redis_support::{RedisServer, granted, tab, user};
 use wsctx::cluster::{
-    Acquire, Backplane, BackplaneErrorKind, ClusterConfig, HashingKey, Lease, Renewal, Revocation,
+    Acquire, Backplane, BackplaneErrorKind, ClusterConfig, HashingKey, Renewal, Revocation,
 };
-use wsctx::{CloseCode, CloseReason, ErrorCode, Rejection, UserId, WebSocketClientId};
+use wsctx::{CloseCode, CloseReason, ErrorCode, Rejection};
 
 const KEY: &[u8; 32] = b"cluster-tests-hashing-key-32byte";
-
-fn user(id: &str) -> UserId {
-    UserId::try_new(id).unwrap()
-}
-
-fn tab(id: &str) -> WebSocketClientId {
-    WebSocketClientId::try_new(id).unwrap()
-}
 
 /// A node with the default 30 s lease TTL.
 async fn node(redis: &RedisServer, name: &str) -> Backplane {
@@ -42,17 +34,6 @@ async fn node_with_ttl(redis: &RedisServer, name: &str, ttl: Duration) -> Backpl
         .build()
         .unwrap();
     Backplane::connect(config).await.unwrap()
-}
-
-async fn granted(node: &Backplane, user_id: &str, client: &str, limit: usize) -> Lease {
-    match node
-        .acquire(&user(user_id), &tab(client), limit)
-        .await
-        .unwrap()
-    {
-        Acquire::Granted { lease, .. } => lease,
-        other => panic!("expected a lease, got {other:?}"),
-    }
 }
 
 async fn inspect(redis: &RedisServer) -> redis::aio::MultiplexedConnection {

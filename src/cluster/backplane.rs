@@ -8,10 +8,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use redis::{ErrorKind, RedisError, ServerErrorKind};
+use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
+use redis::{Cmd, ErrorKind, Pipeline, RedisError, RedisFuture, ServerErrorKind, Value};
 
-use crate::cluster::config::ClusterConfig;
+use crate::cluster::config::{ClusterConfig, Target};
 use crate::error::{ErrorCode, Rejection};
 
 /// What went wrong talking to Redis. See [`BackplaneError`].
@@ -266,9 +266,48 @@ pub struct Backplane {
     pub(crate) inner: Arc<Inner>,
 }
 
+/// The node's connection: both kinds reconnect by themselves and are cheap to clone.
+#[derive(Clone)]
+pub(crate) enum Connection {
+    Standalone(ConnectionManager),
+    #[cfg(feature = "redis-cluster")]
+    Cluster(redis::cluster_async::ClusterConnection),
+}
+
+impl ConnectionLike for Connection {
+    fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
+        match self {
+            Self::Standalone(connection) => connection.req_packed_command(cmd),
+            #[cfg(feature = "redis-cluster")]
+            Self::Cluster(connection) => connection.req_packed_command(cmd),
+        }
+    }
+
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        pipeline: &'a Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> RedisFuture<'a, Vec<Value>> {
+        match self {
+            Self::Standalone(connection) => connection.req_packed_commands(pipeline, offset, count),
+            #[cfg(feature = "redis-cluster")]
+            Self::Cluster(connection) => connection.req_packed_commands(pipeline, offset, count),
+        }
+    }
+
+    fn get_db(&self) -> i64 {
+        match self {
+            Self::Standalone(connection) => connection.get_db(),
+            #[cfg(feature = "redis-cluster")]
+            Self::Cluster(connection) => connection.get_db(),
+        }
+    }
+}
+
 pub(crate) struct Inner {
     pub(crate) config: ClusterConfig,
-    connection: ConnectionManager,
+    connection: Connection,
     /// Random per `Backplane`: with the node id and `sequence`, makes every lease owner
     /// token unique, even across restarts of a node with a fixed id.
     incarnation: u64,
@@ -300,29 +339,38 @@ impl Backplane {
     /// ```
     pub async fn connect(config: ClusterConfig) -> Result<Self, BackplaneError> {
         let deadline = config.connection_timeout() + config.response_timeout();
-        // One plain attempt first: the connection manager retries every failure, a
-        // wrong password included, so only this attempt can tell "refused" from "down".
-        let probe = redis::AsyncConnectionConfig::new()
-            .set_connection_timeout(Some(config.connection_timeout()))
-            .set_response_timeout(Some(config.response_timeout()));
-        within(
-            deadline,
-            config
-                .client
-                .get_multiplexed_async_connection_with_config(&probe),
-        )
-        .await?;
-        let manager_config = ConnectionManagerConfig::new()
-            .set_response_timeout(Some(config.response_timeout()))
-            .set_connection_timeout(Some(config.connection_timeout()))
-            // Keep trying while Redis is away, but never wait long between attempts: a
-            // Redis that comes back is used again within about a second.
-            .set_max_delay(Duration::from_secs(1));
-        let connection = within(
-            deadline,
-            ConnectionManager::new_with_config(config.client.clone(), manager_config),
-        )
-        .await?;
+        let connection = match &config.target {
+            Target::Standalone(client) => {
+                // One plain attempt first: the connection manager retries every failure,
+                // a wrong password included, so only this attempt can tell "refused"
+                // from "down".
+                let probe = redis::AsyncConnectionConfig::new()
+                    .set_connection_timeout(Some(config.connection_timeout()))
+                    .set_response_timeout(Some(config.response_timeout()));
+                within(
+                    deadline,
+                    client.get_multiplexed_async_connection_with_config(&probe),
+                )
+                .await?;
+                let manager_config = ConnectionManagerConfig::new()
+                    .set_response_timeout(Some(config.response_timeout()))
+                    .set_connection_timeout(Some(config.connection_timeout()))
+                    // Keep trying while Redis is away, but never wait long between
+                    // attempts: a Redis that comes back is used again within a second.
+                    .set_max_delay(Duration::from_secs(1));
+                Connection::Standalone(
+                    within(
+                        deadline,
+                        ConnectionManager::new_with_config(client.clone(), manager_config),
+                    )
+                    .await?,
+                )
+            }
+            #[cfg(feature = "redis-cluster")]
+            Target::Cluster { client, .. } => {
+                Connection::Cluster(within(deadline, client.get_async_connection()).await?)
+            }
+        };
         Ok(Self {
             inner: Arc::new(Inner {
                 config,
@@ -392,7 +440,7 @@ impl Backplane {
     /// the response timeout as a whole.
     pub(crate) async fn call<T, F, Fut>(&self, call: F) -> Result<T, BackplaneError>
     where
-        F: FnOnce(ConnectionManager) -> Fut,
+        F: FnOnce(Connection) -> Fut,
         Fut: Future<Output = redis::RedisResult<T>>,
     {
         let connection = self.inner.connection.clone();

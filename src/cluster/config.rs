@@ -136,7 +136,22 @@ impl fmt::Debug for NodeId {
     }
 }
 
-/// How a node joins the Redis backplane. Built with [`ClusterConfig::builder`].
+/// Which Redis the backplane talks to.
+#[derive(Clone)]
+pub(crate) enum Target {
+    /// One Redis server (or a Sentinel-resolved primary).
+    Standalone(redis::Client),
+    /// A Redis Cluster, through any of its seed nodes.
+    #[cfg(feature = "redis-cluster")]
+    Cluster {
+        client: Box<redis::cluster::ClusterClient>,
+        seeds: Vec<String>,
+    },
+}
+
+/// How a node joins the Redis backplane. Built with [`ClusterConfig::builder`] (one Redis
+/// server) or, with the feature `redis-cluster`, `ClusterConfig::cluster_builder` (a
+/// Redis Cluster).
 ///
 /// | setting | default | meaning |
 /// |---|---|---|
@@ -170,7 +185,7 @@ impl fmt::Debug for NodeId {
 /// ```
 #[derive(Clone)]
 pub struct ClusterConfig {
-    pub(crate) client: redis::Client,
+    pub(crate) target: Target,
     keyspace: Keyspace,
     node_id: NodeId,
     lease_ttl: Duration,
@@ -207,7 +222,9 @@ impl ClusterConfig {
     /// ```
     pub fn builder(redis_url: &str, key: HashingKey) -> ClusterConfigBuilder {
         ClusterConfigBuilder {
-            redis_url: redis_url.to_owned(),
+            redis_urls: vec![redis_url.to_owned()],
+            #[cfg(feature = "redis-cluster")]
+            cluster: false,
             key,
             prefix: None,
             node_id: None,
@@ -220,7 +237,36 @@ impl ClusterConfig {
         }
     }
 
-    /// The Redis address: `host:port` or a unix socket path, never a password.
+    /// A builder for a node of a Redis Cluster deployment (feature `redis-cluster`): the
+    /// URLs of some of its nodes (`redis://[user:password@]host:port`, the same
+    /// credentials for all); the rest of the cluster is discovered. Each user's keys live
+    /// in one hash slot, so every lease script runs on one shard.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use wsctx::cluster::{ClusterConfig, HashingKey};
+    /// let config = ClusterConfig::cluster_builder(
+    ///     ["redis://10.0.0.1:7000", "redis://10.0.0.2:7000"],
+    ///     HashingKey::new([7u8; 32])?,
+    /// )
+    /// .build()?;
+    /// assert_eq!(config.redis_address(), "10.0.0.1:7000,10.0.0.2:7000");
+    /// # Ok::<(), wsctx::cluster::ClusterConfigError>(())
+    /// ```
+    #[cfg(feature = "redis-cluster")]
+    pub fn cluster_builder<'a>(
+        seed_urls: impl IntoIterator<Item = &'a str>,
+        key: HashingKey,
+    ) -> ClusterConfigBuilder {
+        let mut builder = Self::builder("", key);
+        builder.redis_urls = seed_urls.into_iter().map(str::to_owned).collect();
+        builder.cluster = true;
+        builder
+    }
+
+    /// The Redis address: `host:port` or a unix socket path (for a Redis Cluster, its
+    /// seed nodes, comma-separated), never a password.
     ///
     /// # Examples
     ///
@@ -232,7 +278,11 @@ impl ClusterConfig {
     /// ```
     #[must_use]
     pub fn redis_address(&self) -> String {
-        self.client.get_connection_info().addr().to_string()
+        match &self.target {
+            Target::Standalone(client) => client.get_connection_info().addr().to_string(),
+            #[cfg(feature = "redis-cluster")]
+            Target::Cluster { seeds, .. } => seeds.join(","),
+        }
     }
 
     /// How user ids and names become Redis keys.
@@ -408,7 +458,9 @@ impl fmt::Debug for ClusterConfig {
 /// ```
 #[must_use]
 pub struct ClusterConfigBuilder {
-    redis_url: String,
+    redis_urls: Vec<String>,
+    #[cfg(feature = "redis-cluster")]
+    cluster: bool,
     key: HashingKey,
     prefix: Option<String>,
     node_id: Option<NodeId>,
@@ -594,8 +646,20 @@ impl ClusterConfigBuilder {
         if self.stream_max_len == 0 || self.stream_max_age.is_zero() {
             return Err(ClusterConfigError::StreamCapZero);
         }
+        #[cfg(feature = "redis-cluster")]
+        let target = if self.cluster {
+            open_cluster(
+                &self.redis_urls,
+                self.connection_timeout,
+                self.response_timeout,
+            )?
+        } else {
+            open_standalone(&self.redis_urls)?
+        };
+        #[cfg(not(feature = "redis-cluster"))]
+        let target = open_standalone(&self.redis_urls)?;
         Ok(ClusterConfig {
-            client: open_client(&self.redis_url)?,
+            target,
             keyspace,
             node_id: self.node_id.unwrap_or_else(NodeId::random),
             lease_ttl: self.lease_ttl,
@@ -618,9 +682,9 @@ impl fmt::Debug for ClusterConfigBuilder {
     }
 }
 
-/// Parses the URL and speaks RESP3 (pub/sub messages arrive as pushes on the same
+/// Parses a URL, speaking RESP3 (pub/sub messages arrive as pushes on the same
 /// reconnecting connection).
-fn open_client(url: &str) -> Result<redis::Client, ClusterConfigError> {
+fn connection_info(url: &str) -> Result<redis::ConnectionInfo, ClusterConfigError> {
     use redis::IntoConnectionInfo;
     let info = url
         .into_connection_info()
@@ -629,8 +693,42 @@ fn open_client(url: &str) -> Result<redis::Client, ClusterConfigError> {
         .redis_settings()
         .clone()
         .set_protocol(redis::ProtocolVersion::RESP3);
-    redis::Client::open(info.set_redis_settings(settings))
+    Ok(info.set_redis_settings(settings))
+}
+
+fn open_standalone(urls: &[String]) -> Result<Target, ClusterConfigError> {
+    let [url] = urls else {
+        return Err(ClusterConfigError::InvalidUrl);
+    };
+    redis::Client::open(connection_info(url)?)
+        .map(Target::Standalone)
         .map_err(|_| ClusterConfigError::InvalidUrl)
+}
+
+#[cfg(feature = "redis-cluster")]
+fn open_cluster(
+    urls: &[String],
+    connection_timeout: Duration,
+    response_timeout: Duration,
+) -> Result<Target, ClusterConfigError> {
+    let infos = urls
+        .iter()
+        .map(|url| connection_info(url))
+        .collect::<Result<Vec<_>, _>>()?;
+    if infos.is_empty() {
+        return Err(ClusterConfigError::InvalidUrl);
+    }
+    let seeds = infos.iter().map(|info| info.addr().to_string()).collect();
+    let client = redis::cluster::ClusterClientBuilder::new(infos)
+        .use_protocol(redis::ProtocolVersion::RESP3)
+        .connection_timeout(connection_timeout)
+        .response_timeout(response_timeout)
+        .build()
+        .map_err(|_| ClusterConfigError::InvalidUrl)?;
+    Ok(Target::Cluster {
+        client: Box::new(client),
+        seeds,
+    })
 }
 
 #[cfg(test)]
@@ -647,12 +745,11 @@ mod tests {
         assert!(debug.contains("127.0.0.1:6399"), "{debug}");
         assert!(!debug.contains("hunter2"), "{debug}");
         assert!(!debug.contains("hashing-key"), "{debug}");
+        let Target::Standalone(client) = &config.target else {
+            panic!("one url is one server");
+        };
         assert_eq!(
-            config
-                .client
-                .get_connection_info()
-                .redis_settings()
-                .protocol(),
+            client.get_connection_info().redis_settings().protocol(),
             redis::ProtocolVersion::RESP3
         );
     }

@@ -38,6 +38,7 @@ pub(crate) struct RedisServer {
     binary: PathBuf,
     dir: PathBuf,
     listen: Listen,
+    extra: Vec<String>,
     child: Child,
 }
 
@@ -82,16 +83,16 @@ impl RedisServer {
     /// A server on a random loopback port; `None` only when skipping was asked for
     /// outside CI.
     pub(crate) fn start() -> Option<Self> {
-        Self::start_on(|| Listen::Tcp(free_port()))
+        Self::start_on(|| Listen::Tcp(free_port()), &[])
     }
 
     /// A server on a unix socket in its own temporary directory.
     pub(crate) fn start_unix() -> Option<Self> {
-        Self::start_on(|| Listen::Unix(PathBuf::from("redis.sock")))
+        Self::start_on(|| Listen::Unix(PathBuf::from("redis.sock")), &[])
     }
 
     #[allow(clippy::print_stderr, reason = "a skip must be seen")]
-    fn start_on(listen: impl Fn() -> Listen) -> Option<Self> {
+    fn start_on(listen: impl Fn() -> Listen, extra: &[&str]) -> Option<Self> {
         let Some(binary) = redis_binary() else {
             let help = "redis-server was not found: the cluster tests need Redis 7.0 or newer. \
                         Run scripts/test.sh (it installs Debian's redis-server and redis-tools \
@@ -104,18 +105,20 @@ impl RedisServer {
             panic!("{help}");
         };
         let dir = scratch_dir();
+        let extra: Vec<String> = extra.iter().map(|&a| a.to_owned()).collect();
         let mut last_error = String::new();
         for _ in 0..5 {
             let listen = match listen() {
                 Listen::Unix(name) => Listen::Unix(dir.join(name)),
                 tcp @ Listen::Tcp(_) => tcp,
             };
-            match spawn(&binary, &dir, &listen) {
+            match spawn(&binary, &dir, &listen, &extra) {
                 Ok(child) => {
                     return Some(Self {
                         binary,
                         dir,
                         listen,
+                        extra,
                         child,
                     });
                 }
@@ -171,7 +174,7 @@ impl RedisServer {
         self.child = loop {
             // The port is ours until someone else binds it; retry while the old socket
             // is still being torn down.
-            match spawn(&self.binary, &self.dir, &self.listen) {
+            match spawn(&self.binary, &self.dir, &self.listen, &self.extra) {
                 Ok(child) => break child,
                 Err(error) if Instant::now() > deadline => {
                     panic!("redis-server did not restart: {error}")
@@ -192,6 +195,94 @@ impl RedisServer {
     }
 }
 
+/// A Redis Cluster of private servers, each its own master (no replicas), slots spread
+/// by `redis-cli --cluster create`.
+#[derive(Debug)]
+pub(crate) struct RedisCluster {
+    nodes: Vec<RedisServer>,
+}
+
+impl RedisCluster {
+    /// `masters` servers on random loopback ports (each with its cluster bus port, the
+    /// port + 10000, free too), joined into one cluster that reports `cluster_state:ok`.
+    pub(crate) fn start(masters: usize) -> Option<Self> {
+        let mut nodes = Vec::with_capacity(masters);
+        for _ in 0..masters {
+            nodes.push(RedisServer::start_on(
+                || Listen::Tcp(free_cluster_port()),
+                &[
+                    "--cluster-enabled",
+                    "yes",
+                    "--cluster-config-file",
+                    "nodes.conf",
+                ],
+            )?);
+        }
+        let cli = nodes[0].binary.with_file_name("redis-cli");
+        let cli = if cli.is_file() {
+            cli
+        } else {
+            PathBuf::from("redis-cli")
+        };
+        let addresses: Vec<String> = nodes
+            .iter()
+            .map(|n| n.url().replace("redis://", ""))
+            .collect();
+        let output = Command::new(&cli)
+            .args(["--cluster", "create"])
+            .args(&addresses)
+            .args(["--cluster-replicas", "0", "--cluster-yes"])
+            .stdin(Stdio::null())
+            .output()
+            .unwrap_or_else(|e| {
+                panic!(
+                    "cannot run {} (Debian package redis-tools; scripts/test.sh installs it): {e}",
+                    cli.display()
+                )
+            });
+        assert!(
+            output.status.success(),
+            "redis-cli --cluster create failed: {}",
+            String::from_utf8_lossy(&output.stdout)
+        );
+        let deadline = Instant::now() + READY_TIMEOUT;
+        for node in &nodes {
+            loop {
+                let info = Command::new(&cli)
+                    .args(["-u", &node.url(), "cluster", "info"])
+                    .output()
+                    .expect("run redis-cli");
+                if String::from_utf8_lossy(&info.stdout).contains("cluster_state:ok") {
+                    break;
+                }
+                assert!(Instant::now() < deadline, "the cluster did not become ok");
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+        Some(Self { nodes })
+    }
+
+    /// The seed URLs: every node's.
+    pub(crate) fn urls(&self) -> Vec<String> {
+        self.nodes.iter().map(RedisServer::url).collect()
+    }
+
+    /// The servers.
+    pub(crate) fn nodes(&self) -> &[RedisServer] {
+        &self.nodes
+    }
+}
+
+/// A free port whose cluster bus port (+10000) is free as well.
+fn free_cluster_port() -> u16 {
+    loop {
+        let port = free_port();
+        if port <= 55_535 && TcpListener::bind((Ipv4Addr::LOCALHOST, port + 10_000)).is_ok() {
+            return port;
+        }
+    }
+}
+
 impl Drop for RedisServer {
     fn drop(&mut self) {
         let _ = Command::new("kill")
@@ -206,7 +297,7 @@ impl Drop for RedisServer {
 }
 
 /// Starts `redis-server` and waits until it answers; the error carries its log.
-fn spawn(binary: &Path, dir: &Path, listen: &Listen) -> Result<Child, String> {
+fn spawn(binary: &Path, dir: &Path, listen: &Listen, extra: &[String]) -> Result<Child, String> {
     let log = dir.join("redis.log");
     let mut command = Command::new(binary);
     command
@@ -215,7 +306,8 @@ fn spawn(binary: &Path, dir: &Path, listen: &Listen) -> Result<Child, String> {
         .arg(dir)
         .arg("--logfile")
         .arg(&log)
-        .args(["--bind", "127.0.0.1"]);
+        .args(["--bind", "127.0.0.1"])
+        .args(extra);
     match listen {
         Listen::Tcp(port) => {
             command.args(["--port", &port.to_string()]);
@@ -279,5 +371,28 @@ fn answers_as(listen: &Listen, pid: u32) -> bool {
             .is_ok_and(|s| s.set_read_timeout(timeout).is_ok() && exchange(s, pid)),
         Listen::Unix(path) => UnixStream::connect(path)
             .is_ok_and(|s| s.set_read_timeout(timeout).is_ok() && exchange(s, pid)),
+    }
+}
+
+/// A user id for tests.
+pub(crate) fn user(id: &str) -> wsctx::UserId {
+    wsctx::UserId::try_new(id).expect("a valid test user id")
+}
+
+/// A client id for tests.
+pub(crate) fn tab(id: &str) -> wsctx::WebSocketClientId {
+    wsctx::WebSocketClientId::try_new(id).expect("a valid test client id")
+}
+
+/// Acquires a lease that must be granted.
+pub(crate) async fn granted(
+    node: &wsctx::cluster::Backplane,
+    user_id: &str,
+    client: &str,
+    limit: usize,
+) -> wsctx::cluster::Lease {
+    match node.acquire(&user(user_id), &tab(client), limit).await {
+        Ok(wsctx::cluster::Acquire::Granted { lease, .. }) => lease,
+        other => panic!("expected a lease, got {other:?}"),
     }
 }
