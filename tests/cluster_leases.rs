@@ -44,6 +44,22 @@ async fn inspect(redis: &RedisServer) -> redis::aio::MultiplexedConnection {
         .unwrap()
 }
 
+/// Renews until the node has reconnected (at most 10 s).
+async fn renew_once_reconnected(
+    node: &Backplane,
+    leases: &[wsctx::cluster::Lease],
+) -> Vec<Renewal> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let results = node.renew(leases).await;
+        if results.iter().all(Result::is_ok) {
+            return results.into_iter().map(Result::unwrap).collect();
+        }
+        assert!(Instant::now() < deadline, "no reconnection: {results:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 /// Redis's own clock, in ms.
 async fn redis_now_ms(redis: &RedisServer) -> u64 {
     let (secs, micros): (u64, u64) = redis::cmd("TIME")
@@ -283,32 +299,13 @@ async fn renewal_rebuilds_leases_after_flushall_and_after_a_restart_without_data
     // Now Redis dies and comes back empty on the same port; the nodes reconnect by
     // themselves and their next renewal rebuilds everything.
     redis.restart_empty();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let renewed_a = loop {
-        let results = a.renew(&on_a).await;
-        if results.iter().all(Result::is_ok) {
-            break results;
-        }
-        assert!(Instant::now() < deadline, "no reconnection: {results:?}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
-    assert!(
-        renewed_a
-            .into_iter()
-            .all(|r| r.unwrap() == Renewal::Recreated)
-    );
-    let renewed_b = loop {
-        let results = b.renew(&on_b).await;
-        if results.iter().all(Result::is_ok) {
-            break results;
-        }
-        assert!(Instant::now() < deadline, "no reconnection: {results:?}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
-    assert_eq!(
-        renewed_b.into_iter().next().unwrap().unwrap(),
-        Renewal::Recreated
-    );
+    for (node, leases) in [(&a, &on_a[..]), (&b, &on_b[..])] {
+        let renewed = renew_once_reconnected(node, leases).await;
+        assert!(
+            renewed.iter().all(|r| *r == Renewal::Recreated),
+            "{renewed:?}"
+        );
+    }
     assert_eq!(a.held(&user("alice")).await.unwrap(), 3);
 }
 
