@@ -736,6 +736,10 @@ mod tests {
     use super::*;
 
     #[test]
+    #[allow(
+        irrefutable_let_patterns,
+        reason = "refutable with the feature redis-cluster"
+    )]
     fn debug_shows_no_password_and_no_key() {
         let key = HashingKey::new(b"hashing-key-hashing-key-hashing-key!").unwrap();
         let config = ClusterConfig::builder("redis://user:hunter2-pw@127.0.0.1:6399/1", key)
