@@ -103,6 +103,8 @@
 //! | `http` | token extraction (`Authorization: Bearer`, a `jwt.<base64url>` subprotocol entry, the `token` query parameter only when enabled), raw context fields from the query, and [`Rejection`] rendered as an `http::Response`; works with tokio-tungstenite's handshake callback |
 //! | `jwt` | [`TokenVerifier`]s on the `jsonwebtoken` crate: `jwt::JwtVerifier` with one key (HS256, RS256, ES256, `EdDSA`) and `jwks::JwksVerifier` over a JWK set with rotation (key chosen by `kid`, cached, refetched at most once per interval); keys checked when they are loaded; `exp` required, `nbf`, `aud`, `iss`, leeway |
 //! | `axum` | an extractor that authenticates and validates before the upgrade, `IntoResponse` for [`Rejection`], and a socket runner that admits the bound context to a [`ManagerFactory`] and forwards its [`Outbound`] queue |
+//! | `redis` | `wsctx::cluster`: the Redis backplane of cluster mode: per-user leases (limit and duplicate client ids exact across nodes, on Redis's clock), revocation markers, keyed hashes of user ids in every key; Redis 7.0 or newer |
+//! | `redis-cluster` | `redis` on a Redis Cluster (`ClusterConfig::cluster_builder`); every user's keys in one hash slot |
 //! | `proptest` | `wsctx::proptest`: strategies for valid input and for each class of invalid input, and `Arbitrary` for the id newtypes and `Context<Validated>` (valid values only), so handlers can be property-tested |
 //!
 //! No feature is enabled by default. The connection manager factory ([`ManagerFactory`])
@@ -127,6 +129,8 @@ mod auth;
 #[cfg(feature = "axum")]
 pub mod axum;
 mod close;
+#[cfg(feature = "redis")]
+pub mod cluster;
 mod context;
 mod error;
 mod factory;

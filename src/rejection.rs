@@ -176,6 +176,7 @@ rejection_table! {
     InvalidPayload { code: "INVALID_PAYLOAD", reason: "invalid_payload", http: -, close: 1007, retry: Never, after: -, by: client, cause: "a text frame or close reason that is not UTF-8", message: "a text message was not valid utf-8" }
     MessageTooBig { code: "MESSAGE_TOO_BIG", reason: "message_too_big", http: -, close: 1009, retry: Never, after: -, by: client, cause: "a message or frame over the endpoint's limit", message: "the message is too big" }
     HeartbeatTimeout { code: "HEARTBEAT_TIMEOUT", reason: "heartbeat_timeout", http: -, close: 4408, retry: Immediate, after: -, by: client, cause: "no pong (or any frame) within the heartbeat timeout", message: "the connection stopped answering pings" }
+    BackplaneUnavailable { code: "BACKPLANE_UNAVAILABLE", reason: "backplane_unavailable", http: 503, close: 1013, retry: Backoff, after: 5, by: server, cause: "cluster mode: Redis unreachable or too slow for an admission", message: "the cluster backplane is temporarily unavailable" }
     InternalError { code: "INTERNAL_ERROR", reason: "internal_error", http: 500, close: 1011, retry: Backoff, after: -, by: server, cause: "a server bug", message: "internal server error" }
 }
 

@@ -10,7 +10,7 @@ use wsctx::{
 
 /// The rejection table of `ARCHITECTURE.md`, written out by hand, independently of the
 /// `rejection_table!` macro it checks.
-const TABLE: [(ErrorCode, &str, Option<u16>, u16, Retry); 19] = [
+const TABLE: [(ErrorCode, &str, Option<u16>, u16, Retry); 20] = [
     (
         ErrorCode::NoToken,
         "NO_TOKEN",
@@ -136,6 +136,13 @@ const TABLE: [(ErrorCode, &str, Option<u16>, u16, Retry); 19] = [
         None,
         4408,
         Retry::Immediate,
+    ),
+    (
+        ErrorCode::BackplaneUnavailable,
+        "BACKPLANE_UNAVAILABLE",
+        Some(503),
+        1013,
+        Retry::Backoff,
     ),
     (
         ErrorCode::InternalError,
