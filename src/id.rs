@@ -1,8 +1,8 @@
 //! The id newtypes. Each one holds a value that passed the structural rule of
 //! [`crate::rule`]: trimmed, non-empty, at most 256 bytes, no control, invisible or
-//! ambiguous characters, and in Unicode NFC. The [`Policy`](crate::Policy) (placeholder words) is applied by
-//! [`Context::validate`](crate::Context::validate), not here, because it is a
-//! deployment's choice while the structural rule is not.
+//! ambiguous characters, and in Unicode NFC. The [`Policy`](crate::Policy) (placeholder
+//! words) is applied by [`Context::validate`](crate::Context::validate), not here,
+//! because it is a deployment's choice while the structural rule is not.
 
 use std::fmt;
 use std::hash::{BuildHasher, RandomState};

@@ -717,6 +717,17 @@ fn invisible_char() -> impl Strategy<Value = char> {
 /// own tables: one of their ranges chosen uniformly (so that one-character classes such
 /// as U+2028 come up as often as whole planes of private-use characters), then a
 /// character of that range.
+///
+/// # Examples
+///
+/// ```
+/// use proptest::prelude::*;
+/// use wsctx::{IdError, UserId};
+///
+/// proptest!(ProptestConfig::with_cases(32), |(value in wsctx::proptest::invisible_character_id())| {
+///     prop_assert_eq!(UserId::try_new(value), Err(IdError::InvisibleCharacter));
+/// });
+/// ```
 pub fn invisible_character_id() -> impl Strategy<Value = String> {
     let run = || vec(id_char(), 0..=30).prop_map(String::from_iter);
     (padding(), run(), invisible_char(), run(), padding()).prop_map(
@@ -736,6 +747,17 @@ pub fn invisible_character_id() -> impl Strategy<Value = String> {
 /// Angstrom signs, a CJK compatibility ideograph, a Hangul syllable as two jamo, an
 /// interior U+2000), chosen uniformly, between two runs of 0 to 30 id characters, with
 /// 0 to 3 whitespace characters on each side.
+///
+/// # Examples
+///
+/// ```
+/// use proptest::prelude::*;
+/// use wsctx::{IdError, UserId};
+///
+/// proptest!(ProptestConfig::with_cases(32), |(value in wsctx::proptest::not_normalized_id())| {
+///     prop_assert_eq!(UserId::try_new(value), Err(IdError::NotNormalized));
+/// });
+/// ```
 pub fn not_normalized_id() -> impl Strategy<Value = String> {
     let run = || vec(id_char(), 0..=30).prop_map(String::from_iter);
     (padding(), run(), select(NOT_NFC.to_vec()), run(), padding())

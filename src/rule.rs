@@ -2,8 +2,9 @@
 //! [`Context::validate`](crate::Context::validate) applies on top of it.
 //!
 //! This module is the single source of truth for what an acceptable id is. The
-//! newtypes in [`crate::id`] call [`check_structure`]; the policy checks call
-//! [`Policy::check`]. Neither allocates when a value is accepted.
+//! newtypes in [`crate::id`] call [`check_structure_trimmed`]; the policy checks call
+//! [`Policy::check`]. Neither allocates when a value is accepted (the NFC check may,
+//! for a run of more than four combining marks).
 
 use std::borrow::Cow;
 use std::fmt;

@@ -96,4 +96,34 @@ fn the_naive_model_is_right_on_known_cases() {
         Ok(()),
         "20 bytes: the prefix rule no longer applies"
     );
+    // The look-alike classes and NFC.
+    for look_alike in [
+        "alice\u{AD}",
+        "a\u{2028}b",
+        "\u{3164}",
+        "x\u{FE0F}",
+        "\u{E000}",
+    ] {
+        assert_eq!(
+            checks::model::structure(look_alike),
+            Err(vec![IdError::InvisibleCharacter]),
+            "{look_alike:?}"
+        );
+    }
+    assert_eq!(
+        checks::model::structure("jose\u{301}"),
+        Err(vec![IdError::NotNormalized])
+    );
+    assert_eq!(
+        checks::model::structure("jos\u{e9}"),
+        Ok("jos\u{e9}".to_owned())
+    );
+    assert_eq!(checks::model::nfc("\u{212A}"), "K");
+    assert!(checks::model::is_default_ignorable('\u{1160}'));
+    assert!(checks::model::is_default_ignorable('\u{E0FFF}'));
+    assert!(!checks::model::is_default_ignorable('\u{1161}'));
+    assert!(checks::model::is_noncharacter('\u{FDEF}'));
+    assert!(checks::model::is_noncharacter('\u{8FFFF}'));
+    assert!(!checks::model::is_noncharacter('\u{FFFD}'));
+    assert!(!checks::model::is_invisible('\u{2010}'));
 }
