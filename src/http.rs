@@ -1255,7 +1255,7 @@ impl HandshakeBuilder {
     /// use wsctx::http::Origins;
     ///
     /// let origins = Origins::SameOrigin { tls: true };
-    /// let handshake = wsctx::http::Handshake::builder(Opaque).origins(origins.clone()).build();
+    /// let handshake = wsctx::http::Handshake::builder(verifier).origins(origins.clone()).build();
     /// assert_eq!(handshake.origins(), &origins);
     /// ```
     pub fn origins(mut self, origins: Origins) -> Self {
