@@ -123,9 +123,21 @@ fn every_module_uses_only_lower_layers() {
         })
         .filter(|(name, _)| name != "lib")
         .collect();
-    modules.push(("factory".to_owned(), rust_files(&src.join("factory"))));
-    if let Some((_, files)) = modules.iter_mut().find(|(name, _)| name == "axum") {
-        files.extend(rust_files(&src.join("axum")));
+    // A directory is part of its module: `src/factory/` (a `mod.rs` module) or
+    // `src/axum/` (the submodules of `src/axum.rs`).
+    let mut dirs: Vec<PathBuf> = fs::read_dir(&src)
+        .unwrap()
+        .map(|entry| entry.unwrap().path())
+        .filter(|path| path.is_dir())
+        .collect();
+    dirs.sort();
+    for dir in dirs {
+        let name = dir.file_name().unwrap().to_string_lossy().into_owned();
+        let files = rust_files(&dir);
+        match modules.iter_mut().find(|(module, _)| *module == name) {
+            Some((_, existing)) => existing.extend(files),
+            None => modules.push((name, files)),
+        }
     }
     let mut violations = Vec::new();
     for (module, files) in &modules {

@@ -12,7 +12,7 @@ use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
 use redis::{Cmd, ErrorKind, Pipeline, RedisError, RedisFuture, ServerErrorKind, Value};
 
 use crate::cluster::config::{ClusterConfig, Target};
-use crate::error::{ErrorCode, Rejection};
+use crate::rejection::{ErrorCode, Rejection};
 
 /// What went wrong talking to Redis. See [`BackplaneError`].
 ///
