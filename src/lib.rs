@@ -120,6 +120,7 @@ pub mod axum;
 mod close;
 mod context;
 mod error;
+mod event;
 mod factory;
 mod generate;
 #[cfg(feature = "http")]
@@ -130,6 +131,7 @@ pub mod jwt;
 mod metadata;
 #[cfg(feature = "proptest")]
 pub mod proptest;
+mod resume;
 mod rule;
 #[cfg(feature = "serde")]
 mod serde;
@@ -143,9 +145,12 @@ pub use error::{
     CloseStyle, ContextError, ErrorCode, Field, FieldError, FieldErrorKind, IdError, Rejection,
     Retry, ValidationError,
 };
+#[cfg(feature = "serde")]
+pub use event::EmitError;
+pub use event::{EventType, EventTypeError, MAX_EVENT_TYPE_BYTES};
 pub use factory::{
     Delivery, FactoryError, Frame, IsolatedManager, Limits, ManagerFactory, MetricsSnapshot,
-    Outbound, TryRecvError,
+    Outbound, ReplayLimits, TryRecvError,
 };
 pub use generate::{
     Fallback, FromFn, GenerateError, IdGenerator, IdKind, SequenceGenerator, UuidGenerator, from_fn,
@@ -155,6 +160,7 @@ pub use metadata::{
     MAX_METADATA_ENTRIES, MAX_METADATA_KEY_BYTES, MAX_METADATA_VALUE_BYTES, Metadata,
     RESERVED_METADATA_KEYS,
 };
+pub use resume::{ResumePoint, ResumePointError};
 pub use rule::{
     DEFAULT_PLACEHOLDER_PREFIXES, DEFAULT_PLACEHOLDER_WORDS, MAX_ID_BYTES,
     PLACEHOLDER_PREFIX_MAX_BYTES, Policy,

@@ -22,6 +22,7 @@ mod manager;
 mod metrics;
 mod outbound;
 mod registry;
+mod replay;
 mod shard;
 mod socket;
 
@@ -39,6 +40,7 @@ pub use limits::Limits;
 pub use manager::IsolatedManager;
 pub use metrics::MetricsSnapshot;
 pub use outbound::{Outbound, TryRecvError};
+pub use replay::ReplayLimits;
 
 use crate::close::{CloseCode, CloseReason};
 use crate::context::Context;
