@@ -260,7 +260,8 @@ mod serde_impls {
 
     impl<'de> Deserialize<'de> for EventType {
         /// From a string that passes the rule; the error names the broken rule, never
-        /// the input.
+        /// the input. In a self-describing format the value must be a string: a number
+        /// is refused, not converted (quote it in YAML).
         fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
             super::deserialize_string(deserializer, EventTypeVisitor)
         }

@@ -210,7 +210,8 @@ mod serde_impls {
 
     impl<'de> Deserialize<'de> for ResumePoint {
         /// From its text, parsed as strictly as [`ResumePoint::parse`]; the error names
-        /// what is wrong, never the input.
+        /// what is wrong, never the input. In a self-describing format the value must
+        /// be a string (quote it in YAML).
         fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
             crate::event::deserialize_string(deserializer, PointVisitor)
         }
