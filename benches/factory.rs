@@ -4,30 +4,17 @@
 //! `cargo bench --bench factory -- --warm-up-time 1 --measurement-time 3`
 //! Results and the machine they ran on: BENCHMARKS.md.
 
-#![allow(
-    clippy::unwrap_used,
-    reason = "a benchmark fails loudly on the unexpected"
-)]
+#[path = "../tests/support/contexts.rs"]
+mod contexts;
 
 use std::hint::black_box;
 use std::sync::Barrier;
 use std::thread;
 use std::time::{Duration, Instant};
 
+use contexts::bound;
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
-use wsctx::state::Bound;
-use wsctx::{Context, Frame, ManagerFactory, Policy, SequenceGenerator, UuidGenerator};
-
-fn bound(user: &str, tab: &str) -> Context<Bound> {
-    Context::builder()
-        .user_id(user)
-        .websocket_client_id(tab)
-        .build()
-        .validate(&Policy::default(), &SequenceGenerator::new())
-        .unwrap()
-        .bind(None, &UuidGenerator::new())
-        .unwrap()
-}
+use wsctx::{Frame, ManagerFactory};
 
 /// Contexts are consumed by `create`, so each thread clones them in chunks outside the
 /// timed section.
@@ -103,13 +90,7 @@ fn fan_out(c: &mut Criterion) {
     let mut group = c.benchmark_group("send_to_user");
     group.throughput(Throughput::Elements(1));
     let factory = ManagerFactory::default();
-    let mut sockets: Vec<_> = (1..=5)
-        .map(|t| {
-            factory
-                .create(bound("user-a", &format!("tab-{t}")))
-                .unwrap()
-        })
-        .collect();
+    let mut sockets = contexts::tabs::<5>(&factory, "user-a");
     let frame = Frame::text("{\"type\":\"message\",\"text\":\"hello\"}");
 
     // One message to 5 sockets, and the 5 writers taking it off their queues.

@@ -4,7 +4,7 @@
 //! cargo bench --features serde --bench validation -- --warm-up-time 1 --measurement-time 3
 //! ```
 //!
-//! The rule (DESIGN §3, default policy) for `user_id`, `thread_id`, `run_id`,
+//! The rule (`ARCHITECTURE.md`, "Field rules"; default policy) for `user_id`, `thread_id`, `run_id`,
 //! `request_id` and `websocket_client_id`: trimmed non-empty, at most 256 bytes, no
 //! control or invisible formatting characters, not a placeholder word, and not a
 //! placeholder prefix when shorter than 20 bytes. garde and validator run it through

@@ -11,8 +11,9 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::error::{ErrorCode, Field, FieldError, IdError, Rejection, ValidationError};
+use crate::error::{Field, FieldError, IdError, ValidationError};
 use crate::id::UserId;
+use crate::rejection::{ErrorCode, Rejection};
 
 /// A bearer credential as presented by a client. A secret.
 ///
@@ -78,7 +79,7 @@ impl Token {
     /// ```
     #[must_use]
     pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
+        self.len() == 0
     }
 }
 
@@ -390,30 +391,75 @@ pub trait TokenVerifier: Send + Sync {
     ) -> impl Future<Output = Result<AuthenticatedUser, AuthError>> + Send;
 }
 
-impl<T: TokenVerifier> TokenVerifier for &T {
-    fn verify(
-        &self,
-        token: &Token,
-    ) -> impl Future<Output = Result<AuthenticatedUser, AuthError>> + Send {
-        (**self).verify(token)
+/// What [`TokenVerifier::verify`] returns.
+type Verified = Result<AuthenticatedUser, AuthError>;
+
+/// Implements [`TokenVerifier`] for pointers to a verifier.
+macro_rules! forward_verifier {
+    ($($pointer:ty),*) => {$(
+        impl<T: TokenVerifier> TokenVerifier for $pointer {
+            fn verify(&self, token: &Token) -> impl Future<Output = Verified> + Send {
+                (**self).verify(token)
+            }
+        }
+    )*};
+}
+forward_verifier!(&T, Box<T>, Arc<T>);
+
+/// A [`TokenVerifier`] from a function of the token that returns a future; see
+/// [`verify_fn`].
+#[derive(Clone, Copy)]
+pub struct VerifyFn<F>(F);
+
+impl<F> fmt::Debug for VerifyFn<F> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("VerifyFn")
     }
 }
 
-impl<T: TokenVerifier> TokenVerifier for Box<T> {
-    fn verify(
-        &self,
-        token: &Token,
-    ) -> impl Future<Output = Result<AuthenticatedUser, AuthError>> + Send {
-        (**self).verify(token)
-    }
+/// A [`TokenVerifier`] from a function, as [`from_fn`](crate::from_fn) makes an id
+/// generator from one. The function gets the token and returns a future of the outcome;
+/// the future may not borrow the token, so read what it needs first (a verifier that does
+/// no I/O returns [`std::future::ready`]).
+///
+/// # Examples
+///
+/// ```
+/// use std::future::ready;
+/// use wsctx::{AuthError, AuthenticatedUser, Token, TokenVerifier, verify_fn};
+///
+/// // Accepts `ok-<user>` tokens.
+/// let verifier = verify_fn(|token: &Token| {
+///     ready(match token.expose_secret().strip_prefix("ok-") {
+///         Some(user) => AuthenticatedUser::from_subject(Some(user)),
+///         None => Err(AuthError::ValidationFailed),
+///     })
+/// });
+/// # fn block_on<F: std::future::Future>(f: F) -> F::Output {
+/// #     let mut f = std::pin::pin!(f);
+/// #     let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+/// #     loop { if let std::task::Poll::Ready(v) = f.as_mut().poll(&mut cx) { return v; } }
+/// # }
+/// let user = block_on(verifier.verify(&Token::new("ok-u-42")))?;
+/// assert_eq!(user.user_id().as_str(), "u-42");
+/// assert!(block_on(verifier.verify(&Token::new("nope"))).is_err());
+/// # Ok::<(), AuthError>(())
+/// ```
+pub fn verify_fn<F, Fut>(f: F) -> VerifyFn<F>
+where
+    F: Fn(&Token) -> Fut + Send + Sync,
+    Fut: Future<Output = Verified> + Send,
+{
+    VerifyFn(f)
 }
 
-impl<T: TokenVerifier> TokenVerifier for Arc<T> {
-    fn verify(
-        &self,
-        token: &Token,
-    ) -> impl Future<Output = Result<AuthenticatedUser, AuthError>> + Send {
-        (**self).verify(token)
+impl<F, Fut> TokenVerifier for VerifyFn<F>
+where
+    F: Fn(&Token) -> Fut + Send + Sync,
+    Fut: Future<Output = Verified> + Send,
+{
+    fn verify(&self, token: &Token) -> impl Future<Output = Verified> + Send {
+        (self.0)(token)
     }
 }
 
@@ -456,12 +502,10 @@ mod tests {
             assert!(!rejection.error_frame().contains(&subject));
         }
         let error = AuthenticatedUser::from_subject(Some(&"x".repeat(300))).unwrap_err();
-        let rejection = Rejection::from(error);
-        assert!(
-            rejection
-                .detail()
-                .unwrap()
-                .contains(Field::UserId, FieldErrorKind::TooLong)
+        let too_long = FieldError::new(Field::UserId, FieldErrorKind::TooLong);
+        assert_eq!(
+            Rejection::from(error).detail().unwrap().errors(),
+            [too_long]
         );
     }
 

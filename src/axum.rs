@@ -70,18 +70,18 @@ use std::time::Duration;
 
 use ::axum::body::{Body, Bytes};
 use ::axum::extract::connect_info::ConnectInfo;
-use ::axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
+use ::axum::extract::ws::{self, Message, WebSocket, WebSocketUpgrade};
 use ::axum::extract::{FromRef, FromRequestParts};
 use ::axum::response::{IntoResponse, Response};
 use ::http::request::Parts;
 use futures_util::{SinkExt as _, StreamExt as _};
 use tokio::sync::mpsc;
 
-use crate::close::{CloseCode, CloseReason};
+use crate::close::CloseFrame;
 use crate::context::Context;
-use crate::error::{CloseStyle, Rejection};
 use crate::factory::{Delivery, Frame, IsolatedManager, ManagerFactory, Outbound};
 use crate::http::Handshake;
+use crate::rejection::{CloseStyle, Rejection};
 use crate::state::{Bound, Validated};
 use crate::trace::debug_event;
 
@@ -265,10 +265,6 @@ impl Session {
 
     /// Sends `frame` to every socket of this socket's user (this one included) and to
     /// nobody else. See [`IsolatedManager::send_to_user`].
-    #[allow(
-        clippy::must_use_candidate,
-        reason = "fire and forget is the common use"
-    )]
     ///
     /// # Examples
     ///
@@ -295,10 +291,6 @@ impl Session {
     /// a welcome or a per-socket error). Returns `false` when the frame was dropped
     /// because the socket is closing or its reply queue is full. A [`Frame::Close`]
     /// closes this socket.
-    #[allow(
-        clippy::must_use_candidate,
-        reason = "fire and forget is the common use"
-    )]
     ///
     /// # Examples
     ///
@@ -318,16 +310,12 @@ impl Session {
     /// ```
     pub fn reply(&self, frame: Frame) -> bool {
         match frame {
-            Frame::Close(code, reason) => self.manager.close(code, reason),
+            Frame::Close(close) => self.manager.close(&close),
             frame => !self.manager.is_closing() && self.replies.try_send(frame).is_ok(),
         }
     }
 
     /// Closes this socket with the close frame of `rejection`.
-    #[allow(
-        clippy::must_use_candidate,
-        reason = "fire and forget is the common use"
-    )]
     ///
     /// # Examples
     ///
@@ -446,13 +434,8 @@ impl<H: MessageHandler> Endpoint<H> {
     /// # impl MessageHandler for Quiet {
     /// #     async fn on_message(&self, _: &Session, _: axum::extract::ws::Message) {}
     /// # }
-    /// # struct Deny;
-    /// # impl wsctx::TokenVerifier for Deny {
-    /// #     async fn verify(&self, _: &wsctx::Token) -> Result<wsctx::AuthenticatedUser, wsctx::AuthError> {
-    /// #         Err(wsctx::AuthError::ValidationFailed)
-    /// #     }
-    /// # }
-    /// let handshake = wsctx::http::Handshake::builder(Deny).subprotocols(["wsctx.v1"]).build();
+    /// # let deny = wsctx::verify_fn(|_| std::future::ready(Err(wsctx::AuthError::ValidationFailed)));
+    /// let handshake = wsctx::http::Handshake::builder(deny).subprotocols(["wsctx.v1"]).build();
     /// let endpoint = Endpoint::new(handshake, wsctx::ManagerFactory::default(), Quiet);
     /// assert_eq!(endpoint.factory().limits(), wsctx::Limits::default());
     /// ```
@@ -475,13 +458,8 @@ impl<H: MessageHandler> Endpoint<H> {
     /// # impl MessageHandler for Quiet {
     /// #     async fn on_message(&self, _: &Session, _: axum::extract::ws::Message) {}
     /// # }
-    /// # struct Deny;
-    /// # impl wsctx::TokenVerifier for Deny {
-    /// #     async fn verify(&self, _: &wsctx::Token) -> Result<wsctx::AuthenticatedUser, wsctx::AuthError> {
-    /// #         Err(wsctx::AuthError::ValidationFailed)
-    /// #     }
-    /// # }
-    /// let handshake = wsctx::http::Handshake::builder(Deny).subprotocols(["wsctx.v1"]).build();
+    /// # let deny = wsctx::verify_fn(|_| std::future::ready(Err(wsctx::AuthError::ValidationFailed)));
+    /// let handshake = wsctx::http::Handshake::builder(deny).subprotocols(["wsctx.v1"]).build();
     /// let endpoint = Endpoint::new(handshake, wsctx::ManagerFactory::default(), Quiet);
     /// let endpoint = endpoint.max_message_bytes(16 * 1024);
     /// # let _ = endpoint;
@@ -502,13 +480,8 @@ impl<H: MessageHandler> Endpoint<H> {
     /// # impl MessageHandler for Quiet {
     /// #     async fn on_message(&self, _: &Session, _: axum::extract::ws::Message) {}
     /// # }
-    /// # struct Deny;
-    /// # impl wsctx::TokenVerifier for Deny {
-    /// #     async fn verify(&self, _: &wsctx::Token) -> Result<wsctx::AuthenticatedUser, wsctx::AuthError> {
-    /// #         Err(wsctx::AuthError::ValidationFailed)
-    /// #     }
-    /// # }
-    /// let handshake = wsctx::http::Handshake::builder(Deny).subprotocols(["wsctx.v1"]).build();
+    /// # let deny = wsctx::verify_fn(|_| std::future::ready(Err(wsctx::AuthError::ValidationFailed)));
+    /// let handshake = wsctx::http::Handshake::builder(deny).subprotocols(["wsctx.v1"]).build();
     /// let endpoint = Endpoint::new(handshake, wsctx::ManagerFactory::default(), Quiet);
     /// assert_eq!(endpoint.handshake().subprotocols().next(), Some("wsctx.v1"));
     /// ```
@@ -527,13 +500,8 @@ impl<H: MessageHandler> Endpoint<H> {
     /// # impl MessageHandler for Quiet {
     /// #     async fn on_message(&self, _: &Session, _: axum::extract::ws::Message) {}
     /// # }
-    /// # struct Deny;
-    /// # impl wsctx::TokenVerifier for Deny {
-    /// #     async fn verify(&self, _: &wsctx::Token) -> Result<wsctx::AuthenticatedUser, wsctx::AuthError> {
-    /// #         Err(wsctx::AuthError::ValidationFailed)
-    /// #     }
-    /// # }
-    /// let handshake = wsctx::http::Handshake::builder(Deny).subprotocols(["wsctx.v1"]).build();
+    /// # let deny = wsctx::verify_fn(|_| std::future::ready(Err(wsctx::AuthError::ValidationFailed)));
+    /// let handshake = wsctx::http::Handshake::builder(deny).subprotocols(["wsctx.v1"]).build();
     /// let endpoint = Endpoint::new(handshake, wsctx::ManagerFactory::default(), Quiet);
     /// assert_eq!(endpoint.factory().metrics().active, 0);
     /// ```
@@ -557,13 +525,8 @@ impl<H: MessageHandler> Endpoint<H> {
     /// # impl MessageHandler for Quiet {
     /// #     async fn on_message(&self, _: &Session, _: axum::extract::ws::Message) {}
     /// # }
-    /// # struct Deny;
-    /// # impl wsctx::TokenVerifier for Deny {
-    /// #     async fn verify(&self, _: &wsctx::Token) -> Result<wsctx::AuthenticatedUser, wsctx::AuthError> {
-    /// #         Err(wsctx::AuthError::ValidationFailed)
-    /// #     }
-    /// # }
-    /// let handshake = wsctx::http::Handshake::builder(Deny).subprotocols(["wsctx.v1"]).build();
+    /// # let deny = wsctx::verify_fn(|_| std::future::ready(Err(wsctx::AuthError::ValidationFailed)));
+    /// let handshake = wsctx::http::Handshake::builder(deny).subprotocols(["wsctx.v1"]).build();
     /// let endpoint = Endpoint::new(handshake, wsctx::ManagerFactory::default(), Quiet);
     /// use wsctx::{Context, ErrorCode, Policy, UuidGenerator};
     ///
@@ -746,14 +709,14 @@ fn to_message(frame: Frame) -> Message {
     match frame {
         Frame::Text(text) => Message::Text(text.as_ref().into()),
         Frame::Binary(bytes) => Message::Binary(Bytes::copy_from_slice(&bytes)),
-        Frame::Close(code, reason) => close_message(code, &reason),
+        Frame::Close(close) => close_message(&close),
     }
 }
 
-fn close_message(code: CloseCode, reason: &CloseReason) -> Message {
-    Message::Close(Some(CloseFrame {
-        code: code.as_u16(),
-        reason: reason.as_str().into(),
+fn close_message(close: &CloseFrame) -> Message {
+    Message::Close(Some(ws::CloseFrame {
+        code: close.code.as_u16(),
+        reason: close.reason.as_str().into(),
     }))
 }
 
@@ -780,7 +743,7 @@ pub async fn reject_socket(mut socket: WebSocket, rejection: &Rejection, style: 
         "socket refused after upgrade"
     );
     let frame = Message::Text(rejection.error_frame().into());
-    let close = close_message(rejection.close_code(style), &rejection.close_reason());
+    let close = close_message(&rejection.close_frame(style));
     if socket.send(frame).await.is_err() || socket.send(close).await.is_err() {
         return;
     }

@@ -190,6 +190,50 @@ impl fmt::Display for CloseReason {
     }
 }
 
+/// A close frame's payload: a [`CloseCode`] that may be sent and a [`CloseReason`] that
+/// fits in the frame. Both fields are always valid, so they are public.
+///
+/// A [`Rejection`](crate::Rejection) renders its own with
+/// [`Rejection::close_frame`](crate::Rejection::close_frame).
+///
+/// # Examples
+///
+/// ```
+/// use wsctx::{CloseCode, CloseFrame};
+///
+/// let frame = CloseFrame::new(CloseCode::GOING_AWAY, "banned");
+/// assert_eq!(frame.code.as_u16(), 1001);
+/// assert_eq!(frame.reason.as_str(), "banned");
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct CloseFrame {
+    /// The close code.
+    pub code: CloseCode,
+    /// The close reason (at most [`MAX_CLOSE_REASON_BYTES`] bytes).
+    pub reason: CloseReason,
+}
+
+impl CloseFrame {
+    /// A close frame with `code` and `reason`, the reason cut as [`CloseReason::new`]
+    /// cuts it.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use wsctx::{CloseCode, CloseFrame};
+    ///
+    /// let frame = CloseFrame::new(CloseCode::NORMAL, "");
+    /// assert!(frame.reason.as_str().is_empty());
+    /// ```
+    #[must_use]
+    pub fn new(code: CloseCode, reason: &str) -> Self {
+        Self {
+            code,
+            reason: CloseReason::new(reason),
+        }
+    }
+}
+
 /// The longest prefix of `s` of at most `max` bytes that ends on a character boundary.
 pub(crate) fn truncate_utf8(s: &str, max: usize) -> &str {
     if s.len() <= max {

@@ -5,16 +5,60 @@ use std::fmt;
 use std::net::SocketAddr;
 use std::time::SystemTime;
 
-use crate::error::{ContextError, Field, FieldError, FieldErrorKind, IdError, ValidationError};
+use crate::error::{Field, FieldError, FieldErrorKind, IdError, ValidationError};
 use crate::generate::{GenerateError, IdGenerator, IdKind};
 use crate::id::{RequestId, RunId, ThreadId, UserId, WebSocketClientId};
 use crate::metadata::{MAX_METADATA_ENTRIES, Metadata, check_key, check_value};
+use crate::rejection::Rejection;
 use crate::rule::{Policy, check_structure};
 use crate::state::{Bound, Raw, State, Valid, Validated};
 use crate::trace::debug_event;
 
 /// The deepest operation a context may describe; [`Context::child`] fails past it.
 pub const MAX_OPERATION_DEPTH: u8 = 10;
+
+/// Why a context could not move to its next state: the client's input was invalid, or
+/// the server's id generator failed (a server bug, never the client's fault).
+///
+/// # Examples
+///
+/// ```
+/// use wsctx::{Context, ContextError, ErrorCode, Policy, Rejection, UuidGenerator};
+///
+/// let error = Context::builder().build().validate(&Policy::default(), &UuidGenerator::new()).unwrap_err();
+/// assert!(matches!(error, ContextError::Invalid(_)));
+/// assert_eq!(Rejection::from(error).code(), ErrorCode::InvalidContext);
+/// ```
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ContextError {
+    /// The input failed the rules: INVALID_CONTEXT.
+    #[error(transparent)]
+    Invalid(#[from] ValidationError),
+    /// The id generator failed or produced an invalid id: INTERNAL_ERROR.
+    #[error(transparent)]
+    Internal(#[from] GenerateError),
+}
+
+impl ContextError {
+    /// The validation error, when the input was at fault.
+    #[must_use]
+    pub fn as_invalid(&self) -> Option<&ValidationError> {
+        match self {
+            Self::Invalid(error) => Some(error),
+            Self::Internal(_) => None,
+        }
+    }
+}
+
+impl From<ContextError> for Rejection {
+    fn from(error: ContextError) -> Self {
+        match error {
+            ContextError::Invalid(error) => error.into(),
+            ContextError::Internal(error) => error.into(),
+        }
+    }
+}
 
 /// A raw field value: what the client sent, or a value of the wrong type (kept only as
 /// the fact that it was wrong, never its content).

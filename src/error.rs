@@ -1,15 +1,12 @@
-//! Validation errors (what is wrong with which field) and [`Rejection`] (what the client
-//! is told: an HTTP status before the upgrade, a close code after it).
+//! The field vocabulary: which field ([`Field`]), what is wrong with it
+//! ([`FieldErrorKind`], [`IdError`]), and every failing field of one validation
+//! ([`ValidationError`]). The bottom layer: it names no other module of the crate. What
+//! a client is told about these errors is [`Rejection`](crate::Rejection)'s job.
 //!
 //! No error in this module stores or prints a rejected value: messages name the field
 //! and the rule, never the input.
 
-use std::borrow::Cow;
 use std::fmt;
-use std::time::Duration;
-
-use crate::close::{CloseCode, CloseReason, MAX_CLOSE_REASON_BYTES};
-use crate::generate::GenerateError;
 
 /// Why an id failed the structural rule (see the crate docs, "Field rules").
 ///
@@ -38,57 +35,79 @@ pub enum IdError {
     InvisibleCharacter,
 }
 
-/// A field of a context, as named in error messages and on the wire.
-///
-/// # Examples
-///
-/// ```
-/// assert_eq!(wsctx::Field::WebSocketClientId.as_str(), "websocket_client_id");
-/// ```
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-#[non_exhaustive]
-pub enum Field {
-    /// `user_id`.
-    UserId,
-    /// `thread_id`.
-    ThreadId,
-    /// `run_id`.
-    RunId,
-    /// `request_id`.
-    RequestId,
-    /// `parent_request_id`.
-    ParentRequestId,
-    /// `websocket_client_id`.
-    WebSocketClientId,
-    /// `metadata`: the map as a whole, or one of its entries (never named: keys are input).
-    Metadata,
-    /// `operation_depth`.
-    OperationDepth,
-    /// `operation`: the name given to [`Context::child`](crate::Context::child).
-    Operation,
+/// Generates [`Field`] from one row per field: the variant, its wire name, and what it
+/// is. The enum, [`Field::ALL`], [`Field::as_str`] and [`Field::from_name`] come from the
+/// rows, so a wire name is spelled once.
+macro_rules! fields {
+    ($($variant:ident => $name:literal $(: $what:literal)?,)*) => {
+        /// A field of a context, as named in error messages and on the wire.
+        ///
+        /// # Examples
+        ///
+        /// ```
+        /// use wsctx::Field;
+        ///
+        /// assert_eq!(Field::WebSocketClientId.as_str(), "websocket_client_id");
+        /// assert_eq!(Field::from_name("run_id"), Some(Field::RunId));
+        /// assert_eq!(Field::ALL.len(), 9);
+        /// ```
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        #[non_exhaustive]
+        pub enum Field {
+            $(
+                #[doc = concat!("`", $name, "`", $(": ", $what,)? ".")]
+                $variant,
+            )*
+        }
+
+        impl Field {
+            /// Every field, in the order [`Context::validate`](crate::Context::validate)
+            /// checks them.
+            pub const ALL: [Self; [$($name),*].len()] = [$(Self::$variant),*];
+
+            /// The field's wire name.
+            ///
+            /// # Examples
+            ///
+            /// ```
+            /// assert_eq!(wsctx::Field::UserId.as_str(), "user_id");
+            /// ```
+            #[must_use]
+            pub const fn as_str(self) -> &'static str {
+                match self {
+                    $(Self::$variant => $name,)*
+                }
+            }
+        }
+    };
+}
+
+fields! {
+    UserId => "user_id",
+    ThreadId => "thread_id",
+    RunId => "run_id",
+    RequestId => "request_id",
+    ParentRequestId => "parent_request_id",
+    WebSocketClientId => "websocket_client_id",
+    Metadata => "metadata": "the map as a whole, or one of its entries (never named: keys are input)",
+    OperationDepth => "operation_depth",
+    Operation => "operation": "the name given to [`Context::child`](crate::Context::child)",
 }
 
 impl Field {
-    /// The field's wire name.
+    /// The field whose wire name is `name` (exactly; no case folding).
     ///
     /// # Examples
     ///
     /// ```
-    /// assert_eq!(wsctx::Field::UserId.as_str(), "user_id");
+    /// use wsctx::Field;
+    ///
+    /// assert_eq!(Field::from_name("metadata"), Some(Field::Metadata));
+    /// assert_eq!(Field::from_name("User_Id"), None);
     /// ```
     #[must_use]
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            Self::UserId => "user_id",
-            Self::ThreadId => "thread_id",
-            Self::RunId => "run_id",
-            Self::RequestId => "request_id",
-            Self::ParentRequestId => "parent_request_id",
-            Self::WebSocketClientId => "websocket_client_id",
-            Self::Metadata => "metadata",
-            Self::OperationDepth => "operation_depth",
-            Self::Operation => "operation",
-        }
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|field| field.as_str() == name)
     }
 }
 
@@ -324,500 +343,3 @@ impl<'a> IntoIterator for &'a ValidationError {
         self.errors.iter()
     }
 }
-
-/// Why a context could not move to its next state: the client's input was invalid, or
-/// the server's id generator failed (a server bug, never the client's fault).
-///
-/// # Examples
-///
-/// ```
-/// use wsctx::{Context, ContextError, ErrorCode, Policy, Rejection, UuidGenerator};
-///
-/// let error = Context::builder().build().validate(&Policy::default(), &UuidGenerator::new()).unwrap_err();
-/// assert!(matches!(error, ContextError::Invalid(_)));
-/// assert_eq!(Rejection::from(error).code(), ErrorCode::InvalidContext);
-/// ```
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum ContextError {
-    /// The input failed the rules: INVALID_CONTEXT.
-    #[error(transparent)]
-    Invalid(#[from] ValidationError),
-    /// The id generator failed or produced an invalid id: INTERNAL_ERROR.
-    #[error(transparent)]
-    Internal(#[from] GenerateError),
-}
-
-impl ContextError {
-    /// The validation error, when the input was at fault.
-    #[must_use]
-    pub fn as_invalid(&self) -> Option<&ValidationError> {
-        match self {
-            Self::Invalid(error) => Some(error),
-            Self::Internal(_) => None,
-        }
-    }
-}
-
-/// How a client should react to a rejection.
-///
-/// # Examples
-///
-/// ```
-/// assert_eq!(wsctx::Retry::AfterRefresh.as_str(), "after_refresh");
-/// ```
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-#[non_exhaustive]
-pub enum Retry {
-    /// Do not reconnect with the same input.
-    Never,
-    /// Reconnect after obtaining a fresh token.
-    AfterRefresh,
-    /// Reconnect later, with exponential backoff and jitter.
-    Backoff,
-    /// Reconnect now.
-    Immediate,
-}
-
-impl Retry {
-    /// The advice's wire name.
-    #[must_use]
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            Self::Never => "never",
-            Self::AfterRefresh => "after_refresh",
-            Self::Backoff => "backoff",
-            Self::Immediate => "immediate",
-        }
-    }
-}
-
-impl fmt::Display for Retry {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-/// Every reason a connection can be refused or closed. See the table on [`Rejection`].
-///
-/// # Examples
-///
-/// ```
-/// use wsctx::{CloseCode, ErrorCode};
-///
-/// assert_eq!(ErrorCode::ConnectionLimit.as_str(), "CONNECTION_LIMIT");
-/// assert_eq!(ErrorCode::ConnectionLimit.http_status(), Some(429));
-/// assert_eq!(ErrorCode::ConnectionLimit.close_code(), CloseCode::TOO_MANY_REQUESTS);
-/// ```
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-#[non_exhaustive]
-pub enum ErrorCode {
-    /// No credential found.
-    NoToken,
-    /// The token is malformed.
-    InvalidFormat,
-    /// Signature, issuer or audience rejected.
-    ValidationFailed,
-    /// The token's `exp` has passed.
-    TokenExpired,
-    /// A verified token without a usable subject.
-    MissingUserId,
-    /// Origin or permission refused.
-    Forbidden,
-    /// An id, metadata entry or depth failed the rules.
-    InvalidContext,
-    /// The user already has a live socket with this client id.
-    DuplicateClient,
-    /// The per-user connection limit is reached.
-    ConnectionLimit,
-    /// The global connection limit is reached.
-    Overloaded,
-    /// The token verifier failed or timed out (not the client's fault).
-    AuthUnavailable,
-    /// A socket's outbound queue overflowed.
-    SlowConsumer,
-    /// No activity within the idle timeout.
-    IdleTimeout,
-    /// The server is draining.
-    ShuttingDown,
-    /// A server bug.
-    InternalError,
-}
-
-/// Everything the rejection table says about one [`ErrorCode`].
-struct Spec {
-    name: &'static str,
-    reason: &'static str,
-    message: &'static str,
-    http: Option<u16>,
-    close: CloseCode,
-    retry: Retry,
-    retry_after_secs: Option<u64>,
-}
-
-impl ErrorCode {
-    /// Every error code, in table order.
-    pub const ALL: [Self; 15] = [
-        Self::NoToken,
-        Self::InvalidFormat,
-        Self::ValidationFailed,
-        Self::TokenExpired,
-        Self::MissingUserId,
-        Self::Forbidden,
-        Self::InvalidContext,
-        Self::DuplicateClient,
-        Self::ConnectionLimit,
-        Self::Overloaded,
-        Self::AuthUnavailable,
-        Self::SlowConsumer,
-        Self::IdleTimeout,
-        Self::ShuttingDown,
-        Self::InternalError,
-    ];
-
-    /// The rejection table (DESIGN §5): the one place that decides every rendering.
-    #[rustfmt::skip]
-    const fn spec(self) -> Spec {
-        const fn row(
-            name: &'static str,
-            reason: &'static str,
-            message: &'static str,
-            http: Option<u16>,
-            close: CloseCode,
-            retry: Retry,
-            retry_after_secs: Option<u64>,
-        ) -> Spec {
-            Spec {
-                name,
-                reason,
-                message,
-                http,
-                close,
-                retry,
-                retry_after_secs,
-            }
-        }
-        use CloseCode as C;
-        use Retry as R;
-        match self {
-            Self::NoToken => row("NO_TOKEN", "no_token", "no credential was presented", Some(401), C::UNAUTHORIZED, R::Never, None),
-            Self::InvalidFormat => row("INVALID_FORMAT", "invalid_format", "the credential is malformed", Some(401), C::UNAUTHORIZED, R::Never, None),
-            Self::ValidationFailed => row("VALIDATION_FAILED", "validation_failed", "the credential was rejected", Some(401), C::UNAUTHORIZED, R::Never, None),
-            Self::TokenExpired => row("TOKEN_EXPIRED", "token_expired", "the credential has expired", Some(401), C::UNAUTHORIZED, R::AfterRefresh, None),
-            Self::MissingUserId => row("MISSING_USER_ID", "missing_user_id", "the credential has no usable subject", Some(403), C::FORBIDDEN, R::Never, None),
-            Self::Forbidden => row("FORBIDDEN", "forbidden", "the connection is not allowed", Some(403), C::FORBIDDEN, R::Never, None),
-            Self::InvalidContext => row("INVALID_CONTEXT", "invalid_context", "the connection context is invalid", Some(400), C::BAD_REQUEST, R::Never, None),
-            Self::DuplicateClient => row("DUPLICATE_CLIENT", "duplicate_client", "a connection with this client id is already open", Some(409), C::CONFLICT, R::Never, None),
-            Self::ConnectionLimit => row("CONNECTION_LIMIT", "connection_limit", "too many connections for this user", Some(429), C::TOO_MANY_REQUESTS, R::Backoff, Some(30)),
-            Self::Overloaded => row("OVERLOADED", "overloaded", "the server is at capacity", Some(503), C::TRY_AGAIN_LATER, R::Backoff, Some(5)),
-            Self::AuthUnavailable => row("AUTH_UNAVAILABLE", "auth_unavailable", "authentication is temporarily unavailable", Some(503), C::TRY_AGAIN_LATER, R::Backoff, Some(5)),
-            Self::SlowConsumer => row("SLOW_CONSUMER", "slow_consumer", "the connection could not keep up", None, C::TRY_AGAIN_LATER, R::Backoff, None),
-            Self::IdleTimeout => row("IDLE_TIMEOUT", "idle_timeout", "the connection was idle for too long", None, C::TIMEOUT, R::Immediate, None),
-            Self::ShuttingDown => row("SHUTTING_DOWN", "shutting_down", "the server is restarting", Some(503), C::SERVICE_RESTART, R::Backoff, Some(5)),
-            Self::InternalError => row("INTERNAL_ERROR", "internal_error", "internal server error", Some(500), C::INTERNAL_ERROR, R::Backoff, None),
-        }
-    }
-
-    /// The code's wire name, e.g. `"TOKEN_EXPIRED"`.
-    #[must_use]
-    pub const fn as_str(self) -> &'static str {
-        self.spec().name
-    }
-
-    /// The short lowercase token used as the close reason, e.g. `"token_expired"`.
-    #[must_use]
-    pub const fn reason(self) -> &'static str {
-        self.spec().reason
-    }
-
-    /// A fixed, lowercase, human-readable message that contains no client input.
-    #[must_use]
-    pub const fn message(self) -> &'static str {
-        self.spec().message
-    }
-
-    /// The HTTP status when rejected before the upgrade; `None` for failures that can
-    /// only happen on a live socket.
-    #[must_use]
-    pub const fn http_status(self) -> Option<u16> {
-        self.spec().http
-    }
-
-    /// The close code when rejected after the upgrade (detailed style).
-    #[must_use]
-    pub const fn close_code(self) -> CloseCode {
-        self.spec().close
-    }
-
-    /// What the client should do next.
-    #[must_use]
-    pub const fn retry(self) -> Retry {
-        self.spec().retry
-    }
-
-    /// Whether the client caused this failure. Only INTERNAL_ERROR, AUTH_UNAVAILABLE,
-    /// OVERLOADED and SHUTTING_DOWN are the server's side.
-    #[must_use]
-    pub const fn is_client_caused(self) -> bool {
-        !matches!(
-            self,
-            Self::InternalError | Self::AuthUnavailable | Self::Overloaded | Self::ShuttingDown
-        )
-    }
-}
-
-impl fmt::Display for ErrorCode {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-/// How much a post-upgrade close code reveals.
-///
-/// # Examples
-///
-/// ```
-/// use wsctx::{CloseCode, CloseStyle, ErrorCode, Rejection};
-///
-/// let rejection = Rejection::new(ErrorCode::Forbidden);
-/// assert_eq!(rejection.close_code(CloseStyle::Detailed), CloseCode::FORBIDDEN);
-/// assert_eq!(rejection.close_code(CloseStyle::Opaque), CloseCode::POLICY_VIOLATION);
-/// ```
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
-#[non_exhaustive]
-pub enum CloseStyle {
-    /// The table's 44xx codes.
-    #[default]
-    Detailed,
-    /// 1008 (policy violation) in place of every 44xx code, as RFC 6455 allows a server
-    /// that hides policy details. Standard codes (1011, 1012, 1013) are unchanged.
-    Opaque,
-}
-
-/// A refused or closed connection, as the client will see it: one value with two
-/// renderings, an HTTP response before the upgrade and a close frame after it.
-///
-/// | error code | HTTP | close | retry |
-/// |---|---|---|---|
-/// | NO_TOKEN | 401 | 4401 | never |
-/// | INVALID_FORMAT | 401 | 4401 | never |
-/// | VALIDATION_FAILED | 401 | 4401 | never |
-/// | TOKEN_EXPIRED | 401 | 4401 | `after_refresh` |
-/// | MISSING_USER_ID | 403 | 4403 | never |
-/// | FORBIDDEN | 403 | 4403 | never |
-/// | INVALID_CONTEXT | 400 | 4400 | never |
-/// | DUPLICATE_CLIENT | 409 | 4409 | never |
-/// | CONNECTION_LIMIT | 429 | 4429 | backoff |
-/// | OVERLOADED | 503 + Retry-After | 1013 | backoff |
-/// | AUTH_UNAVAILABLE | 503 | 1013 | backoff |
-/// | SLOW_CONSUMER | — | 1013 | backoff |
-/// | IDLE_TIMEOUT | — | 4408 | immediate |
-/// | SHUTTING_DOWN | 503 | 1012 | backoff |
-/// | INTERNAL_ERROR | 500 | 1011 | backoff |
-///
-/// 1011 is used only for INTERNAL_ERROR. A rejection holds no client input: its
-/// message is fixed per code, plus the names (never the values) of failing fields.
-///
-/// # Examples
-///
-/// ```
-/// use wsctx::{CloseCode, CloseStyle, ErrorCode, Rejection, Retry};
-///
-/// let rejection = Rejection::new(ErrorCode::TokenExpired);
-/// assert_eq!(rejection.http_status(), Some(401));
-/// assert_eq!(rejection.close_code(CloseStyle::Detailed), CloseCode::UNAUTHORIZED);
-/// assert_eq!(rejection.close_reason().as_str(), "token_expired");
-/// assert_eq!(rejection.retry(), Retry::AfterRefresh);
-/// ```
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Rejection {
-    code: ErrorCode,
-    detail: Option<ValidationError>,
-    retry_after: Option<Duration>,
-}
-
-impl Rejection {
-    /// A rejection with the table's defaults for `code`.
-    #[must_use]
-    pub fn new(code: ErrorCode) -> Self {
-        Self {
-            code,
-            detail: None,
-            retry_after: code.spec().retry_after_secs.map(Duration::from_secs),
-        }
-    }
-
-    /// Overrides the `Retry-After` advice.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use std::time::Duration;
-    /// use wsctx::{ErrorCode, Rejection};
-    ///
-    /// let r = Rejection::new(ErrorCode::Overloaded).with_retry_after(Duration::from_secs(9));
-    /// assert_eq!(r.retry_after(), Some(Duration::from_secs(9)));
-    /// ```
-    #[must_use]
-    pub fn with_retry_after(mut self, after: Duration) -> Self {
-        self.retry_after = Some(after);
-        self
-    }
-
-    /// The error code.
-    #[must_use]
-    pub const fn code(&self) -> ErrorCode {
-        self.code
-    }
-
-    /// The failing fields, for INVALID_CONTEXT.
-    #[must_use]
-    pub const fn detail(&self) -> Option<&ValidationError> {
-        self.detail.as_ref()
-    }
-
-    /// The HTTP status before the upgrade, `None` when the failure can only happen on a
-    /// live socket.
-    #[must_use]
-    pub const fn http_status(&self) -> Option<u16> {
-        self.code.http_status()
-    }
-
-    /// The close code after the upgrade, in the given style.
-    #[must_use]
-    pub const fn close_code(&self, style: CloseStyle) -> CloseCode {
-        let code = self.code.close_code();
-        match style {
-            CloseStyle::Opaque if code.as_u16() >= 4400 && code.as_u16() < 4500 => {
-                CloseCode::POLICY_VIOLATION
-            }
-            CloseStyle::Detailed | CloseStyle::Opaque => code,
-        }
-    }
-
-    /// The close reason: the code's token, followed for INVALID_CONTEXT by the distinct
-    /// names of the failing fields (`invalid_context:user_id,run_id`), as many whole
-    /// names as fit in 123 bytes.
-    #[must_use]
-    pub fn close_reason(&self) -> CloseReason {
-        match &self.detail {
-            Some(detail) => {
-                let mut reason = String::with_capacity(MAX_CLOSE_REASON_BYTES);
-                reason.push_str(self.code.reason());
-                let mut fields: Vec<Field> = Vec::with_capacity(detail.len());
-                for field in detail.iter().map(FieldError::field) {
-                    if fields.contains(&field) {
-                        continue;
-                    }
-                    let name = field.as_str();
-                    // Whole names only: a cut name would be misleading.
-                    if reason.len() + 1 + name.len() > MAX_CLOSE_REASON_BYTES {
-                        break;
-                    }
-                    reason.push(if fields.is_empty() { ':' } else { ',' });
-                    reason.push_str(name);
-                    fields.push(field);
-                }
-                CloseReason::new(&reason)
-            }
-            None => CloseReason::new(self.code.reason()),
-        }
-    }
-
-    /// A human-readable message, safe to show the client: fixed per code, plus failing
-    /// field names for INVALID_CONTEXT.
-    #[must_use]
-    pub fn message(&self) -> Cow<'static, str> {
-        match &self.detail {
-            Some(detail) => Cow::Owned(detail.to_string()),
-            None => Cow::Borrowed(self.code.message()),
-        }
-    }
-
-    /// The retry advice.
-    #[must_use]
-    pub const fn retry(&self) -> Retry {
-        self.code.retry()
-    }
-
-    /// How long the client should wait before retrying, when the table gives a
-    /// `Retry-After` (429 and 503).
-    #[must_use]
-    pub const fn retry_after(&self) -> Option<Duration> {
-        self.retry_after
-    }
-
-    /// The error frame sent before a post-upgrade close:
-    /// `{"type":"error","code":…,"message":…,"retry":…}`.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use wsctx::{ErrorCode, Rejection};
-    ///
-    /// assert_eq!(
-    ///     Rejection::new(ErrorCode::NoToken).error_frame(),
-    ///     r#"{"type":"error","code":"NO_TOKEN","message":"no credential was presented","retry":"never"}"#
-    /// );
-    /// ```
-    #[must_use]
-    pub fn error_frame(&self) -> String {
-        let message = self.message();
-        let mut frame = String::with_capacity(64 + message.len());
-        frame.push_str(r#"{"type":"error","code":""#);
-        frame.push_str(self.code.as_str());
-        frame.push_str(r#"","message":""#);
-        // Messages are fixed ASCII text and field names: nothing to escape, but stay
-        // correct if that ever changes.
-        for c in message.chars() {
-            match c {
-                '"' => frame.push_str("\\\""),
-                '\\' => frame.push_str("\\\\"),
-                c if c.is_control() => frame.push(' '),
-                c => frame.push(c),
-            }
-        }
-        frame.push_str(r#"","retry":""#);
-        frame.push_str(self.retry().as_str());
-        frame.push_str("\"}");
-        frame
-    }
-}
-
-impl From<ErrorCode> for Rejection {
-    fn from(code: ErrorCode) -> Self {
-        Self::new(code)
-    }
-}
-
-impl From<ValidationError> for Rejection {
-    fn from(error: ValidationError) -> Self {
-        Self {
-            detail: Some(error),
-            ..Self::new(ErrorCode::InvalidContext)
-        }
-    }
-}
-
-impl From<GenerateError> for Rejection {
-    fn from(_: GenerateError) -> Self {
-        Self::new(ErrorCode::InternalError)
-    }
-}
-
-impl From<ContextError> for Rejection {
-    fn from(error: ContextError) -> Self {
-        match error {
-            ContextError::Invalid(error) => error.into(),
-            ContextError::Internal(error) => error.into(),
-        }
-    }
-}
-
-impl fmt::Display for Rejection {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: {}", self.code, self.message())
-    }
-}
-
-impl std::error::Error for Rejection {}

@@ -10,6 +10,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::error::{Field, IdError};
+use crate::rejection::{ErrorCode, Rejection};
 use crate::trace::warn_event;
 
 /// The kinds of id a generator is asked for.
@@ -157,6 +158,13 @@ impl GenerateError {
     #[must_use]
     pub const fn invalid_output_error(&self) -> Option<IdError> {
         self.invalid_output
+    }
+}
+
+impl From<GenerateError> for Rejection {
+    /// INTERNAL_ERROR: a generator failure is never the client's fault.
+    fn from(_: GenerateError) -> Self {
+        Self::new(ErrorCode::InternalError)
     }
 }
 

@@ -31,10 +31,9 @@ use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
 
 use crate::auth::{AuthError, AuthenticatedUser, Token, TokenSource, TokenVerifier};
 use crate::context::{Context, ContextBuilder};
-use crate::error::{
-    CloseStyle, ErrorCode, Field, FieldError, FieldErrorKind, Rejection, ValidationError,
-};
+use crate::error::{Field, FieldError, FieldErrorKind, ValidationError};
 use crate::generate::{IdGenerator, UuidGenerator};
+use crate::rejection::{CloseStyle, ErrorCode, Rejection};
 use crate::rule::Policy;
 use crate::state::{Bound, Validated};
 use crate::trace::debug_event;
@@ -329,13 +328,22 @@ fn percent_decode(input: &[u8]) -> Option<String> {
     String::from_utf8(out).ok()
 }
 
-/// The query parameters [`query_context`] reads, and the field each one sets.
-const QUERY_FIELDS: [(&[u8], Field); 4] = [
-    (b"thread_id", Field::ThreadId),
-    (b"run_id", Field::RunId),
-    (b"request_id", Field::RequestId),
-    (b"client_id", Field::WebSocketClientId),
+/// The fields [`query_context`] reads.
+const QUERY_FIELDS: [Field; 4] = [
+    Field::ThreadId,
+    Field::RunId,
+    Field::RequestId,
+    Field::WebSocketClientId,
 ];
+
+/// The query parameter of a field: its wire name, except for the client id, which a
+/// client requests as `client_id`.
+fn query_parameter(field: Field) -> &'static str {
+    match field {
+        Field::WebSocketClientId => "client_id",
+        field => field.as_str(),
+    }
+}
 
 /// Reads the raw context fields a client may send in the query: `thread_id`, `run_id`,
 /// `request_id` and `client_id` (the requested `websocket_client_id`). Values are
@@ -369,10 +377,13 @@ pub fn query_context(uri: &Uri) -> Result<ContextBuilder, Rejection> {
     let mut values: [Option<String>; 4] = Default::default();
     let mut errors = Vec::new();
     for (key, value) in query_pairs(uri) {
-        let Some(index) = QUERY_FIELDS.iter().position(|(name, _)| *name == key) else {
+        let Some(index) = QUERY_FIELDS
+            .iter()
+            .position(|field| query_parameter(*field).as_bytes() == key)
+        else {
             continue;
         };
-        let field = QUERY_FIELDS[index].1;
+        let field = QUERY_FIELDS[index];
         let wrong = FieldError::new(field, FieldErrorKind::WrongType);
         if values[index].is_some() {
             if !errors.contains(&wrong) {
@@ -699,12 +710,11 @@ impl Handshake {
     /// # Examples
     ///
     /// ```
-    /// # use wsctx::{AuthError, AuthenticatedUser, Token, TokenVerifier};
-    /// # struct Deny;
-    /// # impl TokenVerifier for Deny {
-    /// #     async fn verify(&self, _: &Token) -> Result<AuthenticatedUser, AuthError> { Err(AuthError::ValidationFailed) }
-    /// # }
-    /// let handshake = wsctx::http::Handshake::builder(Deny).build();
+    /// use std::future::ready;
+    /// use wsctx::{AuthError, verify_fn};
+    ///
+    /// let deny = verify_fn(|_| ready(Err(AuthError::ValidationFailed)));
+    /// let handshake = wsctx::http::Handshake::builder(deny).build();
     /// assert_eq!(handshake.subprotocols().count(), 0);
     /// ```
     pub fn builder(verifier: impl TokenVerifier + 'static) -> HandshakeBuilder {
@@ -731,17 +741,11 @@ impl Handshake {
     /// # Examples
     ///
     /// ```
-    /// # use wsctx::{AuthError, AuthenticatedUser, Token, TokenVerifier};
-    /// # struct Opaque;
-    /// # impl TokenVerifier for Opaque {
-    /// #     async fn verify(&self, token: &Token) -> Result<AuthenticatedUser, AuthError> {
-    /// #         AuthenticatedUser::from_subject(token.expose_secret().strip_prefix("ok-"))
-    /// #     }
-    /// # }
+    /// # let verifier = wsctx::verify_fn(|t: &wsctx::Token| std::future::ready(wsctx::AuthenticatedUser::from_subject(t.expose_secret().strip_prefix("ok-"))));
     /// use http::{HeaderMap, Uri};
     /// use wsctx::ErrorCode;
     ///
-    /// let handshake = wsctx::http::Handshake::builder(Opaque).build();
+    /// let handshake = wsctx::http::Handshake::builder(verifier).build();
     /// let refused = handshake.extract_token(&HeaderMap::new(), &Uri::from_static("/ws?token=ok-u1"));
     /// assert_eq!(refused.unwrap_err().code(), ErrorCode::NoToken); // the query is off by default
     /// ```
@@ -772,17 +776,11 @@ impl Handshake {
     /// # Examples
     ///
     /// ```
-    /// # use wsctx::{AuthError, AuthenticatedUser, Token, TokenVerifier};
-    /// # struct Opaque;
-    /// # impl TokenVerifier for Opaque {
-    /// #     async fn verify(&self, token: &Token) -> Result<AuthenticatedUser, AuthError> {
-    /// #         AuthenticatedUser::from_subject(token.expose_secret().strip_prefix("ok-"))
-    /// #     }
-    /// # }
+    /// # let verifier = wsctx::verify_fn(|t: &wsctx::Token| std::future::ready(wsctx::AuthenticatedUser::from_subject(t.expose_secret().strip_prefix("ok-"))));
     /// use std::time::Duration;
-    /// let handshake = wsctx::http::Handshake::builder(Opaque).verify_timeout(Duration::from_secs(1)).build();
+    /// let handshake = wsctx::http::Handshake::builder(verifier).verify_timeout(Duration::from_secs(1)).build();
     /// # tokio::runtime::Builder::new_current_thread().enable_time().build()?.block_on(async {
-    /// let user = handshake.verify(&Token::new("ok-user-8f14")).await?;
+    /// let user = handshake.verify(&wsctx::Token::new("ok-user-8f14")).await?;
     /// assert_eq!(user.user_id().as_str(), "user-8f14");
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// # })?;
@@ -808,16 +806,11 @@ impl Handshake {
     /// # Examples
     ///
     /// ```
-    /// # use wsctx::{AuthError, AuthenticatedUser, Token, TokenVerifier};
-    /// # struct Opaque;
-    /// # impl TokenVerifier for Opaque {
-    /// #     async fn verify(&self, token: &Token) -> Result<AuthenticatedUser, AuthError> {
-    /// #         AuthenticatedUser::from_subject(token.expose_secret().strip_prefix("ok-"))
-    /// #     }
-    /// # }
+    /// # let verifier = wsctx::verify_fn(|t: &wsctx::Token| std::future::ready(wsctx::AuthenticatedUser::from_subject(t.expose_secret().strip_prefix("ok-"))));
     /// use http::Uri;
+    /// use wsctx::AuthenticatedUser;
     ///
-    /// let handshake = wsctx::http::Handshake::builder(Opaque).build();
+    /// let handshake = wsctx::http::Handshake::builder(verifier).build();
     /// let user = AuthenticatedUser::from_subject(Some("user-8f14"))?;
     /// let ctx = handshake.context(&Uri::from_static("/ws?run_id=run-9"), &user)?;
     /// assert_eq!(ctx.run_id().as_str(), "run-9");
@@ -879,16 +872,11 @@ impl Handshake {
     /// # Examples
     ///
     /// ```
-    /// # use wsctx::{AuthError, AuthenticatedUser, Token, TokenVerifier};
-    /// # struct Opaque;
-    /// # impl TokenVerifier for Opaque {
-    /// #     async fn verify(&self, token: &Token) -> Result<AuthenticatedUser, AuthError> {
-    /// #         AuthenticatedUser::from_subject(token.expose_secret().strip_prefix("ok-"))
-    /// #     }
-    /// # }
+    /// # let verifier = wsctx::verify_fn(|t: &wsctx::Token| std::future::ready(wsctx::AuthenticatedUser::from_subject(t.expose_secret().strip_prefix("ok-"))));
     /// use http::Uri;
+    /// use wsctx::AuthenticatedUser;
     ///
-    /// let handshake = wsctx::http::Handshake::builder(Opaque).build();
+    /// let handshake = wsctx::http::Handshake::builder(verifier).build();
     /// let user = AuthenticatedUser::from_subject(Some("user-8f14"))?;
     /// let ctx = handshake.context(&Uri::from_static("/ws"), &user)?;
     /// let bound = handshake.bind(ctx, Some("127.0.0.1:50000".parse()?))?;
@@ -908,16 +896,10 @@ impl Handshake {
     /// # Examples
     ///
     /// ```
-    /// # use wsctx::{AuthError, AuthenticatedUser, Token, TokenVerifier};
-    /// # struct Opaque;
-    /// # impl TokenVerifier for Opaque {
-    /// #     async fn verify(&self, token: &Token) -> Result<AuthenticatedUser, AuthError> {
-    /// #         AuthenticatedUser::from_subject(token.expose_secret().strip_prefix("ok-"))
-    /// #     }
-    /// # }
+    /// # let verifier = wsctx::verify_fn(|t: &wsctx::Token| std::future::ready(wsctx::AuthenticatedUser::from_subject(t.expose_secret().strip_prefix("ok-"))));
     /// use http::{HeaderMap, HeaderValue, header};
     ///
-    /// let handshake = wsctx::http::Handshake::builder(Opaque).subprotocols(["wsctx.v1"]).build();
+    /// let handshake = wsctx::http::Handshake::builder(verifier).subprotocols(["wsctx.v1"]).build();
     /// let mut headers = HeaderMap::new();
     /// headers.insert(header::SEC_WEBSOCKET_PROTOCOL, HeaderValue::from_static("wsctx.v1, jwt.b2stdTE"));
     /// assert_eq!(handshake.select_subprotocol(&headers).unwrap(), "wsctx.v1");
@@ -932,14 +914,8 @@ impl Handshake {
     /// # Examples
     ///
     /// ```
-    /// # use wsctx::{AuthError, AuthenticatedUser, Token, TokenVerifier};
-    /// # struct Opaque;
-    /// # impl TokenVerifier for Opaque {
-    /// #     async fn verify(&self, token: &Token) -> Result<AuthenticatedUser, AuthError> {
-    /// #         AuthenticatedUser::from_subject(token.expose_secret().strip_prefix("ok-"))
-    /// #     }
-    /// # }
-    /// let handshake = wsctx::http::Handshake::builder(Opaque).subprotocols(["wsctx.v2", "wsctx.v1"]).build();
+    /// # let verifier = wsctx::verify_fn(|t: &wsctx::Token| std::future::ready(wsctx::AuthenticatedUser::from_subject(t.expose_secret().strip_prefix("ok-"))));
+    /// let handshake = wsctx::http::Handshake::builder(verifier).subprotocols(["wsctx.v2", "wsctx.v1"]).build();
     /// assert_eq!(handshake.subprotocols().collect::<Vec<_>>(), ["wsctx.v2", "wsctx.v1"]);
     /// ```
     pub fn subprotocols(&self) -> impl Iterator<Item = &str> {
@@ -951,14 +927,8 @@ impl Handshake {
     /// # Examples
     ///
     /// ```
-    /// # use wsctx::{AuthError, AuthenticatedUser, Token, TokenVerifier};
-    /// # struct Opaque;
-    /// # impl TokenVerifier for Opaque {
-    /// #     async fn verify(&self, token: &Token) -> Result<AuthenticatedUser, AuthError> {
-    /// #         AuthenticatedUser::from_subject(token.expose_secret().strip_prefix("ok-"))
-    /// #     }
-    /// # }
-    /// let handshake = wsctx::http::Handshake::builder(Opaque).build();
+    /// # let verifier = wsctx::verify_fn(|t: &wsctx::Token| std::future::ready(wsctx::AuthenticatedUser::from_subject(t.expose_secret().strip_prefix("ok-"))));
+    /// let handshake = wsctx::http::Handshake::builder(verifier).build();
     /// assert_eq!(handshake.policy(), &wsctx::Policy::default());
     /// ```
     #[must_use]
@@ -971,16 +941,10 @@ impl Handshake {
     /// # Examples
     ///
     /// ```
-    /// # use wsctx::{AuthError, AuthenticatedUser, Token, TokenVerifier};
-    /// # struct Opaque;
-    /// # impl TokenVerifier for Opaque {
-    /// #     async fn verify(&self, token: &Token) -> Result<AuthenticatedUser, AuthError> {
-    /// #         AuthenticatedUser::from_subject(token.expose_secret().strip_prefix("ok-"))
-    /// #     }
-    /// # }
+    /// # let verifier = wsctx::verify_fn(|t: &wsctx::Token| std::future::ready(wsctx::AuthenticatedUser::from_subject(t.expose_secret().strip_prefix("ok-"))));
     /// use wsctx::IdKind;
     ///
-    /// let handshake = wsctx::http::Handshake::builder(Opaque).build();
+    /// let handshake = wsctx::http::Handshake::builder(verifier).build();
     /// assert!(handshake.id_generator().generate(IdKind::Run)?.starts_with("run_"));
     /// # Ok::<(), wsctx::GenerateError>(())
     /// ```
@@ -994,14 +958,8 @@ impl Handshake {
     /// # Examples
     ///
     /// ```
-    /// # use wsctx::{AuthError, AuthenticatedUser, Token, TokenVerifier};
-    /// # struct Opaque;
-    /// # impl TokenVerifier for Opaque {
-    /// #     async fn verify(&self, token: &Token) -> Result<AuthenticatedUser, AuthError> {
-    /// #         AuthenticatedUser::from_subject(token.expose_secret().strip_prefix("ok-"))
-    /// #     }
-    /// # }
-    /// let handshake = wsctx::http::Handshake::builder(Opaque).build();
+    /// # let verifier = wsctx::verify_fn(|t: &wsctx::Token| std::future::ready(wsctx::AuthenticatedUser::from_subject(t.expose_secret().strip_prefix("ok-"))));
+    /// let handshake = wsctx::http::Handshake::builder(verifier).build();
     /// assert_eq!(handshake.close_style(), wsctx::CloseStyle::Detailed);
     /// ```
     #[must_use]
@@ -1014,14 +972,8 @@ impl Handshake {
     /// # Examples
     ///
     /// ```
-    /// # use wsctx::{AuthError, AuthenticatedUser, Token, TokenVerifier};
-    /// # struct Opaque;
-    /// # impl TokenVerifier for Opaque {
-    /// #     async fn verify(&self, token: &Token) -> Result<AuthenticatedUser, AuthError> {
-    /// #         AuthenticatedUser::from_subject(token.expose_secret().strip_prefix("ok-"))
-    /// #     }
-    /// # }
-    /// let handshake = wsctx::http::Handshake::builder(Opaque).build();
+    /// # let verifier = wsctx::verify_fn(|t: &wsctx::Token| std::future::ready(wsctx::AuthenticatedUser::from_subject(t.expose_secret().strip_prefix("ok-"))));
+    /// let handshake = wsctx::http::Handshake::builder(verifier).build();
     /// assert!(!handshake.extract_config().query_token_allowed());
     /// ```
     pub fn extract_config(&self) -> &ExtractConfig {
@@ -1067,15 +1019,9 @@ impl HandshakeBuilder {
     /// # Examples
     ///
     /// ```
-    /// # use wsctx::{AuthError, AuthenticatedUser, Token, TokenVerifier};
-    /// # struct Opaque;
-    /// # impl TokenVerifier for Opaque {
-    /// #     async fn verify(&self, token: &Token) -> Result<AuthenticatedUser, AuthError> {
-    /// #         AuthenticatedUser::from_subject(token.expose_secret().strip_prefix("ok-"))
-    /// #     }
-    /// # }
+    /// # let verifier = wsctx::verify_fn(|t: &wsctx::Token| std::future::ready(wsctx::AuthenticatedUser::from_subject(t.expose_secret().strip_prefix("ok-"))));
     /// let numeric_ids = wsctx::Policy::default().allow_word("1");
-    /// let handshake = wsctx::http::Handshake::builder(Opaque).policy(numeric_ids.clone()).build();
+    /// let handshake = wsctx::http::Handshake::builder(verifier).policy(numeric_ids.clone()).build();
     /// assert_eq!(handshake.policy(), &numeric_ids);
     /// ```
     pub fn policy(mut self, policy: Policy) -> Self {
@@ -1088,14 +1034,8 @@ impl HandshakeBuilder {
     /// # Examples
     ///
     /// ```
-    /// # use wsctx::{AuthError, AuthenticatedUser, Token, TokenVerifier};
-    /// # struct Opaque;
-    /// # impl TokenVerifier for Opaque {
-    /// #     async fn verify(&self, token: &Token) -> Result<AuthenticatedUser, AuthError> {
-    /// #         AuthenticatedUser::from_subject(token.expose_secret().strip_prefix("ok-"))
-    /// #     }
-    /// # }
-    /// let handshake = wsctx::http::Handshake::builder(Opaque).id_generator(wsctx::SequenceGenerator::new()).build();
+    /// # let verifier = wsctx::verify_fn(|t: &wsctx::Token| std::future::ready(wsctx::AuthenticatedUser::from_subject(t.expose_secret().strip_prefix("ok-"))));
+    /// let handshake = wsctx::http::Handshake::builder(verifier).id_generator(wsctx::SequenceGenerator::new()).build();
     /// # let _ = handshake;
     /// ```
     pub fn id_generator(mut self, ids: impl IdGenerator + 'static) -> Self {
@@ -1108,16 +1048,10 @@ impl HandshakeBuilder {
     /// # Examples
     ///
     /// ```
-    /// # use wsctx::{AuthError, AuthenticatedUser, Token, TokenVerifier};
-    /// # struct Opaque;
-    /// # impl TokenVerifier for Opaque {
-    /// #     async fn verify(&self, token: &Token) -> Result<AuthenticatedUser, AuthError> {
-    /// #         AuthenticatedUser::from_subject(token.expose_secret().strip_prefix("ok-"))
-    /// #     }
-    /// # }
+    /// # let verifier = wsctx::verify_fn(|t: &wsctx::Token| std::future::ready(wsctx::AuthenticatedUser::from_subject(t.expose_secret().strip_prefix("ok-"))));
     /// use wsctx::http::ExtractConfig;
     ///
-    /// let handshake = wsctx::http::Handshake::builder(Opaque)
+    /// let handshake = wsctx::http::Handshake::builder(verifier)
     ///     .extract(ExtractConfig::default().allow_query_token(true))
     ///     .build();
     /// assert!(handshake.extract_config().query_token_allowed());
@@ -1132,14 +1066,8 @@ impl HandshakeBuilder {
     /// # Examples
     ///
     /// ```
-    /// # use wsctx::{AuthError, AuthenticatedUser, Token, TokenVerifier};
-    /// # struct Opaque;
-    /// # impl TokenVerifier for Opaque {
-    /// #     async fn verify(&self, token: &Token) -> Result<AuthenticatedUser, AuthError> {
-    /// #         AuthenticatedUser::from_subject(token.expose_secret().strip_prefix("ok-"))
-    /// #     }
-    /// # }
-    /// let handshake = wsctx::http::Handshake::builder(Opaque)
+    /// # let verifier = wsctx::verify_fn(|t: &wsctx::Token| std::future::ready(wsctx::AuthenticatedUser::from_subject(t.expose_secret().strip_prefix("ok-"))));
+    /// let handshake = wsctx::http::Handshake::builder(verifier)
     ///     .verify_timeout(std::time::Duration::from_millis(1500))
     ///     .build();
     /// # let _ = handshake;
@@ -1155,14 +1083,8 @@ impl HandshakeBuilder {
     /// # Examples
     ///
     /// ```
-    /// # use wsctx::{AuthError, AuthenticatedUser, Token, TokenVerifier};
-    /// # struct Opaque;
-    /// # impl TokenVerifier for Opaque {
-    /// #     async fn verify(&self, token: &Token) -> Result<AuthenticatedUser, AuthError> {
-    /// #         AuthenticatedUser::from_subject(token.expose_secret().strip_prefix("ok-"))
-    /// #     }
-    /// # }
-    /// let handshake = wsctx::http::Handshake::builder(Opaque).subprotocols(["wsctx.v1", "jwt.x"]).build();
+    /// # let verifier = wsctx::verify_fn(|t: &wsctx::Token| std::future::ready(wsctx::AuthenticatedUser::from_subject(t.expose_secret().strip_prefix("ok-"))));
+    /// let handshake = wsctx::http::Handshake::builder(verifier).subprotocols(["wsctx.v1", "jwt.x"]).build();
     /// assert_eq!(handshake.subprotocols().collect::<Vec<_>>(), ["wsctx.v1"]);
     /// ```
     pub fn subprotocols<I>(mut self, protocols: I) -> Self
@@ -1205,16 +1127,10 @@ impl HandshakeBuilder {
     /// # Examples
     ///
     /// ```
-    /// # use wsctx::{AuthError, AuthenticatedUser, Token, TokenVerifier};
-    /// # struct Opaque;
-    /// # impl TokenVerifier for Opaque {
-    /// #     async fn verify(&self, token: &Token) -> Result<AuthenticatedUser, AuthError> {
-    /// #         AuthenticatedUser::from_subject(token.expose_secret().strip_prefix("ok-"))
-    /// #     }
-    /// # }
+    /// # let verifier = wsctx::verify_fn(|t: &wsctx::Token| std::future::ready(wsctx::AuthenticatedUser::from_subject(t.expose_secret().strip_prefix("ok-"))));
     /// use wsctx::CloseStyle;
     ///
-    /// let handshake = wsctx::http::Handshake::builder(Opaque).close_style(CloseStyle::Opaque).build();
+    /// let handshake = wsctx::http::Handshake::builder(verifier).close_style(CloseStyle::Opaque).build();
     /// assert_eq!(handshake.close_style(), CloseStyle::Opaque);
     /// ```
     pub fn close_style(mut self, style: CloseStyle) -> Self {
@@ -1227,14 +1143,8 @@ impl HandshakeBuilder {
     /// # Examples
     ///
     /// ```
-    /// # use wsctx::{AuthError, AuthenticatedUser, Token, TokenVerifier};
-    /// # struct Opaque;
-    /// # impl TokenVerifier for Opaque {
-    /// #     async fn verify(&self, token: &Token) -> Result<AuthenticatedUser, AuthError> {
-    /// #         AuthenticatedUser::from_subject(token.expose_secret().strip_prefix("ok-"))
-    /// #     }
-    /// # }
-    /// let handshake = wsctx::http::Handshake::builder(Opaque).build();
+    /// # let verifier = wsctx::verify_fn(|t: &wsctx::Token| std::future::ready(wsctx::AuthenticatedUser::from_subject(t.expose_secret().strip_prefix("ok-"))));
+    /// let handshake = wsctx::http::Handshake::builder(verifier).build();
     /// let copy = handshake.clone(); // a cheap handle
     /// # let _ = copy;
     /// ```

@@ -84,9 +84,10 @@
 //! # Rejections
 //!
 //! [`Rejection`] carries an [`ErrorCode`], an HTTP status, a [`CloseCode`], a
-//! [`CloseReason`] of at most 123 bytes and [`Retry`] advice, all decided by one
-//! exhaustive table (see [`Rejection`]). [`CloseCode`] cannot hold a code that must not
-//! be sent. [`CloseStyle::Opaque`] sends 1008 in place of every 44xx code.
+//! [`CloseReason`] of at most 123 bytes and [`Retry`] advice, all decided by one table
+//! (see [`ErrorCode`]); [`Rejection::close_frame`] renders the [`CloseFrame`] sent after
+//! the upgrade. [`CloseCode`] cannot hold a code that must not be sent.
+//! [`CloseStyle::Opaque`] sends 1008 in place of every 44xx code.
 //!
 //! # Feature flags
 //!
@@ -111,8 +112,11 @@
 //!
 //! `wsctx` does not open sockets or speak the WebSocket protocol itself: it decides who
 //! is on a socket, admits it to a per-user manager, and says what to tell a client it
-//! refuses. The `axum` feature and `examples/tungstenite.rs` connect it to real servers.
+//! refuses. The `axum` feature and `examples/tungstenite/` connect it to real servers.
 #![cfg_attr(docsrs, feature(doc_cfg))]
+// The library never unwraps; tests and examples may (a test fails loudly), so the lint is
+// set here, for the library target only, rather than in `Cargo.toml`.
+#![warn(clippy::unwrap_used)]
 
 mod auth;
 #[cfg(feature = "axum")]
@@ -131,6 +135,7 @@ pub mod jwt;
 mod metadata;
 #[cfg(feature = "proptest")]
 pub mod proptest;
+mod rejection;
 mod resume;
 mod rule;
 #[cfg(feature = "serde")]
@@ -138,16 +143,15 @@ mod serde;
 pub mod state;
 mod trace;
 
-pub use auth::{AuthError, AuthenticatedUser, BoxError, Token, TokenSource, TokenVerifier};
-pub use close::{CloseCode, CloseReason, MAX_CLOSE_REASON_BYTES, UnsendableCloseCode};
-pub use context::{Context, ContextBuilder, MAX_OPERATION_DEPTH};
-pub use error::{
-    CloseStyle, ContextError, ErrorCode, Field, FieldError, FieldErrorKind, IdError, Rejection,
-    Retry, ValidationError,
+pub use auth::{
+    AuthError, AuthenticatedUser, BoxError, Token, TokenSource, TokenVerifier, VerifyFn, verify_fn,
 };
-#[cfg(feature = "serde")]
-pub use event::EmitError;
+pub use close::{CloseCode, CloseFrame, CloseReason, MAX_CLOSE_REASON_BYTES, UnsendableCloseCode};
+pub use context::{Context, ContextBuilder, ContextError, MAX_OPERATION_DEPTH};
+pub use error::{Field, FieldError, FieldErrorKind, IdError, ValidationError};
 pub use event::{EventType, EventTypeError, MAX_EVENT_TYPE_BYTES};
+#[cfg(feature = "serde")]
+pub use factory::EmitError;
 pub use factory::{
     Delivery, FactoryError, Frame, IsolatedManager, Limits, ManagerFactory, MetricsSnapshot,
     Outbound, ReplayLimits, TryRecvError,
@@ -160,6 +164,7 @@ pub use metadata::{
     MAX_METADATA_ENTRIES, MAX_METADATA_KEY_BYTES, MAX_METADATA_VALUE_BYTES, Metadata,
     RESERVED_METADATA_KEYS,
 };
+pub use rejection::{CloseStyle, ErrorCode, Rejection, Retry};
 pub use resume::{ResumePoint, ResumePointError};
 pub use rule::{
     DEFAULT_PLACEHOLDER_PREFIXES, DEFAULT_PLACEHOLDER_WORDS, MAX_ID_BYTES,

@@ -1,4 +1,5 @@
-//! Validated metadata: string keys to string values, with the limits of DESIGN §3.
+//! Validated metadata: string keys to string values, with the limits of
+//! `ARCHITECTURE.md`, "Field rules".
 
 use std::collections::BTreeMap;
 use std::fmt;

@@ -86,7 +86,7 @@ const MULTIBYTE_ID_CHARS: [char; 12] = [
     'é', 'ß', 'Ж', 'λ', '日', '本', '한', '🙂', '🦀', '\u{212A}', '\u{130}', '\u{AD}',
 ];
 
-/// The invisible formatting characters the rule refuses (DESIGN §3).
+/// The invisible formatting characters the rule refuses (`ARCHITECTURE.md`, "Field rules").
 const INVISIBLE: [char; 20] = [
     '\u{200B}', '\u{200C}', '\u{200D}', '\u{200E}', '\u{200F}', '\u{202A}', '\u{202B}', '\u{202C}',
     '\u{202D}', '\u{202E}', '\u{2060}', '\u{2061}', '\u{2062}', '\u{2063}', '\u{2064}', '\u{2066}',

@@ -194,46 +194,6 @@ pub enum ResumePointError {
     Seq,
 }
 
-#[cfg(feature = "serde")]
-mod serde_impls {
-    use serde::de::{self, Visitor};
-    use serde::{Deserialize, Deserializer, Serialize, Serializer};
-
-    use super::ResumePoint;
-
-    impl Serialize for ResumePoint {
-        /// As its text, `<epoch>.<seq>`.
-        fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-            serializer.collect_str(self)
-        }
-    }
-
-    impl<'de> Deserialize<'de> for ResumePoint {
-        /// From its text, parsed as strictly as [`ResumePoint::parse`]; the error names
-        /// what is wrong, never the input. In a self-describing format the value must
-        /// be a string (quote it in YAML).
-        fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-            crate::event::deserialize_string(deserializer, PointVisitor)
-        }
-    }
-
-    struct PointVisitor;
-
-    impl Visitor<'_> for PointVisitor {
-        type Value = ResumePoint;
-
-        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-            f.write_str("a resume point <epoch>.<seq>")
-        }
-
-        fn visit_str<E: de::Error>(self, text: &str) -> Result<ResumePoint, E> {
-            ResumePoint::parse(text).map_err(E::custom)
-        }
-
-        crate::event::refuse_non_strings!();
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

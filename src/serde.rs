@@ -9,6 +9,8 @@
 //! - Validated and bound contexts serialize to the raw shape, so that serializing and
 //!   deserializing gives an equal validated context.
 //! - The id newtypes serialize as strings and re-validate when deserialized.
+//! - [`EventType`] and [`ResumePoint`] serialize as their text and are checked again
+//!   when deserialized; a value of another type is refused without being quoted.
 
 use std::fmt;
 
@@ -18,8 +20,10 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::context::{Context, RawParts, RawValue};
 use crate::error::Field;
+use crate::event::EventType;
 use crate::generate::UuidGenerator;
 use crate::id::{RequestId, RunId, ThreadId, UserId, WebSocketClientId};
+use crate::resume::ResumePoint;
 use crate::rule::Policy;
 use crate::state::{Raw, Valid, Validated};
 
@@ -44,17 +48,7 @@ macro_rules! id_serde {
 id_serde!(UserId, ThreadId, RunId, RequestId, WebSocketClientId);
 
 /// The fields a raw context accepts, in the order they are validated.
-const CONTEXT_FIELDS: [Field; 9] = [
-    Field::UserId,
-    Field::ThreadId,
-    Field::RunId,
-    Field::RequestId,
-    Field::ParentRequestId,
-    Field::WebSocketClientId,
-    Field::Metadata,
-    Field::OperationDepth,
-    Field::Operation,
-];
+const CONTEXT_FIELDS: [Field; 9] = Field::ALL;
 
 /// Accepts any value; a string becomes `Given`, anything else `WrongType` (consumed,
 /// not kept).
@@ -289,9 +283,7 @@ impl<'de> Deserialize<'de> for FieldName {
                 f.write_str("a context field name")
             }
             fn visit_str<E: de::Error>(self, v: &str) -> Result<FieldName, E> {
-                CONTEXT_FIELDS
-                    .into_iter()
-                    .find(|field| field.as_str() == v)
+                Field::from_name(v)
                     .map(FieldName)
                     // The unknown name is client input: do not echo it.
                     .ok_or_else(|| de::Error::custom(UnknownField))
@@ -374,4 +366,113 @@ impl Serialize for MetadataRef<'_> {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         serializer.collect_map(self.0.iter())
     }
+}
+
+/// Overrides the scalar `visit_*` methods of a string visitor so that a value of the
+/// wrong type is refused without being written into the error.
+macro_rules! refuse_non_strings {
+    () => {
+        fn visit_bool<E: de::Error>(self, _: bool) -> Result<Self::Value, E> {
+            Err(E::invalid_type(de::Unexpected::Other("a boolean"), &self))
+        }
+        fn visit_i64<E: de::Error>(self, _: i64) -> Result<Self::Value, E> {
+            Err(E::invalid_type(de::Unexpected::Other("a number"), &self))
+        }
+        fn visit_u64<E: de::Error>(self, _: u64) -> Result<Self::Value, E> {
+            Err(E::invalid_type(de::Unexpected::Other("a number"), &self))
+        }
+        fn visit_i128<E: de::Error>(self, _: i128) -> Result<Self::Value, E> {
+            Err(E::invalid_type(de::Unexpected::Other("a number"), &self))
+        }
+        fn visit_u128<E: de::Error>(self, _: u128) -> Result<Self::Value, E> {
+            Err(E::invalid_type(de::Unexpected::Other("a number"), &self))
+        }
+        fn visit_f64<E: de::Error>(self, _: f64) -> Result<Self::Value, E> {
+            Err(E::invalid_type(de::Unexpected::Other("a number"), &self))
+        }
+        fn visit_bytes<E: de::Error>(self, _: &[u8]) -> Result<Self::Value, E> {
+            Err(E::invalid_type(de::Unexpected::Other("bytes"), &self))
+        }
+    };
+}
+
+/// Drives a string visitor that uses [`refuse_non_strings`]. A self-describing format
+/// hands a value of the wrong type to the visitor, which refuses it without quoting it;
+/// `deserialize_str` would let the format quote it (`serde_json` does, for numbers).
+/// Formats that are not human-readable are seldom self-describing, so they get
+/// `deserialize_str`.
+fn deserialize_string<'de, D, V>(deserializer: D, visitor: V) -> Result<V::Value, D::Error>
+where
+    D: Deserializer<'de>,
+    V: Visitor<'de>,
+{
+    if deserializer.is_human_readable() {
+        deserializer.deserialize_any(visitor)
+    } else {
+        deserializer.deserialize_str(visitor)
+    }
+}
+
+impl Serialize for EventType {
+    /// As its name.
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> Deserialize<'de> for EventType {
+    /// From a string that passes the rule; the error names the broken rule, never the
+    /// input. In a self-describing format the value must be a string: a number is
+    /// refused, not converted (quote it in YAML).
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserialize_string(deserializer, EventTypeVisitor)
+    }
+}
+
+struct EventTypeVisitor;
+
+impl Visitor<'_> for EventTypeVisitor {
+    type Value = EventType;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("an event type")
+    }
+
+    fn visit_str<E: de::Error>(self, name: &str) -> Result<EventType, E> {
+        EventType::try_new(name).map_err(E::custom)
+    }
+
+    refuse_non_strings!();
+}
+
+impl Serialize for ResumePoint {
+    /// As its text, `<epoch>.<seq>`.
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for ResumePoint {
+    /// From its text, parsed as strictly as [`ResumePoint::parse`]; the error names what
+    /// is wrong, never the input. In a self-describing format the value must be a string
+    /// (quote it in YAML).
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserialize_string(deserializer, PointVisitor)
+    }
+}
+
+struct PointVisitor;
+
+impl Visitor<'_> for PointVisitor {
+    type Value = ResumePoint;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a resume point <epoch>.<seq>")
+    }
+
+    fn visit_str<E: de::Error>(self, text: &str) -> Result<ResumePoint, E> {
+        ResumePoint::parse(text).map_err(E::custom)
+    }
+
+    refuse_non_strings!();
 }

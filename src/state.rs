@@ -7,7 +7,10 @@
 //! | [`Validated`] | every field passed the structural rule and the policy |
 //! | [`Bound`] | validated, and tied to one live socket |
 //!
-//! [`State`] and [`Valid`] are sealed: no other crate can add a state.
+//! [`State`] and [`Valid`] are sealed: no other crate can add a state. Each state's
+//! storage (`Sealed::Repr`) lives in `context.rs`, beside the transitions that build it;
+//! the two modules name each other, the one import cycle of the crate (see
+//! `ARCHITECTURE.md`, "Lifecycle").
 
 use crate::context::{BoundParts, Core, RawParts};
 

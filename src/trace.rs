@@ -1,26 +1,23 @@
 //! Crate-private tracing shims: with the `tracing` feature they forward to `tracing`,
-//! without it they expand to nothing. Callers pass field names and error codes only,
-//! never values.
+//! without it they expand to nothing (their arguments are not evaluated). Callers pass
+//! field names and error codes only, never values.
 
 #[cfg(feature = "tracing")]
-macro_rules! debug_event {
-    ($($arg:tt)*) => { ::tracing::debug!(target: "wsctx", $($arg)*) };
+macro_rules! event {
+    ($level:ident, $($arg:tt)*) => { ::tracing::$level!(target: "wsctx", $($arg)*) };
 }
 
 #[cfg(not(feature = "tracing"))]
+macro_rules! event {
+    ($level:ident, $($arg:tt)*) => {};
+}
+
 macro_rules! debug_event {
-    ($($arg:tt)*) => {};
+    ($($arg:tt)*) => { $crate::trace::event!(debug, $($arg)*) };
 }
 
-#[cfg(feature = "tracing")]
 macro_rules! warn_event {
-    ($($arg:tt)*) => { ::tracing::warn!(target: "wsctx", $($arg)*) };
+    ($($arg:tt)*) => { $crate::trace::event!(warn, $($arg)*) };
 }
 
-#[cfg(not(feature = "tracing"))]
-macro_rules! warn_event {
-    ($($arg:tt)*) => {};
-}
-
-pub(crate) use debug_event;
-pub(crate) use warn_event;
+pub(crate) use {debug_event, event, warn_event};

@@ -1,7 +1,5 @@
 //! Token extraction, query context and rejection rendering on `http` types.
 #![cfg(feature = "http")]
-#![allow(clippy::unwrap_used, reason = "a test fails loudly on the unexpected")]
-
 use std::time::Duration;
 
 use base64::Engine as _;

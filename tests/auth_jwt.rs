@@ -1,10 +1,10 @@
 //! `JwtVerifier`: HS256, RS256 and ES256 with the checked-in test-only keys of tests/keys.
 #![cfg(feature = "jwt")]
-#![allow(clippy::unwrap_used, reason = "a test fails loudly on the unexpected")]
+mod support;
 
 use std::time::Duration;
 
-use jsonwebtoken::{Algorithm, EncodingKey, Header, encode, get_current_timestamp};
+use jsonwebtoken::{Algorithm, EncodingKey};
 use serde_json::{Value, json};
 use wsctx::jwt::JwtVerifier;
 use wsctx::{AuthError, ErrorCode, Rejection, Token, TokenVerifier};
@@ -18,7 +18,7 @@ const ES_PUBLIC: &[u8] = include_bytes!("keys/es256-public.pem");
 const ES_OTHER: &[u8] = include_bytes!("keys/es256-other-private.pem");
 
 fn now() -> i64 {
-    i64::try_from(get_current_timestamp()).unwrap()
+    i64::try_from(support::jwt::now()).unwrap()
 }
 
 fn claims(sub: &Value) -> Value {
@@ -35,7 +35,7 @@ fn with(mut claims: Value, key: &str, value: Value) -> Value {
 }
 
 fn sign(alg: Algorithm, key: &EncodingKey, claims: &Value) -> Token {
-    Token::new(encode(&Header::new(alg), claims, key).unwrap())
+    Token::new(support::jwt::sign(alg, key, claims))
 }
 
 fn hs(claims: &Value) -> Token {

@@ -1,7 +1,8 @@
 //! Every public type is Send + Sync + 'static (so it can cross tasks and threads).
 
-#![allow(clippy::unwrap_used, reason = "a test fails loudly on the unexpected")]
+mod support;
 
+use support::contexts::bound;
 use wsctx::state::{Bound, Raw, Validated};
 
 fn assert_send_sync<T: Send + Sync + 'static>() {}
@@ -33,6 +34,7 @@ fn public_types_are_send_sync_static() {
     assert_send_sync::<wsctx::CloseStyle>();
     assert_send_sync::<wsctx::CloseCode>();
     assert_send_sync::<wsctx::CloseReason>();
+    assert_send_sync::<wsctx::CloseFrame>();
     assert_send_sync::<wsctx::UnsendableCloseCode>();
     assert_send_sync::<wsctx::IdKind>();
     assert_send_sync::<wsctx::UuidGenerator>();
@@ -52,6 +54,15 @@ fn public_types_are_send_sync_static() {
     assert_send_sync::<wsctx::TokenSource>();
     assert_send_sync::<wsctx::AuthError>();
     assert_send_sync::<wsctx::AuthenticatedUser>();
+}
+
+#[test]
+fn the_factory_futures_are_send() {
+    fn send<T: Send>(_: &T) {}
+    let factory = wsctx::ManagerFactory::default();
+    send(&factory.run_idle_reaper(std::time::Duration::from_secs(1)));
+    let (_manager, mut outbound) = factory.create(bound("user-a", "tab-1")).unwrap();
+    send(&outbound.recv());
 }
 
 #[cfg(feature = "http")]

@@ -1,10 +1,11 @@
 //! End-to-end tests: the example server (examples/server/app.rs) on an ephemeral
 //! 127.0.0.1 port, real tokio-tungstenite clients, real sockets.
 #![cfg(all(feature = "axum", feature = "jwt"))]
-#![allow(clippy::unwrap_used, clippy::too_many_lines, reason = "tests")]
+#![allow(clippy::too_many_lines, reason = "tests")]
 
 #[path = "../examples/server/app.rs"]
 mod app;
+mod support;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -15,6 +16,8 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use futures_util::{SinkExt as _, StreamExt as _};
 use http::{HeaderName, HeaderValue, StatusCode, header};
 use serde_json::{Value, json};
+use support::jwt::{hs256 as signed, now};
+use support::verifiers::{Down, Hangs};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::oneshot;
@@ -23,8 +26,7 @@ use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 use wsctx::{
-    AuthError, AuthenticatedUser, CloseStyle, ErrorCode, GenerateError, ManagerFactory, Rejection,
-    Token, TokenVerifier,
+    CloseStyle, ErrorCode, GenerateError, Limits, ManagerFactory, Rejection, TokenVerifier,
 };
 
 type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
@@ -42,6 +44,14 @@ struct Server {
 impl Server {
     async fn start(options: app::Options) -> Self {
         Self::start_with(app::verifier(SECRET).unwrap(), options).await
+    }
+
+    async fn with_limits(limits: Limits) -> Self {
+        Self::start(app::Options {
+            limits,
+            ..app::Options::default()
+        })
+        .await
     }
 
     async fn start_with(verifier: impl TokenVerifier + 'static, options: app::Options) -> Self {
@@ -123,21 +133,8 @@ impl Drop for Server {
     }
 }
 
-fn now() -> u64 {
-    jsonwebtoken::get_current_timestamp()
-}
-
 fn token(sub: &str) -> String {
     app::mint_token(SECRET, sub, Duration::from_secs(600)).unwrap()
-}
-
-fn signed(claims: &Value, secret: &[u8]) -> String {
-    jsonwebtoken::encode(
-        &jsonwebtoken::Header::default(),
-        claims,
-        &jsonwebtoken::EncodingKey::from_secret(secret),
-    )
-    .unwrap()
 }
 
 fn claims(sub: &str) -> Value {
@@ -152,15 +149,19 @@ fn protocols(token: &str) -> String {
     format!("wsctx.v1, jwt.{}", URL_SAFE_NO_PAD.encode(token))
 }
 
+/// The next message, within [`WAIT`].
+async fn next_message(ws: &mut Ws) -> Message {
+    let next = tokio::time::timeout(WAIT, ws.next()).await;
+    let next = next
+        .expect("a frame within 5 s")
+        .expect("the socket is open");
+    next.expect("a valid frame")
+}
+
 /// The next text frame as JSON, skipping control frames.
 async fn next_json(ws: &mut Ws) -> Value {
     loop {
-        let message = tokio::time::timeout(WAIT, ws.next())
-            .await
-            .expect("a frame within 5 s")
-            .expect("the socket is open")
-            .expect("a valid frame");
-        match message {
+        match next_message(ws).await {
             Message::Text(text) => return serde_json::from_str(text.as_str()).unwrap(),
             Message::Close(frame) => panic!("closed instead: {frame:?}"),
             _ => {}
@@ -168,15 +169,10 @@ async fn next_json(ws: &mut Ws) -> Value {
     }
 }
 
-/// The close frame, skipping anything before it; fails on a text frame when `strict`.
+/// The close frame's code and reason, skipping anything before it.
 async fn next_close(ws: &mut Ws) -> (u16, String) {
     loop {
-        let message = tokio::time::timeout(WAIT, ws.next())
-            .await
-            .expect("a close within 5 s")
-            .expect("the socket is open")
-            .expect("a valid frame");
-        if let Message::Close(frame) = message {
+        if let Message::Close(frame) = next_message(ws).await {
             let frame = frame.expect("a close code");
             return (u16::from(frame.code), frame.reason.as_str().to_owned());
         }
@@ -209,110 +205,123 @@ impl Route {
     }
 }
 
-/// Connects and asserts the refusal renders `code` on `route`, and that neither the
-/// body, the headers, the error frame nor the close reason contains any of `secrets`.
-async fn expect_refused(
-    server: &Server,
-    route: Route,
-    query: &str,
-    headers: &[(HeaderName, &str)],
-    code: ErrorCode,
-    secrets: &[&str],
-) {
-    let expected = Rejection::new(code);
-    match route {
-        Route::Http => {
-            let error = server
-                .connect(&route.path(query), headers)
-                .await
-                .err()
-                .unwrap_or_else(|| panic!("{code}: handshake should be refused"));
-            let WsError::Http(response) = error else {
-                panic!("{code}: expected an HTTP refusal, got {error:?}")
-            };
-            let status = response.status();
-            assert_eq!(Some(status.as_u16()), code.http_status(), "{code}");
-            let body = String::from_utf8(response.body().clone().unwrap_or_default()).unwrap();
-            let json: Value = serde_json::from_str(&body).unwrap();
-            assert_eq!(json["type"], "error");
-            assert_eq!(json["code"], code.as_str());
-            assert_eq!(json["retry"], code.retry().as_str());
-            assert_eq!(response.headers()[header::CONTENT_TYPE], "application/json");
-            assert_eq!(
-                response.headers().contains_key(header::WWW_AUTHENTICATE),
-                status == StatusCode::UNAUTHORIZED,
-                "{code}"
-            );
-            if matches!(status.as_u16(), 429 | 503) {
-                assert!(
-                    response.headers().contains_key(header::RETRY_AFTER),
-                    "{code}: Retry-After"
-                );
-            }
-            assert!(
-                !response
-                    .headers()
-                    .contains_key(header::SEC_WEBSOCKET_PROTOCOL)
-            );
-            let mut rendered = body;
-            for value in response.headers().values() {
-                rendered.push_str(value.to_str().unwrap_or_default());
-            }
-            for secret in secrets {
-                assert!(
-                    !rendered.contains(secret),
-                    "{code}: response leaks {secret:?}"
-                );
-            }
-        }
-        Route::Browser => {
-            let (mut ws, _) = server
-                .connect(&route.path(query), headers)
-                .await
-                .unwrap_or_else(|e| panic!("{code}: the browser route upgrades, got {e:?}"));
-            let frame = next_json(&mut ws).await;
-            assert_eq!(frame["type"], "error", "{code}");
-            assert_eq!(frame["code"], code.as_str());
-            assert_eq!(frame["retry"], code.retry().as_str());
-            assert!(frame["message"].is_string());
-            assert_eq!(frame.as_object().unwrap().len(), 4, "{frame}");
-            let text = frame.to_string();
-            let (close, reason) = next_close(&mut ws).await;
-            assert_eq!(
-                close,
-                expected.close_code(CloseStyle::Detailed).as_u16(),
-                "{code}"
-            );
-            assert_eq!(reason.split(':').next(), Some(code.reason()), "{code}");
-            assert!(
-                reason.len() <= 123,
-                "{code}: reason of {} bytes",
-                reason.len()
-            );
-            assert_ne!(close, 1011, "{code}: 1011 is only for INTERNAL_ERROR");
-            for secret in secrets {
-                assert!(
-                    !text.contains(secret) && !reason.contains(secret),
-                    "{code}: frame leaks {secret:?}"
-                );
-            }
-        }
+/// What a client presents at the handshake: a query and headers.
+#[derive(Default)]
+struct Attempt {
+    query: String,
+    headers: Vec<(HeaderName, String)>,
+}
+
+impl Attempt {
+    fn header(mut self, name: HeaderName, value: &str) -> Self {
+        self.headers.push((name, value.to_owned()));
+        self
+    }
+
+    fn bearer(token: &str) -> Self {
+        Self::default().header(header::AUTHORIZATION, &bearer(token))
+    }
+
+    fn query(self, query: &str) -> Self {
+        let query = query.to_owned();
+        Self { query, ..self }
     }
 }
 
-/// A verifier whose backend is down.
-struct Down;
-impl TokenVerifier for Down {
-    async fn verify(&self, _: &Token) -> Result<AuthenticatedUser, AuthError> {
-        Err(AuthError::unavailable("identity provider unreachable"))
+impl Server {
+    /// Connects and asserts the refusal renders `code` on `route`, and that neither the
+    /// body, the headers, the error frame nor the close reason contains any of `secrets`.
+    async fn refuses(&self, route: Route, attempt: &Attempt, code: ErrorCode, secrets: &[&str]) {
+        let expected = Rejection::new(code);
+        let headers: Vec<_> = (attempt.headers.iter())
+            .map(|(name, value)| (name.clone(), value.as_str()))
+            .collect();
+        let (query, headers) = (attempt.query.as_str(), headers.as_slice());
+        match route {
+            Route::Http => {
+                let error = self
+                    .connect(&route.path(query), headers)
+                    .await
+                    .err()
+                    .unwrap_or_else(|| panic!("{code}: handshake should be refused"));
+                let WsError::Http(response) = error else {
+                    panic!("{code}: expected an HTTP refusal, got {error:?}")
+                };
+                let status = response.status();
+                assert_eq!(Some(status.as_u16()), code.http_status(), "{code}");
+                let body = String::from_utf8(response.body().clone().unwrap_or_default()).unwrap();
+                let json: Value = serde_json::from_str(&body).unwrap();
+                assert_eq!(json["type"], "error");
+                assert_eq!(json["code"], code.as_str());
+                assert_eq!(json["retry"], code.retry().as_str());
+                assert_eq!(response.headers()[header::CONTENT_TYPE], "application/json");
+                assert_eq!(
+                    response.headers().contains_key(header::WWW_AUTHENTICATE),
+                    status == StatusCode::UNAUTHORIZED,
+                    "{code}"
+                );
+                if matches!(status.as_u16(), 429 | 503) {
+                    assert!(
+                        response.headers().contains_key(header::RETRY_AFTER),
+                        "{code}: Retry-After"
+                    );
+                }
+                assert!(
+                    !response
+                        .headers()
+                        .contains_key(header::SEC_WEBSOCKET_PROTOCOL)
+                );
+                let mut rendered = body;
+                for value in response.headers().values() {
+                    rendered.push_str(value.to_str().unwrap_or_default());
+                }
+                for secret in secrets {
+                    assert!(
+                        !rendered.contains(secret),
+                        "{code}: response leaks {secret:?}"
+                    );
+                }
+            }
+            Route::Browser => {
+                let (mut ws, _) = self
+                    .connect(&route.path(query), headers)
+                    .await
+                    .unwrap_or_else(|e| panic!("{code}: the browser route upgrades, got {e:?}"));
+                let frame = next_json(&mut ws).await;
+                assert_eq!(frame["type"], "error", "{code}");
+                assert_eq!(frame["code"], code.as_str());
+                assert_eq!(frame["retry"], code.retry().as_str());
+                assert!(frame["message"].is_string());
+                assert_eq!(frame.as_object().unwrap().len(), 4, "{frame}");
+                let text = frame.to_string();
+                let (close, reason) = next_close(&mut ws).await;
+                assert_eq!(
+                    close,
+                    expected.close_code(CloseStyle::Detailed).as_u16(),
+                    "{code}"
+                );
+                assert_eq!(reason.split(':').next(), Some(code.reason()), "{code}");
+                assert!(
+                    reason.len() <= 123,
+                    "{code}: reason of {} bytes",
+                    reason.len()
+                );
+                assert_ne!(close, 1011, "{code}: 1011 is only for INTERNAL_ERROR");
+                for secret in secrets {
+                    assert!(
+                        !text.contains(secret) && !reason.contains(secret),
+                        "{code}: frame leaks {secret:?}"
+                    );
+                }
+            }
+        }
     }
-}
 
-/// A verifier that never answers.
-struct Hangs;
-impl TokenVerifier for Hangs {
-    async fn verify(&self, _: &Token) -> Result<AuthenticatedUser, AuthError> {
-        std::future::pending().await
+    /// [`refuses`](Self::refuses) on both routes.
+    async fn refuses_on_both(&self, attempt: &Attempt, code: ErrorCode, secrets: &[&str]) {
+        for route in [Route::Http, Route::Browser] {
+            self.refuses(route, attempt, code, secrets).await;
+        }
     }
 }
 
@@ -323,168 +332,96 @@ async fn every_handshake_row(route: Route) {
     let sig = alice.rsplit('.').next().unwrap().to_owned();
     let secrets = [alice.as_str(), sig.as_str(), "user-alice-7f3a"];
 
-    // NO_TOKEN
-    expect_refused(&server, route, "", &[], ErrorCode::NoToken, &[]).await;
-    // INVALID_FORMAT
-    expect_refused(
-        &server,
-        route,
-        "",
-        &[(header::AUTHORIZATION, "Bearer not-a-jwt")],
-        ErrorCode::InvalidFormat,
-        &["not-a-jwt"],
-    )
-    .await;
-    // VALIDATION_FAILED: signed with another secret.
     let forged = signed(
         &claims("user-alice-7f3a"),
         b"another-secret-that-is-32-bytes-long!",
     );
     let forged_sig = forged.rsplit('.').next().unwrap().to_owned();
-    expect_refused(
-        &server,
-        route,
-        "",
-        &[(header::AUTHORIZATION, &bearer(&forged))],
-        ErrorCode::ValidationFailed,
-        &[&forged, &forged_sig, "user-alice-7f3a"],
-    )
-    .await;
-    // TOKEN_EXPIRED
     let expired = signed(
         &json!({ "sub": "user-alice-7f3a", "aud": app::AUDIENCE, "iss": app::ISSUER, "exp": now() - 3600 }),
         SECRET,
     );
-    expect_refused(
-        &server,
-        route,
-        "",
-        &[(header::AUTHORIZATION, &bearer(&expired))],
-        ErrorCode::TokenExpired,
-        &[&expired, "user-alice-7f3a"],
-    )
-    .await;
-    // MISSING_USER_ID
     let blank = token("   ");
-    expect_refused(
-        &server,
-        route,
-        "",
-        &[(header::AUTHORIZATION, &bearer(&blank))],
-        ErrorCode::MissingUserId,
-        &[&blank],
-    )
-    .await;
-    // FORBIDDEN: a cross-site browser origin.
-    expect_refused(
-        &server,
-        route,
-        "",
-        &[
-            (header::AUTHORIZATION, &bearer(&alice)),
-            (header::ORIGIN, "http://evil.example"),
-        ],
-        ErrorCode::Forbidden,
-        &secrets,
-    )
-    .await;
-    // INVALID_CONTEXT: a placeholder thread id.
-    expect_refused(
-        &server,
-        route,
-        "?thread_id=null",
-        &[(header::AUTHORIZATION, &bearer(&alice))],
-        ErrorCode::InvalidContext,
-        &secrets,
-    )
-    .await;
-    // DUPLICATE_CLIENT
+    let cross_site = Attempt::bearer(&alice).header(header::ORIGIN, "http://evil.example");
+    let rows = [
+        (Attempt::default(), ErrorCode::NoToken, vec![]),
+        (
+            Attempt::default().header(header::AUTHORIZATION, "Bearer not-a-jwt"),
+            ErrorCode::InvalidFormat,
+            vec!["not-a-jwt"],
+        ),
+        // Signed with another secret.
+        (
+            Attempt::bearer(&forged),
+            ErrorCode::ValidationFailed,
+            vec![&forged, &forged_sig, "user-alice-7f3a"],
+        ),
+        (
+            Attempt::bearer(&expired),
+            ErrorCode::TokenExpired,
+            vec![&expired, "user-alice-7f3a"],
+        ),
+        (
+            Attempt::bearer(&blank),
+            ErrorCode::MissingUserId,
+            vec![&blank],
+        ),
+        // A cross-site browser origin.
+        (cross_site, ErrorCode::Forbidden, secrets.to_vec()),
+        // A placeholder thread id.
+        (
+            Attempt::bearer(&alice).query("?thread_id=null"),
+            ErrorCode::InvalidContext,
+            secrets.to_vec(),
+        ),
+    ];
+    for (attempt, code, leaks) in &rows {
+        server.refuses(route, attempt, *code, leaks).await;
+    }
+    let as_alice = Attempt::bearer(&alice);
     let (_tab, _) = server.join("/ws?client_id=tab-1", &alice).await;
-    expect_refused(
-        &server,
-        route,
-        "?client_id=tab-1",
-        &[(header::AUTHORIZATION, &bearer(&alice))],
-        ErrorCode::DuplicateClient,
-        &secrets,
-    )
-    .await;
+    let duplicate = Attempt::bearer(&alice).query("?client_id=tab-1");
+    server
+        .refuses(route, &duplicate, ErrorCode::DuplicateClient, &secrets)
+        .await;
     drop(server);
 
-    // CONNECTION_LIMIT
-    let server = Server::start(app::Options {
-        max_per_user: 1,
-        ..app::Options::default()
-    })
-    .await;
-    let (_tab, _) = server.join("/ws", &alice).await;
-    expect_refused(
-        &server,
-        route,
-        "",
-        &[(header::AUTHORIZATION, &bearer(&alice))],
-        ErrorCode::ConnectionLimit,
-        &secrets,
-    )
-    .await;
-    // SHUTTING_DOWN: the factory drains while the listener still answers.
-    server.factory.shutdown();
-    expect_refused(
-        &server,
-        route,
-        "",
-        &[(header::AUTHORIZATION, &bearer(&alice))],
-        ErrorCode::ShuttingDown,
-        &secrets,
-    )
-    .await;
-    drop(server);
-
-    // OVERLOADED
-    let server = Server::start(app::Options {
+    // CONNECTION_LIMIT and OVERLOADED: a first socket fills the limit; then SHUTTING_DOWN,
+    // the factory drains while the listener still answers.
+    let bob = token("user-bob-2b9c");
+    let one_per_user = Limits {
+        per_user: 1,
+        ..Limits::default()
+    };
+    let one_in_all = Limits {
         global: 1,
-        ..app::Options::default()
-    })
-    .await;
-    let (_tab, _) = server.join("/ws", &token("user-bob-2b9c")).await;
-    expect_refused(
-        &server,
-        route,
-        "",
-        &[(header::AUTHORIZATION, &bearer(&alice))],
-        ErrorCode::Overloaded,
-        &secrets,
-    )
-    .await;
-    drop(server);
+        ..Limits::default()
+    };
+    for (limits, first, code) in [
+        (one_per_user, &alice, ErrorCode::ConnectionLimit),
+        (one_in_all, &bob, ErrorCode::Overloaded),
+    ] {
+        let server = Server::with_limits(limits).await;
+        let (_tab, _) = server.join("/ws", first).await;
+        server.refuses(route, &as_alice, code, &secrets).await;
+        server.factory.shutdown();
+        let draining = ErrorCode::ShuttingDown;
+        server.refuses(route, &as_alice, draining, &secrets).await;
+    }
 
     // AUTH_UNAVAILABLE: the verifier is down, or does not answer in time.
-    let server = Server::start_with(Down, app::Options::default()).await;
-    expect_refused(
-        &server,
-        route,
-        "",
-        &[(header::AUTHORIZATION, &bearer(&alice))],
-        ErrorCode::AuthUnavailable,
-        &secrets,
-    )
-    .await;
-    drop(server);
-    let options = app::Options {
+    let slow = app::Options {
         verify_timeout: Duration::from_millis(200),
         ..app::Options::default()
     };
-    let server = Server::start_with(Hangs, options).await;
-    expect_refused(
-        &server,
-        route,
-        "",
-        &[(header::AUTHORIZATION, &bearer(&alice))],
-        ErrorCode::AuthUnavailable,
-        &secrets,
-    )
-    .await;
-    drop(server);
+    for server in [
+        Server::start_with(Down, app::Options::default()).await,
+        Server::start_with(Hangs, slow).await,
+    ] {
+        server
+            .refuses(route, &as_alice, ErrorCode::AuthUnavailable, &secrets)
+            .await;
+    }
 
     // INTERNAL_ERROR: the server's id generator fails (a server bug, the only 1011).
     let broken: Arc<dyn wsctx::IdGenerator> =
@@ -576,24 +513,10 @@ async fn subprotocol_token_connects_and_only_wsctx_v1_is_echoed() {
         assert_eq!(next_json(&mut ws).await["type"], "welcome");
     }
     // A malformed subprotocol token is INVALID_FORMAT, never echoed.
-    expect_refused(
-        &server,
-        Route::Http,
-        "",
-        &[(header::SEC_WEBSOCKET_PROTOCOL, "wsctx.v1, jwt.***")],
-        ErrorCode::InvalidFormat,
-        &["***"],
-    )
-    .await;
-    expect_refused(
-        &server,
-        Route::Browser,
-        "",
-        &[(header::SEC_WEBSOCKET_PROTOCOL, "wsctx.v1, jwt.***")],
-        ErrorCode::InvalidFormat,
-        &["***"],
-    )
-    .await;
+    let malformed = Attempt::default().header(header::SEC_WEBSOCKET_PROTOCOL, "wsctx.v1, jwt.***");
+    server
+        .refuses_on_both(&malformed, ErrorCode::InvalidFormat, &["***"])
+        .await;
 }
 
 #[tokio::test]
@@ -601,24 +524,10 @@ async fn query_token_is_refused_unless_enabled() {
     let alice = token("user-alice-7f3a");
     let query = format!("?token={alice}");
     let server = Server::start(app::Options::default()).await;
-    expect_refused(
-        &server,
-        Route::Http,
-        &query,
-        &[],
-        ErrorCode::NoToken,
-        &[&alice],
-    )
-    .await;
-    expect_refused(
-        &server,
-        Route::Browser,
-        &query,
-        &[],
-        ErrorCode::NoToken,
-        &[&alice],
-    )
-    .await;
+    let in_query = Attempt::default().query(&query);
+    server
+        .refuses_on_both(&in_query, ErrorCode::NoToken, &[&alice])
+        .await;
     drop(server);
 
     let server = Server::start(app::Options {
@@ -667,17 +576,10 @@ async fn expired_wrong_signature_and_wrong_audience_tokens_are_refused() {
     ];
     for (claims, secret, code) in cases {
         let jwt = signed(&claims, secret);
-        for route in [Route::Http, Route::Browser] {
-            expect_refused(
-                &server,
-                route,
-                "",
-                &[(header::AUTHORIZATION, &bearer(&jwt))],
-                code,
-                &[&jwt, "user-alice-7f3a"],
-            )
+        let secrets = [jwt.as_str(), "user-alice-7f3a"];
+        server
+            .refuses_on_both(&Attempt::bearer(&jwt), code, &secrets)
             .await;
-        }
     }
 }
 
@@ -700,17 +602,9 @@ async fn unusable_subjects_never_become_an_identity() {
         if !trimmed.is_empty() {
             secrets.push(trimmed);
         }
-        for route in [Route::Http, Route::Browser] {
-            expect_refused(
-                &server,
-                route,
-                "",
-                &[(header::AUTHORIZATION, &bearer(&jwt))],
-                code,
-                &secrets,
-            )
+        server
+            .refuses_on_both(&Attempt::bearer(&jwt), code, &secrets)
             .await;
-        }
     }
     assert_eq!(server.factory.metrics().admitted, 0);
 }
@@ -723,24 +617,10 @@ async fn the_sixth_tab_of_a_user_is_refused_while_another_user_connects() {
     for _ in 0..5 {
         tabs.push(server.join("/ws", &alice).await.0);
     }
-    expect_refused(
-        &server,
-        Route::Http,
-        "",
-        &[(header::AUTHORIZATION, &bearer(&alice))],
-        ErrorCode::ConnectionLimit,
-        &[&alice],
-    )
-    .await;
-    expect_refused(
-        &server,
-        Route::Browser,
-        "",
-        &[(header::AUTHORIZATION, &bearer(&alice))],
-        ErrorCode::ConnectionLimit,
-        &[&alice],
-    )
-    .await;
+    let as_alice = Attempt::bearer(&alice);
+    server
+        .refuses_on_both(&as_alice, ErrorCode::ConnectionLimit, &[&alice])
+        .await;
     let (_bob, welcome) = server.join("/ws", &token("user-bob-2b9c")).await;
     assert_eq!(welcome["type"], "welcome");
 
@@ -811,7 +691,10 @@ async fn shutdown_closes_every_socket_with_1012_and_drains() {
 #[tokio::test]
 async fn an_idle_socket_is_closed_with_4408() {
     let options = app::Options {
-        idle_timeout: Duration::from_millis(500),
+        limits: Limits {
+            idle_timeout: Duration::from_millis(500),
+            ..Limits::default()
+        },
         ..app::Options::default()
     };
     let server = Server::start(options).await;

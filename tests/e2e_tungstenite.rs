@@ -1,10 +1,9 @@
-//! End-to-end: examples/tungstenite.rs (tokio-tungstenite's `accept_hdr_async` with the
+//! End-to-end: examples/tungstenite/gate.rs (tokio-tungstenite's `accept_hdr_async` with the
 //! `http` helpers) on an ephemeral 127.0.0.1 port.
 #![cfg(all(feature = "http", feature = "jwt"))]
-#![allow(clippy::unwrap_used, reason = "a test fails loudly on the unexpected")]
-
-#[path = "../examples/tungstenite.rs"]
+#[path = "../examples/tungstenite/gate.rs"]
 mod example;
+mod support;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -19,13 +18,8 @@ use wsctx::{Limits, ManagerFactory};
 const SECRET: &[u8] = b"tungstenite-test-only-secret-0123456789";
 
 fn token(sub: &str, exp_offset: i64) -> String {
-    let exp = i64::try_from(jsonwebtoken::get_current_timestamp()).unwrap() + exp_offset;
-    jsonwebtoken::encode(
-        &jsonwebtoken::Header::default(),
-        &serde_json::json!({ "sub": sub, "exp": exp }),
-        &jsonwebtoken::EncodingKey::from_secret(SECRET),
-    )
-    .unwrap()
+    let exp = support::jwt::now().saturating_add_signed(exp_offset);
+    support::jwt::hs256(&serde_json::json!({ "sub": sub, "exp": exp }), SECRET)
 }
 
 async fn start(limits: Limits) -> std::net::SocketAddr {
@@ -82,32 +76,16 @@ async fn refusals_are_http_statuses_and_the_server_keeps_running() {
     let (status, body) = refusal(connect(addr, "/", &[]).await);
     assert_eq!((status, body["code"].as_str()), (401, Some("NO_TOKEN")));
     let expired = token("user-alice-7f3a", -3600);
-    let (status, body) = refusal(
-        connect(
-            addr,
-            "/",
-            &[(header::AUTHORIZATION, format!("Bearer {expired}"))],
-        )
-        .await,
-    );
-    assert_eq!(
-        (status, body["code"].as_str()),
-        (401, Some("TOKEN_EXPIRED"))
-    );
-    assert!(!body.to_string().contains(&expired));
     let placeholder = token("null", 600);
-    let (status, body) = refusal(
-        connect(
-            addr,
-            "/",
-            &[(header::AUTHORIZATION, format!("Bearer {placeholder}"))],
-        )
-        .await,
-    );
-    assert_eq!(
-        (status, body["code"].as_str()),
-        (400, Some("INVALID_CONTEXT"))
-    );
+    for (jwt, status, code) in [
+        (&expired, 401, "TOKEN_EXPIRED"),
+        (&placeholder, 400, "INVALID_CONTEXT"),
+    ] {
+        let bearer = [(header::AUTHORIZATION, format!("Bearer {jwt}"))];
+        let (refused, body) = refusal(connect(addr, "/", &bearer).await);
+        assert_eq!((refused, body["code"].as_str()), (status, Some(code)));
+        assert!(!body.to_string().contains(jwt.as_str()));
+    }
 
     // The refusals did not take the accept loop down.
     let alice = format!("Bearer {}", token("user-alice-7f3a", 600));

@@ -1,32 +1,26 @@
 //! Delivery: fan-out to one user's sockets only, slow consumers, closes that get
 //! through full queues, `disconnect_user`, shutdown and the idle reaper.
 
-#![allow(clippy::unwrap_used, reason = "a test fails loudly on the unexpected")]
+mod support;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
+use support::contexts::{bound, tabs};
 use tokio::time::timeout;
-use wsctx::state::Bound;
 use wsctx::{
-    CloseCode, CloseReason, CloseStyle, Context, ErrorCode, FactoryError, Frame, Limits,
-    ManagerFactory, Outbound, Policy, SequenceGenerator, TryRecvError, UserId, UuidGenerator,
+    CloseCode, CloseFrame, CloseStyle, Delivery, ErrorCode, FactoryError, Frame, Limits,
+    ManagerFactory, Outbound, TryRecvError, UserId,
 };
 
-fn bound(user: &str, tab: &str) -> Context<Bound> {
-    Context::builder()
-        .user_id(user)
-        .websocket_client_id(tab)
-        .build()
-        .validate(&Policy::default(), &SequenceGenerator::new())
-        .unwrap()
-        .bind(None, &UuidGenerator::new())
-        .unwrap()
+fn close(code: CloseCode, reason: &str) -> Frame {
+    Frame::Close(CloseFrame::new(code, reason))
 }
 
-fn close(code: CloseCode, reason: &str) -> Frame {
-    Frame::Close(code, CloseReason::new(reason))
+/// What a send did: (delivered, dropped).
+fn sent(delivery: Delivery) -> (usize, usize) {
+    (delivery.delivered, delivery.dropped)
 }
 
 /// Everything an outbound yields now, up to and including a close frame.
@@ -41,15 +35,11 @@ fn drain(outbound: &mut Outbound) -> Vec<Frame> {
 #[test]
 fn send_reaches_every_tab_of_the_user_and_nobody_else() {
     let factory = ManagerFactory::default();
-    let (a1, mut a1_out) = factory.create(bound("user-a", "tab-1")).unwrap();
-    let (_a2, mut a2_out) = factory.create(bound("user-a", "tab-2")).unwrap();
-    let (_a3, mut a3_out) = factory.create(bound("user-a", "tab-3")).unwrap();
+    let [(a1, mut a1_out), (_a2, mut a2_out), (_a3, mut a3_out)] = tabs(&factory, "user-a");
     let (b1, mut b1_out) = factory.create(bound("user-b", "tab-1")).unwrap();
 
-    let delivery = a1.send_to_user(Frame::text("to a"));
-    assert_eq!((delivery.delivered, delivery.dropped), (3, 0));
-    let delivery = b1.send_to_user(Frame::binary(vec![0xb]));
-    assert_eq!((delivery.delivered, delivery.dropped), (1, 0));
+    assert_eq!(sent(a1.send_to_user(Frame::text("to a"))), (3, 0));
+    assert_eq!(sent(b1.send_to_user(Frame::binary(vec![0xb]))), (1, 0));
 
     for out in [&mut a1_out, &mut a2_out, &mut a3_out] {
         assert_eq!(drain(out), vec![Frame::text("to a")]);
@@ -97,13 +87,7 @@ async fn a_slow_consumer_cannot_delay_the_users_other_sockets() {
         ..Limits::default()
     });
     let (sender, mut slow_out) = factory.create(bound("user-a", "tab-slow")).unwrap();
-    let fast: Vec<_> = (1..=3)
-        .map(|t| {
-            factory
-                .create(bound("user-a", &format!("tab-{t}")))
-                .unwrap()
-        })
-        .collect();
+    let fast = tabs::<3>(&factory, "user-a");
     let (_managers, outbounds): (Vec<_>, Vec<_>) = fast.into_iter().unzip();
 
     // Fast writers read as frames come, each on its own task; the slow one never reads.
@@ -185,8 +169,7 @@ fn sending_never_blocks_on_a_full_queue() {
         outbound_queue: 4,
         ..Limits::default()
     });
-    let (slow, _slow_out) = factory.create(bound("user-a", "tab-slow")).unwrap();
-    let (_fast, mut fast_out) = factory.create(bound("user-a", "tab-fast")).unwrap();
+    let [(slow, _slow_out), (_fast, mut fast_out)] = tabs(&factory, "user-a");
     for i in 0..100 {
         slow.send_to_user(Frame::text(i.to_string()));
         assert_eq!(drain(&mut fast_out), vec![Frame::text(i.to_string())]);
@@ -206,7 +189,7 @@ fn a_close_gets_through_a_full_queue() {
     assert_eq!(outbound.len(), 2);
     let user = manager.context().user_id().clone();
     assert_eq!(
-        factory.disconnect_user(&user, CloseCode::GOING_AWAY, CloseReason::new("bye")),
+        factory.disconnect_user(&user, &CloseFrame::new(CloseCode::GOING_AWAY, "bye")),
         1
     );
     assert_eq!(
@@ -219,26 +202,13 @@ fn a_close_gets_through_a_full_queue() {
 #[test]
 fn disconnect_user_closes_exactly_that_users_sockets_with_the_given_code() {
     let factory = ManagerFactory::default();
-    let a: Vec<_> = (1..=3)
-        .map(|t| {
-            factory
-                .create(bound("user-a", &format!("tab-{t}")))
-                .unwrap()
-        })
-        .collect();
-    let mut b: Vec<_> = (1..=2)
-        .map(|t| {
-            factory
-                .create(bound("user-b", &format!("tab-{t}")))
-                .unwrap()
-        })
-        .collect();
+    let a = tabs::<3>(&factory, "user-a");
+    let mut b = tabs::<2>(&factory, "user-b");
     let code = CloseCode::new(4000).unwrap();
 
     let closed = factory.disconnect_user(
         &UserId::try_new("user-a").unwrap(),
-        code,
-        CloseReason::new("kicked"),
+        &CloseFrame::new(code, "kicked"),
     );
     assert_eq!(closed, 3);
     for (manager, mut out) in a {
@@ -254,53 +224,121 @@ fn disconnect_user_closes_exactly_that_users_sockets_with_the_given_code() {
     assert_eq!(
         factory.disconnect_user(
             &UserId::try_new("user-a").unwrap(),
-            code,
-            CloseReason::new("x")
+            &CloseFrame::new(code, "x")
         ),
         0
     );
     assert_eq!(
         factory.disconnect_user(
             &UserId::try_new("nobody").unwrap(),
-            code,
-            CloseReason::new("x")
+            &CloseFrame::new(code, "x")
         ),
         0
     );
     assert_eq!(factory.metrics().disconnected, 3);
 }
 
+/// Closing is `close` and `disconnect_user`'s job: a close frame handed to
+/// `send_to_user` is refused (every socket of the user counts it as dropped) and closes
+/// nothing. Until this change it closed every tab of the user.
 #[test]
-fn a_close_frame_sent_to_the_user_closes_every_tab() {
+fn a_close_frame_sent_to_the_user_is_refused_and_closes_nothing() {
     let factory = ManagerFactory::default();
-    let (a1, mut a1_out) = factory.create(bound("user-a", "tab-1")).unwrap();
-    let (_a2, mut a2_out) = factory.create(bound("user-a", "tab-2")).unwrap();
+    let [(a1, mut a1_out), (a2, mut a2_out)] = tabs(&factory, "user-a");
     let (_b, mut b_out) = factory.create(bound("user-b", "tab-1")).unwrap();
-    let delivery = a1.send_to_user(close(CloseCode::NORMAL, "logged_out"));
-    assert_eq!((delivery.delivered, delivery.dropped), (2, 0));
+    assert_eq!(
+        sent(a1.send_to_user(close(CloseCode::NORMAL, "logged_out"))),
+        (0, 2)
+    );
+    assert!(!a1.is_closing() && !a2.is_closing());
+    for out in [&mut a1_out, &mut a2_out, &mut b_out] {
+        assert_eq!(out.try_recv(), Err(TryRecvError::Empty));
+    }
+    let m = factory.metrics();
+    assert_eq!((m.messages_dropped, m.disconnected), (2, 0));
+}
+
+/// Issue 8, defect 8: after `IsolatedManager::close`, the manager's own sends still
+/// reached the user's other tabs. They are refused now; the slot stays held until the
+/// manager is dropped, as documented.
+#[test]
+fn a_closed_manager_cannot_send_and_holds_its_slot_until_dropped() {
+    let factory = ManagerFactory::new(Limits {
+        per_user: 2,
+        ..Limits::default()
+    });
+    let user = UserId::try_new("user-a").unwrap();
+    let [(a1, mut a1_out), (a2, mut a2_out)] = tabs(&factory, "user-a");
+    assert!(a1.close(&CloseFrame::new(CloseCode::NORMAL, "logged_out")));
+
+    assert_eq!(sent(a1.send_to_user(Frame::text("after close"))), (0, 2));
+    assert_eq!(factory.metrics().messages_dropped, 2);
+    assert_eq!(a2_out.try_recv(), Err(TryRecvError::Empty));
     assert_eq!(
         drain(&mut a1_out),
         vec![close(CloseCode::NORMAL, "logged_out")]
     );
+
+    // Closed is not freed: the slot and the client id are the drop's to give back.
+    assert_eq!(factory.connections(&user), 2);
     assert_eq!(
-        drain(&mut a2_out),
-        vec![close(CloseCode::NORMAL, "logged_out")]
+        factory.create(bound("user-a", "tab-3")).unwrap_err(),
+        FactoryError::ConnectionLimit
     );
-    assert_eq!(b_out.try_recv(), Err(TryRecvError::Empty));
+    drop(a1);
+    assert_eq!(factory.connections(&user), 1);
+    let (_a3, mut a3_out) = factory.create(bound("user-a", "tab-3")).unwrap();
+
+    // The user's open tabs still talk to each other.
+    assert_eq!(sent(a2.send_to_user(Frame::text("still here"))), (2, 0));
+    assert_eq!(drain(&mut a2_out), vec![Frame::text("still here")]);
+    assert_eq!(drain(&mut a3_out), vec![Frame::text("still here")]);
+}
+
+/// Every close the server requests refuses the manager's sends, not only `close`.
+#[tokio::test(start_paused = true)]
+async fn a_manager_closed_by_the_server_cannot_send() {
+    let factory = ManagerFactory::new(Limits {
+        idle_timeout: Duration::from_secs(30),
+        ..Limits::default()
+    });
+    let user = UserId::try_new("user-a").unwrap();
+    let (kicked, _kicked_out) = factory.create(bound("user-a", "tab-1")).unwrap();
+    factory.disconnect_user(&user, &CloseFrame::new(CloseCode::GOING_AWAY, "bye"));
+    let (idle, _idle_out) = factory.create(bound("user-a", "tab-2")).unwrap();
+    let (busy, mut busy_out) = factory.create(bound("user-a", "tab-3")).unwrap();
+    assert_eq!(factory.close_idle(), 0);
+    tokio::time::advance(Duration::from_secs(30)).await;
+    busy.record_activity();
+    assert_eq!(factory.close_idle(), 1);
+    assert!(idle.is_closing() && !busy.is_closing());
+
+    for closed in [&kicked, &idle] {
+        assert_eq!(
+            sent(closed.send_to_user(Frame::text("from a closed tab"))),
+            (0, 3)
+        );
+    }
+    assert_eq!(busy_out.try_recv(), Err(TryRecvError::Empty));
+
+    factory.shutdown();
+    assert_eq!(
+        sent(busy.send_to_user(Frame::text("after shutdown"))),
+        (0, 3)
+    );
+    assert!(drain(&mut busy_out).iter().all(Frame::is_close));
 }
 
 #[test]
 fn closing_one_manager_closes_only_its_socket() {
     let factory = ManagerFactory::default();
-    let (a1, mut a1_out) = factory.create(bound("user-a", "tab-1")).unwrap();
-    let (a2, mut a2_out) = factory.create(bound("user-a", "tab-2")).unwrap();
+    let [(a1, mut a1_out), (a2, mut a2_out)] = tabs(&factory, "user-a");
     assert!(a1.close_with(&wsctx::Rejection::new(ErrorCode::TokenExpired)));
     assert_eq!(
         drain(&mut a1_out),
         vec![close(CloseCode::UNAUTHORIZED, "token_expired")]
     );
-    let delivery = a2.send_to_user(Frame::text("hi"));
-    assert_eq!((delivery.delivered, delivery.dropped), (1, 1));
+    assert_eq!(sent(a2.send_to_user(Frame::text("hi"))), (1, 1));
     assert_eq!(drain(&mut a2_out), vec![Frame::text("hi")]);
 }
 
@@ -320,12 +358,10 @@ fn dropping_a_manager_closes_its_socket_and_discards_what_was_queued() {
 #[test]
 fn a_dropped_outbound_only_drops_frames_for_its_own_socket() {
     let factory = ManagerFactory::default();
-    let (a1, a1_out) = factory.create(bound("user-a", "tab-1")).unwrap();
-    let (_a2, mut a2_out) = factory.create(bound("user-a", "tab-2")).unwrap();
+    let [(a1, a1_out), (_a2, mut a2_out)] = tabs(&factory, "user-a");
     drop(a1_out);
     assert!(a1.is_closing());
-    let delivery = a1.send_to_user(Frame::text("x"));
-    assert_eq!((delivery.delivered, delivery.dropped), (1, 1));
+    assert_eq!(sent(a1.send_to_user(Frame::text("x"))), (1, 1));
     assert_eq!(drain(&mut a2_out), vec![Frame::text("x")]);
 }
 

@@ -1,28 +1,18 @@
 //! Admission: per-user and global limits, duplicate client ids, RAII slots, and the
 //! races between concurrent admissions.
 
-#![allow(clippy::unwrap_used, reason = "a test fails loudly on the unexpected")]
+mod support;
 
-use std::sync::{Arc, Barrier, Mutex};
+use std::sync::{Arc, Barrier};
 use std::thread;
 use std::time::Duration;
 
+use support::contexts::{bound, tabs};
 use wsctx::state::Bound;
 use wsctx::{
     CloseCode, CloseStyle, Context, ErrorCode, FactoryError, IsolatedManager, Limits,
-    ManagerFactory, Outbound, Policy, Rejection, SequenceGenerator, UserId, UuidGenerator,
+    ManagerFactory, Outbound, Rejection, UserId,
 };
-
-fn bound(user: &str, tab: &str) -> Context<Bound> {
-    Context::builder()
-        .user_id(user)
-        .websocket_client_id(tab)
-        .build()
-        .validate(&Policy::default(), &SequenceGenerator::new())
-        .unwrap()
-        .bind(None, &UuidGenerator::new())
-        .unwrap()
-}
 
 fn user(id: &str) -> UserId {
     UserId::try_new(id).unwrap()
@@ -41,13 +31,7 @@ fn limits_default_to_the_contract() {
 #[test]
 fn sixth_socket_of_one_user_is_refused_while_another_user_connects() {
     let factory = ManagerFactory::default();
-    let held: Vec<_> = (1..=5)
-        .map(|tab| {
-            factory
-                .create(bound("user-a", &format!("tab-{tab}")))
-                .unwrap()
-        })
-        .collect();
+    let held = tabs::<5>(&factory, "user-a");
     assert_eq!(factory.connections(&user("user-a")), 5);
 
     let error = factory.create(bound("user-a", "tab-6")).unwrap_err();
@@ -156,7 +140,7 @@ fn duplicate_client_id_is_refused_for_the_same_user_only() {
 
     // Once the first socket is closing, the id is free for a reconnect, while the slot
     // stays counted until the manager is dropped.
-    assert!(first.close(CloseCode::NORMAL, wsctx::CloseReason::new("")));
+    assert!(first.close(&wsctx::CloseFrame::new(CloseCode::NORMAL, "")));
     let (_again, _again_out) = factory.create(bound("user-a", "tab-1")).unwrap();
     assert_eq!(factory.connections(&user("user-a")), 2);
 }
@@ -176,27 +160,19 @@ fn a_shut_down_factory_refuses_with_shutting_down() {
 
 #[test]
 fn zero_limits_refuse_everything_and_a_zero_queue_reads_as_one() {
-    let none_per_user = ManagerFactory::new(Limits {
-        per_user: 0,
-        ..Limits::default()
-    });
+    let refusal = |limits| {
+        let factory = ManagerFactory::new(limits);
+        factory.create(bound("user-a", "tab-1")).unwrap_err()
+    };
+    let d = Limits::default();
     assert_eq!(
-        none_per_user.create(bound("user-a", "tab-1")).unwrap_err(),
+        refusal(Limits { per_user: 0, ..d }),
         FactoryError::ConnectionLimit
     );
-    let none_global = ManagerFactory::new(Limits {
-        global: 0,
-        ..Limits::default()
-    });
-    assert_eq!(
-        none_global.create(bound("user-a", "tab-1")).unwrap_err(),
-        FactoryError::Overloaded
-    );
-    let tiny = ManagerFactory::new(Limits {
-        outbound_queue: 0,
-        ..Limits::default()
-    });
-    assert_eq!(tiny.limits().outbound_queue, 1);
+    assert_eq!(refusal(Limits { global: 0, ..d }), FactoryError::Overloaded);
+    let mut tiny = d;
+    tiny.outbound_queue = 0;
+    assert_eq!(ManagerFactory::new(tiny).limits().outbound_queue, 1);
 }
 
 #[test]
@@ -235,86 +211,65 @@ fn debug_output_never_shows_the_user_id() {
     assert!(manager_debug.contains(&fingerprint), "{manager_debug}");
 }
 
+/// Admits `contexts` to `factory` from one thread each, released at once by a barrier.
+/// Every refusal must be `refusal`; returns the admitted sockets.
+fn admit_at_once(
+    factory: &ManagerFactory,
+    contexts: Vec<Context<Bound>>,
+    refusal: FactoryError,
+) -> Vec<(IsolatedManager, Outbound)> {
+    let barrier = Arc::new(Barrier::new(contexts.len()));
+    let threads: Vec<_> = contexts
+        .into_iter()
+        .map(|ctx| {
+            let (factory, barrier) = (factory.clone(), Arc::clone(&barrier));
+            thread::spawn(move || {
+                barrier.wait();
+                factory.create(ctx)
+            })
+        })
+        .collect();
+    let results = threads.into_iter().map(|t| t.join().unwrap());
+    let (admitted, refused): (Vec<_>, Vec<_>) = results.partition(Result::is_ok);
+    for error in refused.into_iter().filter_map(Result::err) {
+        assert_eq!(error, refusal);
+    }
+    admitted.into_iter().filter_map(Result::ok).collect()
+}
+
 #[test]
 fn per_user_limit_holds_under_concurrent_admissions() {
-    const THREADS: usize = 8;
     let factory = ManagerFactory::new(Limits {
         per_user: 3,
         ..Limits::default()
     });
     for round in 0..50 {
-        let barrier = Arc::new(Barrier::new(THREADS));
-        let admitted: Arc<Mutex<Vec<(IsolatedManager, Outbound)>>> = Arc::default();
-        let threads: Vec<_> = (0..THREADS)
-            .map(|t| {
-                let (factory, barrier, admitted) =
-                    (factory.clone(), Arc::clone(&barrier), Arc::clone(&admitted));
-                let ctx = bound("hot-user", &format!("tab-{t}"));
-                thread::spawn(move || {
-                    barrier.wait();
-                    match factory.create(ctx) {
-                        Ok(pair) => admitted.lock().unwrap().push(pair),
-                        Err(error) => assert_eq!(error, FactoryError::ConnectionLimit),
-                    }
-                })
-            })
+        let contexts = (0..8)
+            .map(|t| bound("hot-user", &format!("tab-{t}")))
             .collect();
-        for t in threads {
-            t.join().unwrap();
-        }
-        assert_eq!(admitted.lock().unwrap().len(), 3, "round {round}");
+        let admitted = admit_at_once(&factory, contexts, FactoryError::ConnectionLimit);
+        assert_eq!(admitted.len(), 3, "round {round}");
         assert_eq!(factory.connections(&user("hot-user")), 3);
     }
     let m = factory.metrics();
     assert_eq!(m.active, 0);
     assert_eq!(m.admitted, 150);
     assert_eq!(m.freed, 150);
-    assert_eq!(m.rejected_connection_limit, 250);
+    assert_eq!(m.rejected(ErrorCode::ConnectionLimit), 250);
 }
 
 #[test]
 fn global_limit_holds_under_concurrent_admissions() {
-    const THREADS: usize = 16;
     let factory = ManagerFactory::new(Limits {
         global: 5,
         ..Limits::default()
     });
     for round in 0..30 {
-        let barrier = Arc::new(Barrier::new(THREADS));
-        let admitted: Arc<Mutex<Vec<(IsolatedManager, Outbound)>>> = Arc::default();
-        let threads: Vec<_> = (0..THREADS)
-            .map(|t| {
-                let (factory, barrier, admitted) =
-                    (factory.clone(), Arc::clone(&barrier), Arc::clone(&admitted));
-                let ctx = bound(&format!("user-{t}"), "tab-1");
-                thread::spawn(move || {
-                    barrier.wait();
-                    match factory.create(ctx) {
-                        Ok(pair) => admitted.lock().unwrap().push(pair),
-                        Err(error) => assert_eq!(error, FactoryError::Overloaded),
-                    }
-                })
-            })
+        let contexts = (0..16)
+            .map(|t| bound(&format!("user-{t}"), "tab-1"))
             .collect();
-        for t in threads {
-            t.join().unwrap();
-        }
-        assert_eq!(admitted.lock().unwrap().len(), 5, "round {round}");
+        let admitted = admit_at_once(&factory, contexts, FactoryError::Overloaded);
+        assert_eq!(admitted.len(), 5, "round {round}");
     }
     assert_eq!(factory.metrics().active, 0);
-}
-
-#[test]
-fn public_types_are_send_sync_and_the_reaper_future_is_send() {
-    fn send_sync<T: Send + Sync + 'static>() {}
-    fn send<T: Send>(_: &T) {}
-    send_sync::<ManagerFactory>();
-    send_sync::<IsolatedManager>();
-    send_sync::<Outbound>();
-    send_sync::<wsctx::Frame>();
-    send_sync::<FactoryError>();
-    let factory = ManagerFactory::default();
-    send(&factory.run_idle_reaper(Duration::from_secs(1)));
-    let (_m, mut out) = factory.create(bound("user-a", "tab-1")).unwrap();
-    send(&out.recv());
 }

@@ -3,13 +3,13 @@
 //!
 //! Run `cargo test --test factory_memory -- --nocapture` to see the numbers.
 
-#![allow(clippy::unwrap_used, reason = "a test fails loudly on the unexpected")]
+mod support;
 
 use std::alloc::System;
 
 use stats_alloc::{INSTRUMENTED_SYSTEM, StatsAlloc};
 use wsctx::state::Bound;
-use wsctx::{Context, Frame, Limits, ManagerFactory, Policy, SequenceGenerator, UuidGenerator};
+use wsctx::{Context, Frame, Limits, ManagerFactory};
 
 #[global_allocator]
 static GLOBAL: &StatsAlloc<System> = &INSTRUMENTED_SYSTEM;
@@ -25,14 +25,7 @@ fn bytes(n: usize) -> isize {
 }
 
 fn bound(user: usize, tab: usize) -> Context<Bound> {
-    Context::builder()
-        .user_id(format!("user-{user:08x}"))
-        .websocket_client_id(format!("tab-{tab}"))
-        .build()
-        .validate(&Policy::default(), &SequenceGenerator::new())
-        .unwrap()
-        .bind(None, &UuidGenerator::new())
-        .unwrap()
+    support::contexts::bound(&format!("user-{user:08x}"), &format!("tab-{tab}"))
 }
 
 /// Bytes the factory allocates and keeps per admitted socket, and the heap bytes of

@@ -1,25 +1,13 @@
 //! Metrics: every counter moves with the transition it counts, and nothing else moves.
 
-#![allow(clippy::unwrap_used, reason = "a test fails loudly on the unexpected")]
+mod support;
 
 use std::time::Duration;
 
-use wsctx::state::Bound;
+use support::contexts::{bound, tabs};
 use wsctx::{
-    CloseCode, CloseReason, Context, ErrorCode, Frame, Limits, ManagerFactory, MetricsSnapshot,
-    Policy, SequenceGenerator, UserId, UuidGenerator,
+    CloseCode, CloseFrame, ErrorCode, Frame, Limits, ManagerFactory, MetricsSnapshot, UserId,
 };
-
-fn bound(user: &str, tab: &str) -> Context<Bound> {
-    Context::builder()
-        .user_id(user)
-        .websocket_client_id(tab)
-        .build()
-        .validate(&Policy::default(), &SequenceGenerator::new())
-        .unwrap()
-        .bind(None, &UuidGenerator::new())
-        .unwrap()
-}
 
 /// The counters that changed between two snapshots, with their change.
 fn changes(before: &MetricsSnapshot, after: &MetricsSnapshot) -> Vec<(&'static str, i64)> {
@@ -28,10 +16,19 @@ fn changes(before: &MetricsSnapshot, after: &MetricsSnapshot) -> Vec<(&'static s
             ("admitted", m.admitted),
             ("freed", m.freed),
             ("active", m.active),
-            ("rejected_connection_limit", m.rejected_connection_limit),
-            ("rejected_overloaded", m.rejected_overloaded),
-            ("rejected_duplicate_client", m.rejected_duplicate_client),
-            ("rejected_shutting_down", m.rejected_shutting_down),
+            (
+                "rejected_connection_limit",
+                m.rejected(ErrorCode::ConnectionLimit),
+            ),
+            ("rejected_overloaded", m.rejected(ErrorCode::Overloaded)),
+            (
+                "rejected_duplicate_client",
+                m.rejected(ErrorCode::DuplicateClient),
+            ),
+            (
+                "rejected_shutting_down",
+                m.rejected(ErrorCode::ShuttingDown),
+            ),
             ("messages_delivered", m.messages_delivered),
             ("messages_dropped", m.messages_dropped),
             ("messages_discarded", m.messages_discarded),
@@ -105,8 +102,7 @@ fn each_refusal_counts_under_its_code() {
 #[test]
 fn delivery_counts_one_per_receiving_socket() {
     let factory = ManagerFactory::default();
-    let (a1, _o1) = factory.create(bound("user-a", "tab-1")).unwrap();
-    let (_a2, _o2) = factory.create(bound("user-a", "tab-2")).unwrap();
+    let [(a1, _o1), (_a2, _o2)] = tabs(&factory, "user-a");
     let (_b, _ob) = factory.create(bound("user-b", "tab-1")).unwrap();
     expect(&factory, &[("messages_delivered", 2)], || {
         a1.send_to_user(Frame::text("x"));
@@ -119,7 +115,7 @@ fn a_full_queue_counts_a_slow_consumer_a_dropped_frame_and_the_discarded_ones() 
         outbound_queue: 3,
         ..Limits::default()
     });
-    let (manager, _out) = factory.create(bound("user-a", "tab-1")).unwrap();
+    let [(manager, _out)] = tabs(&factory, "user-a");
     for _ in 0..3 {
         manager.send_to_user(Frame::text("x"));
     }
@@ -152,20 +148,22 @@ fn a_dropped_outbound_counts_its_queued_frames_as_discarded() {
 #[test]
 fn disconnects_count_once_per_socket_closed() {
     let factory = ManagerFactory::default();
-    let (a1, _o1) = factory.create(bound("user-a", "tab-1")).unwrap();
-    let (a2, _o2) = factory.create(bound("user-a", "tab-2")).unwrap();
-    let (a3, _o3) = factory.create(bound("user-a", "tab-3")).unwrap();
+    let [(a1, _o1), (a2, _o2), (a3, _o3)] = tabs(&factory, "user-a");
     let user = UserId::try_new("user-a").unwrap();
     expect(&factory, &[("disconnected", 1)], || {
-        a1.close(CloseCode::NORMAL, CloseReason::new(""));
+        a1.close(&CloseFrame::new(CloseCode::NORMAL, ""));
     });
     expect(&factory, &[("disconnected", 2)], || {
-        factory.disconnect_user(&user, CloseCode::GOING_AWAY, CloseReason::new(""));
+        factory.disconnect_user(&user, &CloseFrame::new(CloseCode::GOING_AWAY, ""));
     });
     expect(&factory, &[], || {
-        factory.disconnect_user(&user, CloseCode::GOING_AWAY, CloseReason::new(""));
-        a2.send_to_user(Frame::Close(CloseCode::NORMAL, CloseReason::new("")));
-        a3.close(CloseCode::NORMAL, CloseReason::new(""));
+        factory.disconnect_user(&user, &CloseFrame::new(CloseCode::GOING_AWAY, ""));
+        a3.close(&CloseFrame::new(CloseCode::NORMAL, ""));
+    });
+    // A close frame is never sent as a message: refused, it counts as dropped for each
+    // socket of the user and closes nothing.
+    expect(&factory, &[("messages_dropped", 3)], || {
+        a2.send_to_user(Frame::Close(CloseFrame::new(CloseCode::NORMAL, "")));
     });
 }
 
@@ -175,7 +173,7 @@ fn shutdown_counts_every_open_socket_it_closes() {
     let (a, _oa) = factory.create(bound("user-a", "tab-1")).unwrap();
     let _b = factory.create(bound("user-b", "tab-1")).unwrap();
     let _c = factory.create(bound("user-c", "tab-1")).unwrap();
-    a.close(CloseCode::NORMAL, CloseReason::new(""));
+    a.close(&CloseFrame::new(CloseCode::NORMAL, ""));
     expect(&factory, &[("closed_by_shutdown", 2)], || {
         factory.shutdown();
     });
@@ -188,8 +186,7 @@ async fn the_idle_reaper_counts_idle_timeouts() {
         idle_timeout: Duration::from_secs(30),
         ..Limits::default()
     });
-    let (_idle, _oi) = factory.create(bound("user-a", "tab-1")).unwrap();
-    let (busy, _ob) = factory.create(bound("user-a", "tab-2")).unwrap();
+    let [(_idle, _oi), (busy, _ob)] = tabs(&factory, "user-a");
     // t = 0: the sweep notes both admissions.
     expect(&factory, &[], || assert_eq!(factory.close_idle(), 0));
     tokio::time::advance(Duration::from_secs(29)).await;

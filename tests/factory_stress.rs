@@ -5,7 +5,7 @@
 //!
 //! Set `WSCTX_STRESS_SEED` to replay one seed.
 
-#![allow(clippy::unwrap_used, reason = "a test fails loudly on the unexpected")]
+mod support;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -13,8 +13,8 @@ use std::time::{Duration, Instant};
 
 use wsctx::state::Bound;
 use wsctx::{
-    CloseCode, CloseReason, Context, FactoryError, Frame, IsolatedManager, Limits, ManagerFactory,
-    Outbound, Policy, SequenceGenerator, TryRecvError, UserId, UuidGenerator,
+    CloseCode, CloseFrame, Context, ErrorCode, FactoryError, Frame, IsolatedManager, Limits,
+    ManagerFactory, Outbound, TryRecvError, UserId,
 };
 
 const USERS: usize = 24;
@@ -45,14 +45,7 @@ fn user_name(user: usize) -> String {
 }
 
 fn bound(user: usize, tab: usize) -> Context<Bound> {
-    Context::builder()
-        .user_id(user_name(user))
-        .websocket_client_id(format!("tab-{tab}"))
-        .build()
-        .validate(&Policy::default(), &SequenceGenerator::new())
-        .unwrap()
-        .bind(None, &UuidGenerator::new())
-        .unwrap()
+    support::contexts::bound(&user_name(user), &format!("tab-{tab}"))
 }
 
 /// What the test itself counted; compared with the factory's metrics at the end.
@@ -184,7 +177,7 @@ async fn worker(factory: ManagerFactory, tally: Arc<Tally>, seed: u64, task: usi
             82..84 => {
                 // Another part of the server kicks a random user.
                 let user = UserId::try_new(user_name(rng.below(USERS))).unwrap();
-                factory.disconnect_user(&user, CloseCode::GOING_AWAY, CloseReason::new("kicked"));
+                factory.disconnect_user(&user, &CloseFrame::new(CloseCode::GOING_AWAY, "kicked"));
                 // The limits hold at every moment, not only at the end.
                 assert!(
                     factory.connections(&user) <= factory.limits().per_user,
@@ -198,7 +191,7 @@ async fn worker(factory: ManagerFactory, tally: Arc<Tally>, seed: u64, task: usi
             84..85 if !held.is_empty() => {
                 let h = &held[rng.below(held.len())];
                 h.manager.record_activity();
-                h.manager.close(CloseCode::NORMAL, CloseReason::new("bye"));
+                h.manager.close(&CloseFrame::new(CloseCode::NORMAL, "bye"));
             }
             _ if !held.is_empty() => {
                 let h = held.swap_remove(rng.below(held.len()));
@@ -245,17 +238,17 @@ async fn run(seed: u64) {
     }
     // Refusals, per code.
     assert_eq!(
-        m.rejected_connection_limit,
+        m.rejected(ErrorCode::ConnectionLimit),
         get(&tally.rejected[0]),
         "seed {seed}"
     );
     assert_eq!(
-        m.rejected_overloaded,
+        m.rejected(ErrorCode::Overloaded),
         get(&tally.rejected[1]),
         "seed {seed}"
     );
     assert_eq!(
-        m.rejected_duplicate_client,
+        m.rejected(ErrorCode::DuplicateClient),
         get(&tally.rejected[2]),
         "seed {seed}"
     );

@@ -1,10 +1,9 @@
 //! The lifecycle Raw → Validated → Bound, through the public API only.
 
-#![allow(clippy::unwrap_used, reason = "a test fails loudly on the unexpected")]
-
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+use wsctx::state::Validated;
 use wsctx::{
     CloseCode, CloseStyle, Context, ContextError, ErrorCode, Fallback, Field, FieldErrorKind,
     GenerateError, IdGenerator, IdKind, MAX_OPERATION_DEPTH, Policy, Rejection, SequenceGenerator,
@@ -15,6 +14,14 @@ type TestResult = Result<(), Box<dyn std::error::Error>>;
 
 fn policy() -> Policy {
     Policy::default()
+}
+
+/// A context with only a user id, validated with `ids` generating the rest.
+fn user_only(user: &str, ids: &impl IdGenerator) -> Result<Context<Validated>, ContextError> {
+    Context::builder()
+        .user_id(user)
+        .build()
+        .validate(&policy(), ids)
 }
 
 #[test]
@@ -57,10 +64,7 @@ fn missing_ids_are_generated_but_the_user_id_never_is() -> TestResult {
         kinds.lock().unwrap().push(kind);
         SequenceGenerator::new().generate(kind)
     });
-    let ctx = Context::builder()
-        .user_id("alice-42")
-        .build()
-        .validate(&policy(), &recording)?;
+    let ctx = user_only("alice-42", &recording)?;
     assert_eq!(ctx.thread_id().as_str(), "thread_1");
     assert_eq!(ctx.run_id().as_str(), "run_1");
     assert_eq!(ctx.request_id().as_str(), "req_1");
@@ -189,11 +193,11 @@ fn metadata_limits_and_reserved_keys() {
     };
     assert_eq!(build(64).map(|c| c.metadata().len()).ok(), Some(64));
     let error = build(65).unwrap_err();
+    let too_many = (Field::Metadata, FieldErrorKind::TooManyEntries);
     assert!(
         error
             .as_invalid()
-            .unwrap()
-            .contains(Field::Metadata, FieldErrorKind::TooManyEntries)
+            .is_some_and(|e| e.contains(too_many.0, too_many.1))
     );
 }
 
@@ -260,11 +264,7 @@ fn children_chain_to_depth_ten() -> TestResult {
 fn a_generator_emitting_an_invalid_id_is_an_internal_error_not_an_invalid_context() {
     for bad in ["", "   ", "req\u{0}", "\u{FEFF}x"] {
         let generator = from_fn(move |_| Ok(bad.to_owned()));
-        let error = Context::builder()
-            .user_id("u-1")
-            .build()
-            .validate(&policy(), &generator)
-            .unwrap_err();
+        let error = user_only("u-1", &generator).unwrap_err();
         assert!(matches!(error, ContextError::Internal(_)), "{bad:?}");
         let rejection = Rejection::from(error);
         assert_eq!(rejection.code(), ErrorCode::InternalError);
@@ -303,10 +303,7 @@ fn fallback_uses_the_secondary_generator_when_the_primary_fails() -> TestResult 
         }
     });
     let ids = Fallback::new(&flaky, SequenceGenerator::starting_at(100));
-    let ctx = Context::builder()
-        .user_id("u-1")
-        .build()
-        .validate(&policy(), &ids)?;
+    let ctx = user_only("u-1", &ids)?;
     assert_eq!(ctx.thread_id().as_str(), "thread_100");
     assert_eq!(ctx.run_id().as_str(), "run_primary");
     assert_eq!(ctx.request_id().as_str(), "req_101");
@@ -332,11 +329,7 @@ fn bind_uses_the_requested_client_id_or_generates_one() -> TestResult {
     assert_eq!(given.peer_addr(), Some("127.0.0.1:4000".parse()?));
     assert!(given.connected_at() >= before);
 
-    let generated = Context::builder()
-        .user_id("u-1")
-        .build()
-        .validate(&policy(), &ids)?
-        .bind(None, &ids)?;
+    let generated = user_only("u-1", &ids)?.bind(None, &ids)?;
     assert_eq!(generated.websocket_client_id().as_str(), "ws_7");
     assert_eq!(generated.peer_addr(), None);
     Ok(())
@@ -360,10 +353,9 @@ fn validation_is_idempotent_through_into_raw() -> TestResult {
 
 #[test]
 fn try_from_validates_with_the_default_policy() {
-    let ok: Result<Context<wsctx::state::Validated>, _> =
-        Context::builder().user_id("u-1").build().try_into();
+    let ok: Result<Context<Validated>, _> = Context::builder().user_id("u-1").build().try_into();
     assert!(ok.is_ok());
-    let refused: Result<Context<wsctx::state::Validated>, _> =
+    let refused: Result<Context<Validated>, _> =
         Context::builder().user_id("test").build().try_into();
     assert!(refused.is_err());
 }
@@ -372,10 +364,7 @@ fn try_from_validates_with_the_default_policy() {
 fn generators_work_as_trait_objects_and_through_smart_pointers() -> TestResult {
     let boxed: Box<dyn IdGenerator> = Box::new(SequenceGenerator::new());
     let arc: std::sync::Arc<dyn IdGenerator> = std::sync::Arc::new(UuidGenerator::new());
-    let a = Context::builder()
-        .user_id("u-1")
-        .build()
-        .validate(&policy(), &boxed)?;
+    let a = user_only("u-1", &boxed)?;
     let b = Context::builder()
         .user_id("u-1")
         .build()

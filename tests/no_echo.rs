@@ -1,8 +1,6 @@
 //! No error, rejection or Debug output contains the rejected input, and no Debug output
 //! contains a user id.
 
-#![allow(clippy::unwrap_used, reason = "a test fails loudly on the unexpected")]
-
 use wsctx::{Context, Policy, Rejection, SequenceGenerator, UserId};
 
 const MARKER: &str = "SeCrEtMaRkEr";

@@ -29,7 +29,8 @@ fn config() -> Config {
 }
 
 // ---------------------------------------------------------------------------------------
-// A deliberately naive model of DESIGN §3, written from the text, not from src/rule.rs.
+// A deliberately naive model of the field rules (ARCHITECTURE.md), written from the text,
+// not from src/rule.rs.
 // ---------------------------------------------------------------------------------------
 
 // The same model the fuzz targets check against: one copy, in fuzz/src/checks.rs.

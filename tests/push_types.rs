@@ -113,3 +113,47 @@ fn serde_refuses_what_parsing_refuses_without_quoting_it() {
     let event: EventType = serde_json::from_str(r#""run.done""#).unwrap();
     assert_eq!(serde_json::to_value(&event).unwrap(), "run.done");
 }
+
+#[cfg(feature = "serde")]
+#[test]
+fn event_type_serde_round_trips_and_revalidates() {
+    let event = EventType::try_new("run.started").unwrap();
+    assert_eq!(serde_json::to_string(&event).unwrap(), r#""run.started""#);
+    assert_eq!(
+        serde_json::from_str::<EventType>(r#""run.started""#).unwrap(),
+        event
+    );
+    for bad in [r#""""#, r#""Run""#, r#"" run""#] {
+        assert!(serde_json::from_str::<EventType>(bad).is_err(), "{bad}");
+    }
+    let error = serde_json::from_str::<EventType>(r#""SecretMarker""#).unwrap_err();
+    assert!(!error.to_string().contains("SecretMarker"), "{error}");
+    assert!(
+        error.to_string().contains("outside [a-z0-9_.:-]"),
+        "{error}"
+    );
+    for wrong_type in ["424242", "-424242", "4242.5", "true"] {
+        let error = serde_json::from_str::<EventType>(wrong_type)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            !error.contains("4242") && !error.contains("true"),
+            "{error}"
+        );
+    }
+}
+
+#[cfg(feature = "serde")]
+#[test]
+fn resume_point_serde_round_trips_and_revalidates() {
+    let point = ResumePoint::new(0xab, 7);
+    let text = serde_json::to_string(&point).unwrap();
+    assert_eq!(text, r#""00000000000000ab.7""#);
+    assert_eq!(serde_json::from_str::<ResumePoint>(&text).unwrap(), point);
+    let error = serde_json::from_str::<ResumePoint>(r#""00000000000000ab.07""#).unwrap_err();
+    assert!(!error.to_string().contains("ab.07"), "{error}");
+    let error = serde_json::from_str::<ResumePoint>("171717")
+        .unwrap_err()
+        .to_string();
+    assert!(!error.contains("171717"), "{error}");
+}

@@ -1,8 +1,6 @@
 //! The rejection table: every code renders to a sendable close code, a short reason, and
 //! 1011 only for INTERNAL_ERROR.
 
-#![allow(clippy::unwrap_used, reason = "a test fails loudly on the unexpected")]
-
 use std::time::Duration;
 
 use wsctx::{
@@ -10,7 +8,8 @@ use wsctx::{
     Rejection, Retry, SequenceGenerator,
 };
 
-/// DESIGN §5, written out independently of the implementation.
+/// The rejection table of `ARCHITECTURE.md`, written out by hand, independently of the
+/// `rejection_table!` macro it checks.
 const TABLE: [(ErrorCode, &str, Option<u16>, u16, Retry); 15] = [
     (
         ErrorCode::NoToken,

@@ -1,7 +1,5 @@
 //! Table-driven tests of the structural rule and the default policy, with exact messages.
 
-#![allow(clippy::unwrap_used, reason = "a test fails loudly on the unexpected")]
-
 use wsctx::{
     Context, ContextError, DEFAULT_PLACEHOLDER_PREFIXES, DEFAULT_PLACEHOLDER_WORDS, Field,
     FieldErrorKind, IdError, Policy, RequestId, RunId, SequenceGenerator, ThreadId, UserId,

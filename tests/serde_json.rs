@@ -1,7 +1,5 @@
 //! JSON in and out (feature `serde`).
 #![cfg(feature = "serde")]
-#![allow(clippy::unwrap_used, reason = "a test fails loudly on the unexpected")]
-
 use wsctx::state::{Raw, Validated};
 use wsctx::{Context, Field, FieldErrorKind, Policy, SequenceGenerator, ThreadId, UserId};
 

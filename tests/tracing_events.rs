@@ -1,7 +1,5 @@
 //! Tracing events carry field names and error codes, never values (feature `tracing`).
 #![cfg(feature = "tracing")]
-#![allow(clippy::unwrap_used, reason = "a test fails loudly on the unexpected")]
-
 use std::fmt::Write as _;
 use std::sync::{Arc, Mutex};
 

@@ -1,11 +1,6 @@
 //! The example server's application: routes, the chat handler, metrics and graceful
-//! shutdown. `examples/server.rs` runs it; the end-to-end tests include this file with
-//! `#[path]` and start it on an ephemeral port.
-
-#![allow(
-    dead_code,
-    reason = "shared by the example binary and the end-to-end tests, which each use a part"
-)]
+//! shutdown. `main.rs` runs it; the end-to-end tests include this file and start it on
+//! an ephemeral port.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -38,12 +33,8 @@ pub(crate) const SUBPROTOCOL: &str = "wsctx.v1";
 /// What the server can be configured with.
 #[derive(Clone)]
 pub(crate) struct Options {
-    /// Sockets one user may hold.
-    pub(crate) max_per_user: usize,
-    /// Sockets the server may hold.
-    pub(crate) global: usize,
-    /// Close sockets without activity for this long.
-    pub(crate) idle_timeout: Duration,
+    /// Sockets per user and in all, queue length, idle timeout.
+    pub(crate) limits: Limits,
     /// How long the verifier may take.
     pub(crate) verify_timeout: Duration,
     /// Whether the `token` query parameter is read (off in the example binary).
@@ -55,9 +46,7 @@ pub(crate) struct Options {
 impl Default for Options {
     fn default() -> Self {
         Self {
-            max_per_user: 5,
-            global: 10_000,
-            idle_timeout: Duration::from_secs(300),
+            limits: Limits::default(),
             verify_timeout: Duration::from_secs(5),
             allow_query_token: false,
             ids: None,
@@ -127,13 +116,11 @@ impl MessageHandler for Chat {
 
 /// Handshake refusals by error code (the factory counts its own).
 #[derive(Debug, Default)]
-struct Refusals([AtomicU64; ErrorCode::ALL.len()]);
+struct Refusals([AtomicU64; ErrorCode::COUNT]);
 
 impl Refusals {
     fn count(&self, code: ErrorCode) {
-        if let Some(i) = ErrorCode::ALL.iter().position(|c| *c == code) {
-            self.0[i].fetch_add(1, Ordering::Relaxed);
-        }
+        self.0[code.index()].fetch_add(1, Ordering::Relaxed);
     }
 }
 
@@ -174,12 +161,7 @@ pub(crate) fn app(verifier: impl TokenVerifier + 'static, options: &Options) -> 
         .subprotocols([SUBPROTOCOL])
         .origins(Origins::SameHost)
         .build();
-    let factory = ManagerFactory::new(Limits {
-        per_user: options.max_per_user,
-        global: options.global,
-        idle_timeout: options.idle_timeout,
-        ..Limits::default()
-    });
+    let factory = ManagerFactory::new(options.limits);
     let state = AppState {
         endpoint: Endpoint::new(handshake, factory.clone(), Chat),
         refusals: Arc::default(),
@@ -188,8 +170,8 @@ pub(crate) fn app(verifier: impl TokenVerifier + 'static, options: &Options) -> 
         .route("/", get(index))
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
-        .route("/ws", any(ws_http))
-        .route("/ws/browser", any(ws_browser))
+        .route("/ws", any(ws::<false>))
+        .route("/ws/browser", any(ws::<true>))
         .with_state(state);
     App { router, factory }
 }
@@ -206,35 +188,24 @@ async fn healthz(State(state): State<AppState>) -> Response {
     }
 }
 
-/// Rejects before the upgrade with the HTTP status of the table. `WebSocketUpgrade` comes
-/// first so that a request that is not a WebSocket handshake is refused before any token
-/// is verified.
-async fn ws_http(
+/// The WebSocket routes: `/ws` (`BROWSER = false`) refuses before the upgrade with the
+/// HTTP status of the table; `/ws/browser` upgrades, then refuses with the error frame
+/// and the close code (browsers cannot read a refused handshake's status).
+/// `WebSocketUpgrade` comes first so that a request that is not a WebSocket handshake is
+/// refused before any token is verified.
+async fn ws<const BROWSER: bool>(
     ws: WebSocketUpgrade,
     State(state): State<AppState>,
     auth: Result<Authenticated, Rejection>,
-) -> Response {
-    accept(&state, ws, auth, RejectMode::BeforeUpgrade)
-}
-
-/// Upgrades, then rejects with the error frame and the close code (for browsers).
-async fn ws_browser(
-    ws: WebSocketUpgrade,
-    State(state): State<AppState>,
-    auth: Result<Authenticated, Rejection>,
-) -> Response {
-    accept(&state, ws, auth, RejectMode::AfterUpgrade)
-}
-
-fn accept(
-    state: &AppState,
-    ws: WebSocketUpgrade,
-    auth: Result<Authenticated, Rejection>,
-    mode: RejectMode,
 ) -> Response {
     if let Err(rejection) = &auth {
         state.refusals.count(rejection.code());
     }
+    let mode = if BROWSER {
+        RejectMode::AfterUpgrade
+    } else {
+        RejectMode::BeforeUpgrade
+    };
     state.endpoint.accept(ws, auth, mode)
 }
 
@@ -243,80 +214,33 @@ async fn metrics(State(state): State<AppState>) -> Response {
     use std::fmt::Write as _;
 
     let m = state.endpoint.factory().metrics();
+    #[rustfmt::skip]
+    let metrics = [
+        ("wsctx_connections_active", "gauge", "Sockets holding a slot.", m.active),
+        ("wsctx_connections_admitted_total", "counter", "Sockets admitted.", m.admitted),
+        ("wsctx_connections_freed_total", "counter", "Slots freed.", m.freed),
+        ("wsctx_messages_delivered_total", "counter", "Frames queued to a socket.", m.messages_delivered),
+        ("wsctx_messages_dropped_total", "counter", "Frames not queued (full, closing or refused).", m.messages_dropped),
+        ("wsctx_messages_discarded_total", "counter", "Queued frames thrown away on close.", m.messages_discarded),
+        ("wsctx_slow_consumers_total", "counter", "Sockets closed as SLOW_CONSUMER.", m.slow_consumers),
+        ("wsctx_idle_timeouts_total", "counter", "Sockets closed as IDLE_TIMEOUT.", m.idle_timeouts),
+        ("wsctx_disconnected_total", "counter", "Sockets closed by a disconnect.", m.disconnected),
+        ("wsctx_closed_by_shutdown_total", "counter", "Sockets closed by shutdown.", m.closed_by_shutdown),
+    ];
     let mut out = String::with_capacity(2048);
-    let mut metric = |name: &str, kind: &str, help: &str, value: u64| {
+    for (name, kind, help, value) in metrics {
         let _ = writeln!(
             out,
             "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}"
         );
-    };
-    metric(
-        "wsctx_connections_active",
-        "gauge",
-        "Sockets holding a slot.",
-        m.active,
-    );
-    metric(
-        "wsctx_connections_admitted_total",
-        "counter",
-        "Sockets admitted.",
-        m.admitted,
-    );
-    metric(
-        "wsctx_connections_freed_total",
-        "counter",
-        "Slots freed.",
-        m.freed,
-    );
-    metric(
-        "wsctx_messages_delivered_total",
-        "counter",
-        "Frames queued to a socket.",
-        m.messages_delivered,
-    );
-    metric(
-        "wsctx_messages_dropped_total",
-        "counter",
-        "Frames not queued (full or closing).",
-        m.messages_dropped,
-    );
-    metric(
-        "wsctx_messages_discarded_total",
-        "counter",
-        "Queued frames thrown away on close.",
-        m.messages_discarded,
-    );
-    metric(
-        "wsctx_slow_consumers_total",
-        "counter",
-        "Sockets closed as SLOW_CONSUMER.",
-        m.slow_consumers,
-    );
-    metric(
-        "wsctx_idle_timeouts_total",
-        "counter",
-        "Sockets closed as IDLE_TIMEOUT.",
-        m.idle_timeouts,
-    );
-    metric(
-        "wsctx_disconnected_total",
-        "counter",
-        "Sockets closed by a disconnect.",
-        m.disconnected,
-    );
-    metric(
-        "wsctx_closed_by_shutdown_total",
-        "counter",
-        "Sockets closed by shutdown.",
-        m.closed_by_shutdown,
-    );
+    }
     let _ = writeln!(
         out,
         "# HELP wsctx_handshake_rejections_total Handshakes refused, by error code.\n\
          # TYPE wsctx_handshake_rejections_total counter"
     );
-    for (i, code) in ErrorCode::ALL.iter().enumerate() {
-        let refused = state.refusals.0[i].load(Ordering::Relaxed);
+    for code in ErrorCode::ALL {
+        let refused = state.refusals.0[code.index()].load(Ordering::Relaxed);
         let _ = writeln!(
             out,
             "wsctx_handshake_rejections_total{{code=\"{code}\"}} {refused}"

@@ -171,7 +171,8 @@ pub fn close_reason(data: &[u8]) {
     assert_eq!(reason.to_string(), text);
 }
 
-/// A naive model of DESIGN §3, written from the text rather than from the library.
+/// A naive model of the field rules (`ARCHITECTURE.md`, "Field rules"), written from the
+/// text rather than from the library.
 pub mod model {
     use wsctx::{FieldErrorKind, IdError};
 
@@ -199,7 +200,7 @@ pub mod model {
         matches!(c as u32, 0x00..=0x1F | 0x7F..=0x9F)
     }
 
-    /// The invisible formatting characters DESIGN §3 lists.
+    /// The invisible formatting characters the field rules list.
     #[must_use]
     pub fn is_invisible(c: char) -> bool {
         matches!(
@@ -248,7 +249,7 @@ pub mod model {
         }
     }
 
-    /// The placeholder words of DESIGN §3, restated from the text (not from `src/rule.rs`).
+    /// The default placeholder words, restated from the text (not from `src/rule.rs`).
     pub const WORDS: [&str; 19] = [
         "registry",
         "placeholder",
@@ -271,7 +272,7 @@ pub mod model {
         "dummy",
     ];
 
-    /// The placeholder prefixes of DESIGN §3, restated from the text.
+    /// The default placeholder prefixes, restated from the text.
     pub const PREFIXES: [&str; 11] = [
         "placeholder_",
         "registry_",

@@ -1,6 +1,8 @@
-//! [`FactoryError`]: why an admission was refused.
+//! The factory's errors: [`FactoryError`] (why an admission was refused),
+//! [`TryRecvError`] (why an outbound queue yielded nothing) and, with `serde`,
+//! `EmitError` (why an event was not sent). A leaf of the factory.
 
-use crate::error::{ErrorCode, Rejection};
+use crate::rejection::{ErrorCode, Rejection};
 
 /// Why [`ManagerFactory::create`](crate::ManagerFactory::create) refused a socket.
 ///
@@ -69,4 +71,52 @@ impl From<FactoryError> for ErrorCode {
     fn from(error: FactoryError) -> Self {
         error.code()
     }
+}
+
+/// Why [`Outbound::try_recv`](crate::Outbound::try_recv) returned no frame.
+///
+/// # Examples
+///
+/// ```
+/// assert_eq!(wsctx::TryRecvError::Empty.to_string(), "no frame is queued");
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, thiserror::Error)]
+#[non_exhaustive]
+pub enum TryRecvError {
+    /// Nothing is queued yet; [`recv`](crate::Outbound::recv) would wait.
+    #[error("no frame is queued")]
+    Empty,
+    /// The close frame has been yielded; nothing more will come.
+    #[error("the socket is closed")]
+    Closed,
+}
+
+/// Why an event was not sent: its data could not be rendered into an event frame
+/// within the limit. Nothing was sent to anyone. Messages are fixed and never
+/// contain the event data.
+///
+/// # Examples
+///
+/// ```
+/// use wsctx::EmitError;
+///
+/// let error = EmitError::DataTooLarge { limit: 65_536 };
+/// assert_eq!(error.to_string(), "event data is larger than 65536 bytes");
+/// ```
+#[cfg(feature = "serde")]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, thiserror::Error)]
+#[non_exhaustive]
+pub enum EmitError {
+    /// The data serializes to more than `limit` bytes of JSON. Serialization stops
+    /// as soon as the limit is passed.
+    #[error("event data is larger than {limit} bytes")]
+    DataTooLarge {
+        /// The configured limit, in bytes of serialized JSON.
+        limit: usize,
+    },
+    /// The data's `Serialize` implementation failed, or it cannot be written as JSON
+    /// (for example a map whose keys are not strings). The serializer's message is
+    /// not kept: it may quote the data.
+    #[error("event data cannot be serialized as json")]
+    Serialize,
 }

@@ -2,8 +2,7 @@
 
 use std::sync::Arc;
 
-use crate::close::{CloseCode, CloseReason};
-use crate::error::{CloseStyle, Rejection};
+use crate::close::CloseFrame;
 
 /// One outbound WebSocket message. Cheap to clone: the payload is shared, so a fan-out
 /// to every socket of a user copies a pointer, not the message.
@@ -24,8 +23,11 @@ pub enum Frame {
     Text(Arc<str>),
     /// A binary message.
     Binary(Arc<[u8]>),
-    /// A close frame: the last frame an [`Outbound`](crate::Outbound) yields.
-    Close(CloseCode, CloseReason),
+    /// A close frame: the last frame an [`Outbound`](crate::Outbound) yields. Never
+    /// queued by a send (a send of one is refused): closing is
+    /// [`IsolatedManager::close`](crate::IsolatedManager::close)'s and
+    /// [`ManagerFactory::disconnect_user`](crate::ManagerFactory::disconnect_user)'s job.
+    Close(CloseFrame),
 }
 
 impl Frame {
@@ -53,21 +55,6 @@ impl Frame {
         Self::Binary(bytes.into())
     }
 
-    /// The close frame that renders `rejection` in `style`.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use wsctx::{CloseCode, CloseReason, CloseStyle, ErrorCode, Frame, Rejection};
-    ///
-    /// let frame = Frame::close(&Rejection::new(ErrorCode::IdleTimeout), CloseStyle::Detailed);
-    /// assert_eq!(frame, Frame::Close(CloseCode::TIMEOUT, CloseReason::new("idle_timeout")));
-    /// ```
-    #[must_use]
-    pub fn close(rejection: &Rejection, style: CloseStyle) -> Self {
-        Self::Close(rejection.close_code(style), rejection.close_reason())
-    }
-
     /// The text, for a text frame.
     ///
     /// # Examples
@@ -88,13 +75,19 @@ impl Frame {
     /// # Examples
     ///
     /// ```
-    /// use wsctx::{CloseCode, CloseReason, Frame};
+    /// use wsctx::{CloseCode, CloseFrame, Frame};
     ///
-    /// assert!(Frame::Close(CloseCode::NORMAL, CloseReason::new("")).is_close());
+    /// assert!(Frame::from(CloseFrame::new(CloseCode::NORMAL, "")).is_close());
     /// ```
     #[must_use]
     pub const fn is_close(&self) -> bool {
         matches!(self, Self::Close(..))
+    }
+}
+
+impl From<CloseFrame> for Frame {
+    fn from(frame: CloseFrame) -> Self {
+        Self::Close(frame)
     }
 }
 
@@ -123,6 +116,8 @@ pub struct Delivery {
     /// Sockets whose outbound queue accepted the frame.
     pub delivered: usize,
     /// Sockets that did not get the frame: closing or closed, or their queue was full
-    /// (such a socket is now closing as SLOW_CONSUMER).
+    /// (such a socket is now closing as SLOW_CONSUMER). A refused send (see
+    /// [`send_to_user`](crate::IsolatedManager::send_to_user)) counts every socket of the
+    /// user here.
     pub dropped: usize,
 }

@@ -3,13 +3,14 @@
 use std::fmt;
 use std::sync::Arc;
 
-use crate::close::{CloseCode, CloseReason};
+use crate::close::CloseFrame;
 use crate::context::Context;
-use crate::error::Rejection;
 use crate::factory::frame::{Delivery, Frame};
-use crate::factory::shard::Cause;
+use crate::factory::metrics::Counter;
+use crate::factory::shard::Shard;
 use crate::factory::socket::Socket;
 use crate::id::WebSocketClientId;
+use crate::rejection::Rejection;
 use crate::state::Bound;
 
 /// One admitted socket, and the only handle through which it sends: every message goes
@@ -20,6 +21,11 @@ use crate::state::Bound;
 /// global limits and its client id. Dropping it frees all three, exactly once, and
 /// closes its socket (its [`Outbound`](crate::Outbound) yields a 1000 close frame unless
 /// another close came first). Drop it when the socket's reader task ends.
+///
+/// Closing the socket ([`close`](Self::close), a disconnect, the idle reaper, a full
+/// queue, shutdown) does not free the slot: only the drop does. Once a close was
+/// requested for the socket, the manager's own sends are refused (see
+/// [`send_to_user`](Self::send_to_user)).
 ///
 /// Its `Debug` output shows the user's [`Fingerprint`](crate::Fingerprint), never the
 /// user id.
@@ -49,10 +55,15 @@ use crate::state::Bound;
 /// ```
 #[must_use = "dropping the manager frees its slot and closes its socket"]
 pub struct IsolatedManager {
-    pub(super) socket: Arc<Socket>,
+    shard: Arc<Shard>,
+    socket: Arc<Socket>,
 }
 
 impl IsolatedManager {
+    pub(super) fn new(shard: Arc<Shard>, socket: Arc<Socket>) -> Self {
+        Self { shard, socket }
+    }
+
     /// The bound context of this socket.
     ///
     /// # Examples
@@ -78,11 +89,11 @@ impl IsolatedManager {
     /// # let bound = Context::builder().user_id("user-a").websocket_client_id("tab-1").build()
     /// #     .validate(&Policy::default(), &SequenceGenerator::new())?.bind(None, &UuidGenerator::new())?;
     /// let (manager, _outbound) = ManagerFactory::default().create(bound)?;
-    /// assert_eq!(manager.client_id().as_str(), "tab-1");
+    /// assert_eq!(manager.websocket_client_id().as_str(), "tab-1");
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     #[must_use]
-    pub fn client_id(&self) -> &WebSocketClientId {
+    pub fn websocket_client_id(&self) -> &WebSocketClientId {
         self.socket.context().websocket_client_id()
     }
 
@@ -93,9 +104,17 @@ impl IsolatedManager {
     /// [`Outbound`](crate::Outbound) yields the 1013 close frame next); the others are
     /// unaffected. Closing sockets are skipped.
     ///
-    /// A [`Frame::Close`] is not queued: it closes every open socket of the user with
-    /// that code and reason (`delivered` counts the sockets it closed), like
-    /// [`ManagerFactory::disconnect_user`](crate::ManagerFactory::disconnect_user).
+    /// Refused, with every socket of the user counted as `dropped` (and in
+    /// [`MetricsSnapshot::messages_dropped`](crate::MetricsSnapshot::messages_dropped)):
+    /// a [`Frame::Close`], which is never queued (to close sockets, use
+    /// [`close`](Self::close) or
+    /// [`ManagerFactory::disconnect_user`](crate::ManagerFactory::disconnect_user)); and
+    /// every send once a close was requested for this socket: by [`close`](Self::close),
+    /// [`close_with`](Self::close_with), `disconnect_user`,
+    /// [`shutdown`](crate::ManagerFactory::shutdown) or the idle reaper. A socket closed
+    /// because its own queue overflowed, or whose [`Outbound`](crate::Outbound) was
+    /// dropped, lost only its writing side: its manager can still send to the user's
+    /// other sockets.
     ///
     /// # Examples
     ///
@@ -113,11 +132,15 @@ impl IsolatedManager {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     #[allow(
-        clippy::must_use_candidate,
-        reason = "fire and forget is the common use"
+        clippy::needless_pass_by_value,
+        reason = "the frame is handed over; each socket gets a clone of its shared payload"
     )]
     pub fn send_to_user(&self, frame: Frame) -> Delivery {
-        self.socket.shard().send_to_user(&self.socket, frame)
+        let (hash, user) = (self.socket.hash(), self.context().user_id());
+        if self.socket.is_close_requested() {
+            return self.shard.refuse(hash, user);
+        }
+        self.shard.send_to_user(hash, user, &frame)
     }
 
     /// Marks the socket active; the idle reaper closes sockets that go
@@ -140,9 +163,13 @@ impl IsolatedManager {
         self.socket.mark_active();
     }
 
-    /// Closes this socket (only this one) with `code` and `reason`. Returns whether this
-    /// call closed it (`false` when it was already closing). The slot stays held until
-    /// the manager is dropped.
+    /// Closes this socket (only this one) with `frame`. Returns whether this call closed
+    /// it (`false` when it was already closing).
+    ///
+    /// From then on this manager's sends are refused, and its
+    /// [`Outbound`](crate::Outbound) yields `frame` next. The slot and the client id stay
+    /// held until the manager is dropped, which the reader task does when the socket
+    /// ends (the axum runner drops it once the close handshake is over).
     ///
     /// # Examples
     ///
@@ -150,26 +177,23 @@ impl IsolatedManager {
     /// # use wsctx::{Context, ManagerFactory, Policy, SequenceGenerator, UuidGenerator};
     /// # let bound = Context::builder().user_id("user-a").build()
     /// #     .validate(&Policy::default(), &SequenceGenerator::new())?.bind(None, &UuidGenerator::new())?;
-    /// use wsctx::{CloseCode, CloseReason, Frame};
+    /// use wsctx::{CloseCode, CloseFrame, Frame};
     ///
     /// let (manager, mut outbound) = ManagerFactory::default().create(bound)?;
-    /// assert!(manager.close(CloseCode::NORMAL, CloseReason::new("logged_out")));
-    /// assert!(!manager.close(CloseCode::NORMAL, CloseReason::new("again")));
-    /// assert_eq!(outbound.try_recv()?, Frame::Close(CloseCode::NORMAL, CloseReason::new("logged_out")));
+    /// let logged_out = CloseFrame::new(CloseCode::NORMAL, "logged_out");
+    /// assert!(manager.close(&logged_out));
+    /// assert!(!manager.close(&CloseFrame::new(CloseCode::NORMAL, "again")));
+    /// assert_eq!(outbound.try_recv()?, Frame::Close(logged_out));
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
-    #[allow(
-        clippy::must_use_candidate,
-        reason = "fire and forget is the common use"
-    )]
-    pub fn close(&self, code: CloseCode, reason: CloseReason) -> bool {
-        self.socket
-            .shard()
-            .close_socket(&self.socket, code, reason, Cause::Disconnect)
+    pub fn close(&self, frame: &CloseFrame) -> bool {
+        self.shard
+            .close_socket(&self.socket, frame, Counter::Disconnected)
     }
 
     /// Closes this socket with the close frame of `rejection`, in the factory's
-    /// [`CloseStyle`](crate::CloseStyle). Returns whether this call closed it.
+    /// [`CloseStyle`](crate::CloseStyle). Returns whether this call closed it. As with
+    /// [`close`](Self::close), the slot is freed when the manager is dropped.
     ///
     /// # Examples
     ///
@@ -181,21 +205,11 @@ impl IsolatedManager {
     ///
     /// let (manager, mut outbound) = ManagerFactory::default().create(bound)?;
     /// manager.close_with(&Rejection::new(ErrorCode::TokenExpired));
-    /// assert!(matches!(outbound.try_recv()?, Frame::Close(CloseCode::UNAUTHORIZED, _)));
+    /// assert!(matches!(outbound.try_recv()?, Frame::Close(close) if close.code == CloseCode::UNAUTHORIZED));
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
-    #[allow(
-        clippy::must_use_candidate,
-        reason = "fire and forget is the common use"
-    )]
     pub fn close_with(&self, rejection: &Rejection) -> bool {
-        let code = rejection.close_code(self.socket.shard().global.style);
-        self.socket.shard().close_socket(
-            &self.socket,
-            code,
-            rejection.close_reason(),
-            Cause::Disconnect,
-        )
+        self.close(&rejection.close_frame(self.shard.style()))
     }
 
     /// Whether this socket is closing (a close was requested, or its
@@ -221,7 +235,7 @@ impl IsolatedManager {
 
 impl Drop for IsolatedManager {
     fn drop(&mut self) {
-        self.socket.shard().release(&self.socket);
+        self.shard.release(&self.socket);
     }
 }
 
@@ -229,7 +243,7 @@ impl fmt::Debug for IsolatedManager {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("IsolatedManager")
             .field("user", &self.context().user_id().fingerprint())
-            .field("client_id", self.client_id())
+            .field("websocket_client_id", self.websocket_client_id())
             .field("closing", &self.is_closing())
             .finish()
     }

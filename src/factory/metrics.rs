@@ -3,61 +3,73 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use crate::error::ErrorCode;
-use crate::factory::error::FactoryError;
+use crate::rejection::ErrorCode;
+
+/// A counter of one shard, other than the refused admissions (which are counted per
+/// [`ErrorCode`]). The transitions that close a socket name the counter of their cause.
+#[derive(Clone, Copy, Debug)]
+pub(super) enum Counter {
+    Admitted,
+    Freed,
+    Delivered,
+    Dropped,
+    Discarded,
+    SlowConsumers,
+    IdleTimeouts,
+    Disconnected,
+    ClosedByShutdown,
+}
 
 /// The counters of one shard. Each is bumped by the transition it counts.
 #[derive(Debug, Default)]
 pub(super) struct Counters {
-    pub(super) admitted: AtomicU64,
-    pub(super) freed: AtomicU64,
-    pub(super) rejected_connection_limit: AtomicU64,
-    pub(super) rejected_overloaded: AtomicU64,
-    pub(super) rejected_duplicate_client: AtomicU64,
-    pub(super) rejected_shutting_down: AtomicU64,
-    pub(super) delivered: AtomicU64,
-    pub(super) dropped: AtomicU64,
-    pub(super) discarded: AtomicU64,
-    pub(super) slow_consumers: AtomicU64,
-    pub(super) idle_timeouts: AtomicU64,
-    pub(super) disconnected: AtomicU64,
-    pub(super) closed_by_shutdown: AtomicU64,
-}
-
-/// Adds `n` to a counter; a no-op for 0, so hot paths skip the atomic.
-pub(super) fn add(counter: &AtomicU64, n: usize) {
-    if n > 0 {
-        counter.fetch_add(u64::try_from(n).unwrap_or(u64::MAX), Ordering::Relaxed);
-    }
+    counts: [AtomicU64; 9],
+    rejected: [AtomicU64; ErrorCode::COUNT],
 }
 
 impl Counters {
-    pub(super) fn rejected(&self, error: FactoryError) {
-        let counter = match error {
-            FactoryError::ConnectionLimit => &self.rejected_connection_limit,
-            FactoryError::Overloaded => &self.rejected_overloaded,
-            FactoryError::DuplicateClient => &self.rejected_duplicate_client,
-            FactoryError::ShuttingDown => &self.rejected_shutting_down,
-        };
-        add(counter, 1);
+    /// Adds `n` to `counter`; a no-op for 0, so hot paths skip the atomic.
+    pub(super) fn add(&self, counter: Counter, n: usize) {
+        add(&self.counts[counter as usize], n);
+    }
+
+    /// Counts an admission refused with `code`.
+    pub(super) fn rejected(&self, code: ErrorCode) {
+        add(&self.rejected[code.index()], 1);
     }
 
     /// Adds this shard's counters into `total`.
     pub(super) fn sum_into(&self, total: &mut MetricsSnapshot) {
         let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
-        total.admitted += get(&self.admitted);
-        total.freed += get(&self.freed);
-        total.rejected_connection_limit += get(&self.rejected_connection_limit);
-        total.rejected_overloaded += get(&self.rejected_overloaded);
-        total.rejected_duplicate_client += get(&self.rejected_duplicate_client);
-        total.rejected_shutting_down += get(&self.rejected_shutting_down);
-        total.messages_delivered += get(&self.delivered);
-        total.messages_dropped += get(&self.dropped);
-        total.messages_discarded += get(&self.discarded);
-        total.slow_consumers += get(&self.slow_consumers);
-        total.idle_timeouts += get(&self.idle_timeouts);
-        total.disconnected += get(&self.disconnected);
-        total.closed_by_shutdown += get(&self.closed_by_shutdown);
+        let [
+            admitted,
+            freed,
+            delivered,
+            dropped,
+            discarded,
+            slow,
+            idle,
+            disconnected,
+            shutdown,
+        ] = self.counts.each_ref().map(get);
+        total.admitted += admitted;
+        total.freed += freed;
+        total.messages_delivered += delivered;
+        total.messages_dropped += dropped;
+        total.messages_discarded += discarded;
+        total.slow_consumers += slow;
+        total.idle_timeouts += idle;
+        total.disconnected += disconnected;
+        total.closed_by_shutdown += shutdown;
+        for (sum, counter) in total.rejected.iter_mut().zip(&self.rejected) {
+            *sum += get(counter);
+        }
+    }
+}
+
+fn add(counter: &AtomicU64, n: usize) {
+    if n > 0 {
+        counter.fetch_add(u64::try_from(n).unwrap_or(u64::MAX), Ordering::Relaxed);
     }
 }
 
@@ -94,18 +106,10 @@ pub struct MetricsSnapshot {
     pub freed: u64,
     /// Sockets holding a slot now.
     pub active: u64,
-    /// Admissions refused with CONNECTION_LIMIT.
-    pub rejected_connection_limit: u64,
-    /// Admissions refused with OVERLOADED.
-    pub rejected_overloaded: u64,
-    /// Admissions refused with DUPLICATE_CLIENT.
-    pub rejected_duplicate_client: u64,
-    /// Admissions refused with SHUTTING_DOWN.
-    pub rejected_shutting_down: u64,
     /// Frames placed in an outbound queue (one per receiving socket).
     pub messages_delivered: u64,
-    /// Frames not placed in a socket's queue because it was full or the socket was
-    /// closing (one per socket).
+    /// Frames not placed in a socket's queue because it was full, the socket was
+    /// closing, or the send was refused (one per socket).
     pub messages_dropped: u64,
     /// Frames already queued and then thrown away unsent because their socket closed.
     pub messages_discarded: u64,
@@ -113,16 +117,18 @@ pub struct MetricsSnapshot {
     pub slow_consumers: u64,
     /// Sockets closed by the idle reaper with IDLE_TIMEOUT.
     pub idle_timeouts: u64,
-    /// Sockets closed by [`disconnect_user`](crate::ManagerFactory::disconnect_user),
-    /// [`IsolatedManager::close`](crate::IsolatedManager::close) or a
-    /// [`Frame::Close`](crate::Frame::Close) sent to a user.
+    /// Sockets closed by [`disconnect_user`](crate::ManagerFactory::disconnect_user) or
+    /// [`IsolatedManager::close`](crate::IsolatedManager::close).
     pub disconnected: u64,
     /// Sockets closed by [`shutdown`](crate::ManagerFactory::shutdown).
     pub closed_by_shutdown: u64,
+    /// Admissions refused, per error code; read with [`rejected`](Self::rejected).
+    rejected: [u64; ErrorCode::COUNT],
 }
 
 impl MetricsSnapshot {
-    /// Admissions refused with `code`; 0 for codes the factory never returns.
+    /// Admissions refused with `code` (CONNECTION_LIMIT, OVERLOADED, DUPLICATE_CLIENT or
+    /// SHUTTING_DOWN); 0 for codes the factory never returns.
     ///
     /// # Examples
     ///
@@ -133,13 +139,7 @@ impl MetricsSnapshot {
     /// ```
     #[must_use]
     pub const fn rejected(&self, code: ErrorCode) -> u64 {
-        match code {
-            ErrorCode::ConnectionLimit => self.rejected_connection_limit,
-            ErrorCode::Overloaded => self.rejected_overloaded,
-            ErrorCode::DuplicateClient => self.rejected_duplicate_client,
-            ErrorCode::ShuttingDown => self.rejected_shutting_down,
-            _ => 0,
-        }
+        self.rejected[code.index()]
     }
 
     /// Every refused admission.
@@ -151,9 +151,11 @@ impl MetricsSnapshot {
     /// ```
     #[must_use]
     pub const fn rejected_total(&self) -> u64 {
-        self.rejected_connection_limit
-            + self.rejected_overloaded
-            + self.rejected_duplicate_client
-            + self.rejected_shutting_down
+        let (mut total, mut i) = (0, 0);
+        while i < ErrorCode::COUNT {
+            total += self.rejected[i];
+            i += 1;
+        }
+        total
     }
 }

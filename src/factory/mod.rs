@@ -1,22 +1,32 @@
-//! The connection manager factory (DESIGN §7): admission under per-user and global
-//! limits, one bounded outbound queue per socket, fan-out to the sockets of one user,
-//! forced disconnects, shutdown, the idle reaper, and metrics.
+//! The connection manager factory: admission under per-user and global limits, one
+//! bounded outbound queue per socket, fan-out to the sockets of one user, forced
+//! disconnects, shutdown, the idle reaper, and metrics.
+//!
+//! Layered like tokio's channel: each module uses only the ones above it in this table.
 //!
 //! | module | job |
 //! |---|---|
-//! | `limits` | [`Limits`] |
-//! | `error` | [`FactoryError`] |
-//! | `frame` | [`Frame`], [`Delivery`] |
-//! | `registry` | the shards, and the hash that picks one |
-//! | `shard` | one shard's map user -> sockets, and the transitions on it |
-//! | `socket` | one socket's queue and close slot |
-//! | `outbound` | [`Outbound`], [`TryRecvError`] |
-//! | `manager` | [`IsolatedManager`] |
+//! | `limits`, `frame`, `error` | [`Limits`]; [`Frame`], [`Delivery`]; [`FactoryError`], [`TryRecvError`] |
 //! | `metrics` | per-shard counters, [`MetricsSnapshot`] |
-//! | this file | [`ManagerFactory`] and the transitions that span modules |
+//! | `global` | what every shard shares: limits, the global slot count, the draining flag, the idle clock |
+//! | `socket` | one socket's queue and close slot (knows nothing of shards) |
+//! | `shard` | one shard's map user hash -> sockets, and the transitions on it |
+//! | `registry` | the shards, and the keyed hash that picks one |
+//! | `manager`, `outbound` | [`IsolatedManager`], [`Outbound`]: handles holding their socket and its shard |
+//! | this file | [`ManagerFactory`] and the transitions that span shards |
 
+#[cfg(feature = "serde")]
+#[cfg_attr(
+    not(test),
+    expect(
+        dead_code,
+        reason = "the emitter renders frames from the next change on"
+    )
+)]
+mod emit;
 mod error;
 mod frame;
+mod global;
 mod limits;
 mod manager;
 mod metrics;
@@ -30,26 +40,28 @@ use std::fmt;
 use std::future::{Future, poll_fn};
 use std::pin::pin;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::task::Poll;
 use std::time::Duration;
 
-pub use error::FactoryError;
+#[cfg(feature = "serde")]
+pub use error::EmitError;
+pub use error::{FactoryError, TryRecvError};
 pub use frame::{Delivery, Frame};
 pub use limits::Limits;
 pub use manager::IsolatedManager;
 pub use metrics::MetricsSnapshot;
-pub use outbound::{Outbound, TryRecvError};
+pub use outbound::Outbound;
 pub use replay::ReplayLimits;
 
-use crate::close::{CloseCode, CloseReason};
+use crate::close::CloseFrame;
 use crate::context::Context;
-use crate::error::{CloseStyle, ErrorCode};
 use crate::id::UserId;
+use crate::rejection::{CloseStyle, ErrorCode};
 use crate::state::Bound;
 use crate::trace::debug_event;
+use global::{Global, nanos};
+use metrics::Counter;
 use registry::Registry;
-use shard::{Cause, Global, nanos};
 
 /// The shortest interval [`ManagerFactory::run_idle_reaper`] sweeps at.
 const MIN_REAP_INTERVAL: Duration = Duration::from_millis(1);
@@ -216,14 +228,12 @@ impl ManagerFactory {
     /// [`Limits::global`].
     pub fn create(&self, ctx: Context<Bound>) -> Result<(IsolatedManager, Outbound), FactoryError> {
         let hash = self.shared.registry.hash(ctx.user_id());
-        let admitted = self.shared.registry.shard(hash).admit(ctx, hash);
-        match admitted {
+        let shard = self.shared.registry.shard(hash);
+        match shard.admit(ctx, hash) {
             Ok(socket) => {
                 debug_event!("socket admitted");
-                let manager = IsolatedManager {
-                    socket: Arc::clone(&socket),
-                };
-                Ok((manager, Outbound { socket }))
+                let manager = IsolatedManager::new(Arc::clone(shard), Arc::clone(&socket));
+                Ok((manager, Outbound::new(Arc::clone(shard), socket)))
             }
             Err(error) => {
                 debug_event!(error_code = error.code().as_str(), "admission refused");
@@ -232,7 +242,7 @@ impl ManagerFactory {
         }
     }
 
-    /// Closes every open socket of `user` with `code` and `reason`; each one's
+    /// Closes every open socket of `user` with `frame`; each one's
     /// [`Outbound`] yields that close frame next, even if its queue is full. Returns
     /// how many sockets this call closed. Other users are untouched. Slots stay held
     /// until the managers are dropped.
@@ -245,30 +255,23 @@ impl ManagerFactory {
     /// #     Ok(Context::builder().user_id(user).build()
     /// #     .validate(&Policy::default(), &SequenceGenerator::new())?.bind(None, &UuidGenerator::new())?)
     /// # };
-    /// use wsctx::{CloseCode, CloseReason, Frame};
+    /// use wsctx::{CloseCode, CloseFrame, Frame};
     ///
     /// let factory = ManagerFactory::default();
     /// let (alice, mut alice_out) = factory.create(bound("alice")?)?;
     /// let (_bob, bob_out) = factory.create(bound("bob")?)?;
     ///
-    /// let closed = factory.disconnect_user(alice.context().user_id(), CloseCode::GOING_AWAY, CloseReason::new("banned"));
+    /// let banned = CloseFrame::new(CloseCode::GOING_AWAY, "banned");
+    /// let closed = factory.disconnect_user(alice.context().user_id(), &banned);
     /// assert_eq!(closed, 1);
-    /// assert_eq!(alice_out.try_recv()?, Frame::Close(CloseCode::GOING_AWAY, CloseReason::new("banned")));
+    /// assert_eq!(alice_out.try_recv()?, Frame::Close(banned));
     /// assert!(!bob_out.is_closing());
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
-    #[allow(
-        clippy::needless_pass_by_value,
-        reason = "takes the frame's parts by value, like `IsolatedManager::close`"
-    )]
-    #[allow(
-        clippy::must_use_candidate,
-        reason = "fire and forget is the common use"
-    )]
-    pub fn disconnect_user(&self, user: &UserId, code: CloseCode, reason: CloseReason) -> usize {
+    pub fn disconnect_user(&self, user: &UserId, frame: &CloseFrame) -> usize {
         let hash = self.shared.registry.hash(user);
         let shard = self.shared.registry.shard(hash);
-        let (closed, _) = shard.close_user(hash, user, code, &reason, Cause::Disconnect);
+        let (closed, _) = shard.close_user(hash, user, frame, Counter::Disconnected);
         debug_event!(sockets = closed, "user disconnected");
         closed
     }
@@ -313,20 +316,17 @@ impl ManagerFactory {
     /// let factory = ManagerFactory::default();
     /// let (_manager, mut outbound) = factory.create(bound("tab-1")?)?;
     /// factory.shutdown();
-    /// assert!(matches!(outbound.try_recv()?, Frame::Close(CloseCode::SERVICE_RESTART, _)));
+    /// assert!(matches!(outbound.try_recv()?, Frame::Close(close) if close.code == CloseCode::SERVICE_RESTART));
     /// assert_eq!(factory.create(bound("tab-2")?).unwrap_err(), FactoryError::ShuttingDown);
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn shutdown(&self) {
         let global = &self.shared.global;
-        // Set before visiting the shards: an admission either sees the flag under its
-        // shard lock, or took that lock first and is closed below.
-        global.draining.store(true, Ordering::SeqCst);
-        let (code, reason) = global.close_frame(ErrorCode::ShuttingDown);
+        global.begin_draining();
+        let frame = global.close_frame(ErrorCode::ShuttingDown);
         for shard in self.shared.registry.shards() {
-            shard.close_where(code, &reason, Cause::Shutdown, |_| true);
+            shard.close_where(&frame, Counter::ClosedByShutdown, |_| true);
         }
-        global.shutdown.notify_waiters();
         debug_event!(error_code = "SHUTTING_DOWN", "factory draining");
     }
 
@@ -373,12 +373,14 @@ impl ManagerFactory {
     pub async fn run_idle_reaper(&self, every: Duration) {
         let every = every.max(MIN_REAP_INTERVAL);
         loop {
-            let mut notified = pin!(self.shared.global.shutdown.notified());
+            let mut notified = pin!(self.shared.global.draining_notified());
             notified.as_mut().enable();
             if self.is_shutting_down() {
                 return;
             }
             let mut sleep = pin!(tokio::time::sleep(every));
+            // A hand-written `select!`: the core enables only tokio's `sync` and `time`
+            // features, not `macros`.
             let shutdown = poll_fn(|cx| {
                 if notified.as_mut().poll(cx).is_ready() {
                     Poll::Ready(true)
@@ -419,25 +421,21 @@ impl ManagerFactory {
     /// let (manager, mut outbound) = factory.create(bound)?;
     /// assert_eq!(factory.close_idle(), 0); // sees the admission
     /// assert_eq!(factory.close_idle(), 1); // nothing since
-    /// assert!(matches!(outbound.try_recv()?, Frame::Close(CloseCode::TIMEOUT, _)));
+    /// assert!(matches!(outbound.try_recv()?, Frame::Close(close) if close.code == CloseCode::TIMEOUT));
     /// # drop(manager);
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
-    #[allow(
-        clippy::must_use_candidate,
-        reason = "fire and forget is the common use"
-    )]
     pub fn close_idle(&self) -> usize {
         let global = &self.shared.global;
-        let timeout = nanos(global.limits.idle_timeout);
+        let timeout = nanos(global.limits().idle_timeout);
         let now = global.now();
-        let (code, reason) = global.close_frame(ErrorCode::IdleTimeout);
+        let frame = global.close_frame(ErrorCode::IdleTimeout);
         let closed = self
             .shared
             .registry
             .shards()
             .map(|shard| {
-                shard.close_where(code, &reason, Cause::Idle, |socket| {
+                shard.close_where(&frame, Counter::IdleTimeouts, |socket| {
                     socket.idle_for(now, timeout)
                 })
             })
@@ -464,7 +462,7 @@ impl ManagerFactory {
     pub fn metrics(&self) -> MetricsSnapshot {
         let mut total = MetricsSnapshot::default();
         for shard in self.shared.registry.shards() {
-            shard.counters.sum_into(&mut total);
+            shard.sum_into(&mut total);
         }
         total.active = u64::try_from(self.shared.global.active()).unwrap_or(u64::MAX);
         total
@@ -481,7 +479,7 @@ impl ManagerFactory {
     /// ```
     #[must_use]
     pub fn limits(&self) -> Limits {
-        self.shared.global.limits
+        *self.shared.global.limits()
     }
 
     /// How the closes this factory sends are rendered.
@@ -493,7 +491,7 @@ impl ManagerFactory {
     /// ```
     #[must_use]
     pub fn close_style(&self) -> CloseStyle {
-        self.shared.global.style
+        self.shared.global.style()
     }
 }
 
@@ -507,7 +505,7 @@ impl Default for ManagerFactory {
 impl fmt::Debug for ManagerFactory {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ManagerFactory")
-            .field("limits", &self.shared.global.limits)
+            .field("limits", self.shared.global.limits())
             .field("active", &self.shared.global.active())
             .field("shutting_down", &self.is_shutting_down())
             .finish_non_exhaustive()

@@ -5,8 +5,9 @@ use std::future::poll_fn;
 use std::sync::Arc;
 use std::task::{Context as TaskContext, Poll};
 
+use crate::factory::error::TryRecvError;
 use crate::factory::frame::Frame;
-use crate::factory::metrics::add;
+use crate::factory::shard::Shard;
 use crate::factory::socket::Socket;
 
 /// The receiving end of one socket's bounded outbound queue. The writer task forwards
@@ -28,7 +29,7 @@ use crate::factory::socket::Socket;
 ///
 /// ```
 /// # use wsctx::{Context, ManagerFactory, Policy, SequenceGenerator, UuidGenerator};
-/// use wsctx::{CloseCode, CloseReason, Frame};
+/// use wsctx::{CloseCode, CloseFrame, Frame};
 ///
 /// # let bound = Context::builder().user_id("user-a").build()
 /// #     .validate(&Policy::default(), &SequenceGenerator::new())?.bind(None, &UuidGenerator::new())?;
@@ -38,16 +39,21 @@ use crate::factory::socket::Socket;
 /// drop(manager); // the reader ended: the slot is freed and the socket closed
 ///
 /// # tokio::runtime::Builder::new_current_thread().build()?.block_on(async {
-/// assert_eq!(outbound.recv().await, Some(Frame::Close(CloseCode::NORMAL, CloseReason::new(""))));
+/// assert_eq!(outbound.recv().await, Some(Frame::Close(CloseFrame::new(CloseCode::NORMAL, ""))));
 /// assert_eq!(outbound.recv().await, None);
 /// # });
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub struct Outbound {
-    pub(super) socket: Arc<Socket>,
+    shard: Arc<Shard>,
+    socket: Arc<Socket>,
 }
 
 impl Outbound {
+    pub(super) fn new(shard: Arc<Shard>, socket: Arc<Socket>) -> Self {
+        Self { shard, socket }
+    }
+
     /// Waits for the next frame: a requested [`Frame::Close`] first, otherwise the
     /// oldest queued frame. `None` once the close frame has been yielded.
     ///
@@ -178,34 +184,19 @@ impl Outbound {
 impl Drop for Outbound {
     fn drop(&mut self) {
         let discarded = self.socket.receiver_dropped();
-        add(&self.socket.shard().counters.discarded, discarded);
+        self.shard.count_discarded(discarded);
     }
 }
 
 impl fmt::Debug for Outbound {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Outbound")
-            .field("client_id", self.socket.context().websocket_client_id())
+            .field(
+                "websocket_client_id",
+                self.socket.context().websocket_client_id(),
+            )
             .field("queued", &self.len())
             .field("closing", &self.is_closing())
             .finish_non_exhaustive()
     }
-}
-
-/// Why [`Outbound::try_recv`] returned no frame.
-///
-/// # Examples
-///
-/// ```
-/// assert_eq!(wsctx::TryRecvError::Empty.to_string(), "no frame is queued");
-/// ```
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, thiserror::Error)]
-#[non_exhaustive]
-pub enum TryRecvError {
-    /// Nothing is queued yet; [`recv`](Outbound::recv) would wait.
-    #[error("no frame is queued")]
-    Empty,
-    /// The close frame has been yielded; nothing more will come.
-    #[error("the socket is closed")]
-    Closed,
 }

@@ -1,44 +1,20 @@
-//! The sharded registry of live sockets: user hash -> that user's sockets.
+//! The sharded registry of live sockets: which [`Shard`] holds a user's sockets.
 //!
-//! A user's sockets live in one [`Shard`], chosen by a keyed hash of the user id,
+//! A user's sockets live in one shard, chosen by a keyed hash of the user id,
 //! behind a `std::sync::RwLock` that is never held across an await. Two users on two
 //! shards never touch the same lock, the same counters or the same reference count.
 
-use std::collections::HashMap;
-use std::hash::{BuildHasher, BuildHasherDefault, Hasher, RandomState};
+use std::hash::{BuildHasher, RandomState};
 use std::sync::Arc;
 
-use crate::factory::shard::{Global, Shard};
-use crate::factory::socket::Socket;
+use crate::factory::global::Global;
+use crate::factory::shard::Shard;
 use crate::id::UserId;
 
 /// Number of shards; a power of two.
 const SHARDS: usize = 64;
 
-/// The map key is already a keyed `SipHash` of the user id: pass it through.
-#[derive(Default)]
-pub(super) struct PassThrough(u64);
-
-impl Hasher for PassThrough {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-
-    fn write(&mut self, bytes: &[u8]) {
-        for &byte in bytes {
-            self.0 = self.0.rotate_left(8) ^ u64::from(byte);
-        }
-    }
-
-    fn write_u64(&mut self, n: u64) {
-        self.0 = n;
-    }
-}
-
-/// User hash -> the sockets of the user (or users, on a 64-bit hash collision: every
-/// reader filters by user id) with that hash.
-pub(super) type SocketMap = HashMap<u64, Vec<Arc<Socket>>, BuildHasherDefault<PassThrough>>;
-
+/// The shards of one factory, and the keyed hash that picks a user's shard.
 pub(super) struct Registry {
     shards: Box<[Arc<Shard>]>,
     hasher: RandomState,

@@ -1,109 +1,71 @@
-//! One shard of the registry and the transitions that touch one shard: admission,
-//! release, fan-out and closes. Also [`Global`], the state every shard shares.
+//! One shard of the registry: the map user hash -> sockets of the users whose hash falls
+//! here, their counters, and the transitions on them (admission, release, fan-out,
+//! closes).
 //!
-//! A socket holds an `Arc` of its shard, not of the factory: admitting and dropping
-//! sockets of users on different shards never touches a shared reference count. The
-//! only shared write on those paths is the global admission counter.
+//! The handles ([`IsolatedManager`](crate::IsolatedManager), [`Outbound`](crate::Outbound))
+//! hold an `Arc` of their shard, not of the factory: admitting and dropping sockets of
+//! users on different shards never touches a shared reference count. The only shared
+//! write on those paths is the global slot counter.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
-use std::time::Duration;
 
-use tokio::sync::Notify;
-use tokio::time::Instant;
-
-use crate::close::{CloseCode, CloseReason};
+use crate::close::{CloseCode, CloseFrame};
 use crate::context::Context;
-use crate::error::{CloseStyle, ErrorCode, Rejection};
 use crate::factory::error::FactoryError;
 use crate::factory::frame::{Delivery, Frame};
-use crate::factory::limits::Limits;
-use crate::factory::metrics::{Counters, add};
-use crate::factory::registry::SocketMap;
+use crate::factory::global::Global;
+use crate::factory::metrics::{Counter, Counters, MetricsSnapshot};
 use crate::factory::socket::{Push, Socket};
 use crate::id::UserId;
+use crate::rejection::{CloseStyle, ErrorCode};
 use crate::state::Bound;
-use crate::trace::warn_event;
+use crate::trace::{debug_event, warn_event};
 
-/// Keeps a hot atomic on its own cache line.
-#[repr(align(128))]
-pub(super) struct Padded<T>(pub(super) T);
+/// The map key is already a keyed `SipHash` of the user id: pass it through.
+#[derive(Default)]
+struct PassThrough(u64);
 
-/// Why the server closed a socket; picks the counter.
-#[derive(Clone, Copy)]
-pub(super) enum Cause {
-    Disconnect,
-    Shutdown,
-    Idle,
-}
+impl Hasher for PassThrough {
+    fn finish(&self) -> u64 {
+        self.0
+    }
 
-/// What every shard of one factory shares.
-pub(super) struct Global {
-    pub(super) limits: Limits,
-    pub(super) style: CloseStyle,
-    /// Sockets holding a slot; never above `limits.global`.
-    pub(super) active: Padded<AtomicUsize>,
-    pub(super) draining: AtomicBool,
-    /// Wakes idle reapers on shutdown.
-    pub(super) shutdown: Notify,
-    /// Time zero of the idle clock.
-    epoch: Instant,
-}
-
-impl Global {
-    pub(super) fn new(limits: Limits, style: CloseStyle) -> Self {
-        Self {
-            limits,
-            style,
-            active: Padded(AtomicUsize::new(0)),
-            draining: AtomicBool::new(false),
-            shutdown: Notify::new(),
-            epoch: Instant::now(),
+    fn write(&mut self, bytes: &[u8]) {
+        for &byte in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(byte);
         }
     }
 
-    /// Nanoseconds since the factory's epoch, on Tokio's clock (which tests can pause).
-    pub(super) fn now(&self) -> u64 {
-        nanos(Instant::now().saturating_duration_since(self.epoch))
-    }
-
-    /// The close frame of `code` in this factory's style.
-    pub(super) fn close_frame(&self, code: ErrorCode) -> (CloseCode, CloseReason) {
-        let rejection = Rejection::new(code);
-        (rejection.close_code(self.style), rejection.close_reason())
-    }
-
-    pub(super) fn is_draining(&self) -> bool {
-        self.draining.load(Ordering::SeqCst)
-    }
-
-    pub(super) fn active(&self) -> usize {
-        self.active.0.load(Ordering::Relaxed)
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
     }
 }
 
-/// A duration in nanoseconds, saturating.
-pub(super) fn nanos(duration: Duration) -> u64 {
-    u64::try_from(duration.as_nanos()).unwrap_or(u64::MAX)
+/// User hash -> the sockets of the user (or users, on a 64-bit hash collision: every
+/// reader goes through [`user_sockets`], which filters by user id) with that hash.
+type SocketMap = HashMap<u64, Vec<Arc<Socket>>, BuildHasherDefault<PassThrough>>;
+
+/// The sockets of `user`, whose registry hash is `hash`.
+fn user_sockets<'a>(
+    map: &'a SocketMap,
+    hash: u64,
+    user: &'a UserId,
+) -> impl Iterator<Item = &'a Arc<Socket>> {
+    map.get(&hash)
+        .into_iter()
+        .flatten()
+        .filter(move |socket| socket.belongs_to(user))
 }
 
-/// The counter of sockets closed for `cause`.
-fn cause_counter(counters: &Counters, cause: Cause) -> &AtomicU64 {
-    match cause {
-        Cause::Disconnect => &counters.disconnected,
-        Cause::Shutdown => &counters.closed_by_shutdown,
-        Cause::Idle => &counters.idle_timeouts,
-    }
-}
-
-/// A slice of the registry: the sockets of the users whose hash falls here, their
-/// counters, and a handle to the shared state. Aligned to 128 bytes so that two shards
-/// never share a cache line.
+/// A slice of the registry. Aligned to 128 bytes so that two shards never share a
+/// cache line.
 #[repr(align(128))]
 pub(super) struct Shard {
     sockets: RwLock<SocketMap>,
-    pub(super) counters: Counters,
-    pub(super) global: Arc<Global>,
+    counters: Counters,
+    global: Arc<Global>,
 }
 
 impl Shard {
@@ -115,7 +77,7 @@ impl Shard {
         }
     }
 
-    pub(super) fn read(&self) -> RwLockReadGuard<'_, SocketMap> {
+    fn read(&self) -> RwLockReadGuard<'_, SocketMap> {
         // Nothing panics while holding this lock; recover rather than propagate if
         // that ever changes.
         self.sockets.read().unwrap_or_else(PoisonError::into_inner)
@@ -125,23 +87,28 @@ impl Shard {
         self.sockets.write().unwrap_or_else(PoisonError::into_inner)
     }
 
+    /// The style this factory renders its closes in.
+    pub(super) fn style(&self) -> CloseStyle {
+        self.global.style()
+    }
+
     /// Admits a socket for `ctx`, whose user hashes to `hash`: the checks and the
     /// insertion are one step under this shard's write lock, and the global slot is
     /// taken with a compare-and-swap inside it.
     pub(super) fn admit(
-        self: &Arc<Self>,
+        &self,
         ctx: Context<Bound>,
         hash: u64,
     ) -> Result<Arc<Socket>, FactoryError> {
-        let socket = Arc::new(Socket::new(ctx, hash, Arc::clone(self)));
+        let socket = Arc::new(Socket::new(ctx, hash));
         let mut sockets = self.write();
         if let Err(error) = self.check(&sockets, &socket) {
             drop(sockets);
-            self.counters.rejected(error);
+            self.counters.rejected(error.code());
             return Err(error);
         }
         sockets.entry(hash).or_default().push(Arc::clone(&socket));
-        add(&self.counters.admitted, 1);
+        self.counters.add(Counter::Admitted, 1);
         drop(sockets);
         Ok(socket)
     }
@@ -150,42 +117,34 @@ impl Shard {
     /// global limit (which takes the slot when it passes).
     fn check(&self, sockets: &SocketMap, new: &Socket) -> Result<(), FactoryError> {
         let global = &*self.global;
-        // Read under the shard lock: `shutdown` sets the flag before it visits the
-        // shards, so an admission either sees it or is closed by that visit.
+        // Read under the shard lock: see `Global::begin_draining`.
         if global.is_draining() {
             return Err(FactoryError::ShuttingDown);
         }
         let ctx = new.context();
         let mut held = 0;
-        if let Some(list) = sockets.get(&new.hash()) {
-            for socket in list.iter().filter(|s| s.belongs_to(ctx.user_id())) {
-                held += 1;
-                if !socket.is_closing()
-                    && socket.context().websocket_client_id() == ctx.websocket_client_id()
-                {
-                    return Err(FactoryError::DuplicateClient);
-                }
+        for socket in user_sockets(sockets, new.hash(), ctx.user_id()) {
+            held += 1;
+            if !socket.is_closing()
+                && socket.context().websocket_client_id() == ctx.websocket_client_id()
+            {
+                return Err(FactoryError::DuplicateClient);
             }
         }
-        if held >= global.limits.per_user {
+        if held >= global.limits().per_user {
             return Err(FactoryError::ConnectionLimit);
         }
-        let limit = global.limits.global;
-        global
-            .active
-            .0
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |active| {
-                (active < limit).then_some(active + 1)
-            })
-            .map(drop)
-            .map_err(|_| FactoryError::Overloaded)
+        if !global.take_slot() {
+            return Err(FactoryError::Overloaded);
+        }
+        Ok(())
     }
 
     /// Closes `socket` and frees its slot, its per-user count and its client id.
     /// Called once, by the manager's drop.
     pub(super) fn release(&self, socket: &Arc<Socket>) {
         let discarded = socket
-            .request_close(CloseCode::NORMAL, CloseReason::new(""))
+            .request_close(&CloseFrame::new(CloseCode::NORMAL, ""))
             .unwrap_or(0);
         let hash = socket.hash();
         let mut sockets = self.write();
@@ -197,40 +156,30 @@ impl Shard {
                 sockets.remove(&hash);
             }
         }
-        add(&self.counters.freed, 1);
+        self.counters.add(Counter::Freed, 1);
         drop(sockets);
-        self.global.active.0.fetch_sub(1, Ordering::AcqRel);
-        add(&self.counters.discarded, discarded);
+        self.global.free_slot();
+        self.count_discarded(discarded);
     }
 
     /// How many sockets `user` holds, closing ones included.
     pub(super) fn connections(&self, hash: u64, user: &UserId) -> usize {
-        self.read()
-            .get(&hash)
-            .map_or(0, |list| list.iter().filter(|s| s.belongs_to(user)).count())
+        user_sockets(&self.read(), hash, user).count()
     }
 
-    /// Queues `frame` on every socket of the sender's user; a [`Frame::Close`] closes
-    /// them instead.
-    pub(super) fn send_to_user(&self, sender: &Socket, frame: Frame) -> Delivery {
-        let hash = sender.hash();
-        let user = sender.context().user_id();
-        if let Frame::Close(code, reason) = frame {
-            let (closed, skipped) = self.close_user(hash, user, code, &reason, Cause::Disconnect);
-            return Delivery {
-                delivered: closed,
-                dropped: skipped,
-            };
+    /// Queues `frame` on every socket of `user`. A [`Frame::Close`] is refused: closing
+    /// is `close_user`'s job.
+    pub(super) fn send_to_user(&self, hash: u64, user: &UserId, frame: &Frame) -> Delivery {
+        if frame.is_close() {
+            return self.refuse(hash, user);
         }
-        let global = &*self.global;
-        let capacity = global.limits.outbound_queue;
+        let capacity = self.global.limits().outbound_queue;
         let mut delivery = Delivery::default();
         let (mut slow, mut discarded) = (0, 0);
         {
             let sockets = self.read();
-            let list = sockets.get(&hash).map_or(&[][..], Vec::as_slice);
-            for socket in list.iter().filter(|s| s.belongs_to(user)) {
-                let overflow = || global.close_frame(ErrorCode::SlowConsumer);
+            for socket in user_sockets(&sockets, hash, user) {
+                let overflow = || self.global.close_frame(ErrorCode::SlowConsumer);
                 match socket.push(frame.clone(), capacity, overflow) {
                     Push::Queued => delivery.delivered += 1,
                     Push::Closed => delivery.dropped += 1,
@@ -243,10 +192,10 @@ impl Shard {
             }
         }
         let counters = &self.counters;
-        add(&counters.delivered, delivery.delivered);
-        add(&counters.dropped, delivery.dropped);
-        add(&counters.slow_consumers, slow);
-        add(&counters.discarded, discarded);
+        counters.add(Counter::Delivered, delivery.delivered);
+        counters.add(Counter::Dropped, delivery.dropped);
+        counters.add(Counter::SlowConsumers, slow);
+        counters.add(Counter::Discarded, discarded);
         if slow > 0 {
             warn_event!(
                 error_code = "SLOW_CONSUMER",
@@ -257,21 +206,21 @@ impl Shard {
         delivery
     }
 
+    /// A send that is not carried out: every socket of `user` counts it as dropped.
+    pub(super) fn refuse(&self, hash: u64, user: &UserId) -> Delivery {
+        let dropped = self.connections(hash, user);
+        self.counters.add(Counter::Dropped, dropped);
+        debug_event!(sockets = dropped, "send refused");
+        Delivery {
+            delivered: 0,
+            dropped,
+        }
+    }
+
     /// Closes one socket of this shard; counts it under `cause` when this call closed
     /// it.
-    pub(super) fn close_socket(
-        &self,
-        socket: &Socket,
-        code: CloseCode,
-        reason: CloseReason,
-        cause: Cause,
-    ) -> bool {
-        let Some(discarded) = socket.request_close(code, reason) else {
-            return false;
-        };
-        add(cause_counter(&self.counters, cause), 1);
-        add(&self.counters.discarded, discarded);
-        true
+    pub(super) fn close_socket(&self, socket: &Socket, frame: &CloseFrame, cause: Counter) -> bool {
+        self.close_each([socket], frame, cause).0 == 1
     }
 
     /// Closes every open socket of `user`. Returns (closed now, already closing).
@@ -279,52 +228,60 @@ impl Shard {
         &self,
         hash: u64,
         user: &UserId,
-        code: CloseCode,
-        reason: &CloseReason,
-        cause: Cause,
+        frame: &CloseFrame,
+        cause: Counter,
     ) -> (usize, usize) {
-        let (mut closed, mut skipped, mut discarded) = (0, 0, 0);
-        {
-            let sockets = self.read();
-            let list = sockets.get(&hash).map_or(&[][..], Vec::as_slice);
-            for socket in list.iter().filter(|s| s.belongs_to(user)) {
-                match socket.request_close(code, reason.clone()) {
-                    Some(n) => {
-                        closed += 1;
-                        discarded += n;
-                    }
-                    None => skipped += 1,
-                }
-            }
-        }
-        add(cause_counter(&self.counters, cause), closed);
-        add(&self.counters.discarded, discarded);
-        (closed, skipped)
+        let sockets = self.read();
+        self.close_each(
+            user_sockets(&sockets, hash, user).map(|s| &**s),
+            frame,
+            cause,
+        )
     }
 
     /// Closes the open sockets of this shard that match `filter`; returns how many.
     pub(super) fn close_where(
         &self,
-        code: CloseCode,
-        reason: &CloseReason,
-        cause: Cause,
+        frame: &CloseFrame,
+        cause: Counter,
         filter: impl Fn(&Socket) -> bool,
     ) -> usize {
-        let (mut closed, mut discarded) = (0, 0);
-        {
-            let sockets = self.read();
-            for socket in sockets.values().flatten() {
-                if socket.is_closing() || !filter(socket) {
-                    continue;
-                }
-                if let Some(n) = socket.request_close(code, reason.clone()) {
+        let sockets = self.read();
+        let open = sockets.values().flatten().map(|s| &**s);
+        self.close_each(open.filter(|s| !s.is_closing() && filter(s)), frame, cause)
+            .0
+    }
+
+    /// Closes each of `sockets` with `frame`, counting the ones this call closed under
+    /// `cause`. Returns (closed now, already closing).
+    fn close_each<'a>(
+        &self,
+        sockets: impl IntoIterator<Item = &'a Socket>,
+        frame: &CloseFrame,
+        cause: Counter,
+    ) -> (usize, usize) {
+        let (mut closed, mut skipped, mut discarded) = (0, 0, 0);
+        for socket in sockets {
+            match socket.request_close(frame) {
+                Some(n) => {
                     closed += 1;
                     discarded += n;
                 }
+                None => skipped += 1,
             }
         }
-        add(cause_counter(&self.counters, cause), closed);
-        add(&self.counters.discarded, discarded);
-        closed
+        self.counters.add(cause, closed);
+        self.count_discarded(discarded);
+        (closed, skipped)
+    }
+
+    /// Counts queued frames thrown away unsent.
+    pub(super) fn count_discarded(&self, frames: usize) {
+        self.counters.add(Counter::Discarded, frames);
+    }
+
+    /// Adds this shard's counters into `total`.
+    pub(super) fn sum_into(&self, total: &mut MetricsSnapshot) {
+        self.counters.sum_into(total);
     }
 }

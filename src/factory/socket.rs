@@ -1,4 +1,5 @@
-//! One admitted socket: its context, its bounded outbound queue and its close slot.
+//! One admitted socket: its context, its bounded outbound queue and its close slot. A
+//! leaf: it knows nothing of the shard that holds it (the handles hold that).
 //!
 //! The queue is a `VecDeque` behind a `std::sync::Mutex` that is never held across an
 //! await or while waking a task. The close slot sits beside the queue, so a close is
@@ -8,14 +9,13 @@
 use std::collections::VecDeque;
 use std::mem;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::task::{Context as TaskContext, Poll, Waker};
 
-use crate::close::{CloseCode, CloseReason};
+use crate::close::CloseFrame;
 use crate::context::Context;
+use crate::factory::error::TryRecvError;
 use crate::factory::frame::Frame;
-use crate::factory::outbound::TryRecvError;
-use crate::factory::shard::Shard;
 use crate::id::UserId;
 use crate::state::Bound;
 
@@ -25,12 +25,14 @@ const RETAINED_QUEUE_SLOTS: usize = 8;
 
 pub(super) struct Socket {
     ctx: Context<Bound>,
-    /// The shard that holds this socket (while it is registered).
-    shard: Arc<Shard>,
     /// The registry hash of the user id (shard and map key).
     hash: u64,
     /// Set, under the queue lock, when the close slot leaves `Open`. Read without it.
     closing: AtomicBool,
+    /// Set when a close was requested for this socket (by its manager, a disconnect,
+    /// shutdown or the idle reaper): its manager's sends are refused from then on. Not
+    /// set by a queue overflow or a dropped receiver, which end only the writing side.
+    close_requested: AtomicBool,
     /// Set by every recorded activity (and by the admission); the idle sweep clears it
     /// and moves `seen_active` to its own time. Activity costs one relaxed store, no
     /// clock read.
@@ -46,11 +48,28 @@ struct Queue {
     waker: Option<Waker>,
 }
 
+impl Queue {
+    /// The next frame for the receiver: a pending close first (after it, nothing more),
+    /// otherwise the oldest queued frame.
+    fn pop(&mut self) -> Result<Frame, TryRecvError> {
+        match mem::replace(&mut self.close, CloseSlot::Taken) {
+            CloseSlot::Pending(frame) => return Ok(Frame::Close(frame)),
+            CloseSlot::Taken => return Err(TryRecvError::Closed),
+            CloseSlot::Open => self.close = CloseSlot::Open,
+        }
+        let frame = self.frames.pop_front().ok_or(TryRecvError::Empty)?;
+        if self.frames.is_empty() && self.frames.capacity() > RETAINED_QUEUE_SLOTS {
+            self.frames.shrink_to(RETAINED_QUEUE_SLOTS);
+        }
+        Ok(frame)
+    }
+}
+
 enum CloseSlot {
     /// Frames flow.
     Open,
     /// A close was requested; the receiver yields it next.
-    Pending(CloseCode, CloseReason),
+    Pending(CloseFrame),
     /// The receiver has yielded the close frame, or is gone.
     Taken,
 }
@@ -67,12 +86,12 @@ pub(super) enum Push {
 }
 
 impl Socket {
-    pub(super) fn new(ctx: Context<Bound>, hash: u64, shard: Arc<Shard>) -> Self {
+    pub(super) fn new(ctx: Context<Bound>, hash: u64) -> Self {
         Self {
             ctx,
-            shard,
             hash,
             closing: AtomicBool::new(false),
+            close_requested: AtomicBool::new(false),
             active: AtomicBool::new(true),
             seen_active: AtomicU64::new(0),
             queue: Mutex::new(Queue {
@@ -87,10 +106,6 @@ impl Socket {
         &self.ctx
     }
 
-    pub(super) fn shard(&self) -> &Shard {
-        &self.shard
-    }
-
     pub(super) fn hash(&self) -> u64 {
         self.hash
     }
@@ -101,6 +116,10 @@ impl Socket {
 
     pub(super) fn is_closing(&self) -> bool {
         self.closing.load(Ordering::Acquire)
+    }
+
+    pub(super) fn is_close_requested(&self) -> bool {
+        self.close_requested.load(Ordering::Acquire)
     }
 
     pub(super) fn mark_active(&self) {
@@ -133,7 +152,7 @@ impl Socket {
         &self,
         frame: Frame,
         capacity: usize,
-        overflow: impl FnOnce() -> (CloseCode, CloseReason),
+        overflow: impl FnOnce() -> CloseFrame,
     ) -> Push {
         let mut queue = self.lock();
         if !matches!(queue.close, CloseSlot::Open) {
@@ -148,84 +167,57 @@ impl Socket {
             }
             return Push::Queued;
         }
-        let (code, reason) = overflow();
-        let (frames, waker) = self.close_locked(&mut queue, code, reason);
-        drop(queue);
-        let discarded = frames.len();
-        drop(frames);
-        if let Some(waker) = waker {
-            waker.wake();
-        }
+        let discarded = self.close_and_wake(queue, overflow());
         Push::Overflowed { discarded }
     }
 
-    /// Requests a close. Returns the number of queued frames thrown away when this call
-    /// started the close, `None` when the socket was already closing.
-    pub(super) fn request_close(&self, code: CloseCode, reason: CloseReason) -> Option<usize> {
-        let mut queue = self.lock();
+    /// Requests a close with (a copy of) `frame`. Returns the number of queued frames
+    /// thrown away when this call started the close, `None` when the socket was already
+    /// closing (its first close frame stands; the request is still recorded).
+    pub(super) fn request_close(&self, frame: &CloseFrame) -> Option<usize> {
+        self.close_requested.store(true, Ordering::Release);
+        let queue = self.lock();
         if !matches!(queue.close, CloseSlot::Open) {
             return None;
         }
-        let (frames, waker) = self.close_locked(&mut queue, code, reason);
+        Some(self.close_and_wake(queue, frame.clone()))
+    }
+
+    /// Moves an open socket to `Pending(frame)`; then, with the lock released, throws the
+    /// queued frames away and wakes the receiver. Returns how many frames were thrown
+    /// away.
+    fn close_and_wake(&self, mut queue: MutexGuard<'_, Queue>, frame: CloseFrame) -> usize {
+        queue.close = CloseSlot::Pending(frame);
+        self.closing.store(true, Ordering::Release);
+        let frames = mem::take(&mut queue.frames);
+        let waker = queue.waker.take();
         drop(queue);
-        let discarded = frames.len();
-        drop(frames);
         if let Some(waker) = waker {
             waker.wake();
         }
-        Some(discarded)
-    }
-
-    /// Moves an open socket to `Pending`; the caller drops the returned frames and wakes
-    /// the returned waker after releasing the lock.
-    fn close_locked(
-        &self,
-        queue: &mut Queue,
-        code: CloseCode,
-        reason: CloseReason,
-    ) -> (VecDeque<Frame>, Option<Waker>) {
-        queue.close = CloseSlot::Pending(code, reason);
-        self.closing.store(true, Ordering::Release);
-        (mem::take(&mut queue.frames), queue.waker.take())
+        frames.len()
     }
 
     /// The receiving side: the close frame first, then queued frames; `None` after the
     /// close frame was yielded.
     pub(super) fn poll_recv(&self, cx: &mut TaskContext<'_>) -> Poll<Option<Frame>> {
         let mut queue = self.lock();
-        match mem::replace(&mut queue.close, CloseSlot::Taken) {
-            CloseSlot::Pending(code, reason) => {
-                return Poll::Ready(Some(Frame::Close(code, reason)));
+        match queue.pop() {
+            Ok(frame) => Poll::Ready(Some(frame)),
+            Err(TryRecvError::Closed) => Poll::Ready(None),
+            Err(TryRecvError::Empty) => {
+                match &mut queue.waker {
+                    Some(waker) if waker.will_wake(cx.waker()) => {}
+                    slot => *slot = Some(cx.waker().clone()),
+                }
+                Poll::Pending
             }
-            CloseSlot::Taken => return Poll::Ready(None),
-            CloseSlot::Open => queue.close = CloseSlot::Open,
         }
-        if let Some(frame) = queue.frames.pop_front() {
-            if queue.frames.is_empty() && queue.frames.capacity() > RETAINED_QUEUE_SLOTS {
-                queue.frames.shrink_to(RETAINED_QUEUE_SLOTS);
-            }
-            return Poll::Ready(Some(frame));
-        }
-        match &mut queue.waker {
-            Some(waker) if waker.will_wake(cx.waker()) => {}
-            slot => *slot = Some(cx.waker().clone()),
-        }
-        Poll::Pending
     }
 
     /// Like [`poll_recv`](Self::poll_recv), without registering a waker.
     pub(super) fn try_recv(&self) -> Result<Frame, TryRecvError> {
-        let mut queue = self.lock();
-        match mem::replace(&mut queue.close, CloseSlot::Taken) {
-            CloseSlot::Pending(code, reason) => return Ok(Frame::Close(code, reason)),
-            CloseSlot::Taken => return Err(TryRecvError::Closed),
-            CloseSlot::Open => queue.close = CloseSlot::Open,
-        }
-        let frame = queue.frames.pop_front().ok_or(TryRecvError::Empty)?;
-        if queue.frames.is_empty() && queue.frames.capacity() > RETAINED_QUEUE_SLOTS {
-            queue.frames.shrink_to(RETAINED_QUEUE_SLOTS);
-        }
-        Ok(frame)
+        self.lock().pop()
     }
 
     /// The receiver is gone: nothing will be read again. Returns the number of queued

@@ -20,7 +20,6 @@
     reason = "a command-line program"
 )]
 
-#[path = "server/app.rs"]
 mod app;
 
 use std::net::SocketAddr;
@@ -160,7 +159,10 @@ async fn main() -> ExitCode {
         }
     };
     let options = app::Options {
-        max_per_user: args.max_per_user,
+        limits: wsctx::Limits {
+            per_user: args.max_per_user,
+            ..wsctx::Limits::default()
+        },
         ..app::Options::default()
     };
     let listener = match tokio::net::TcpListener::bind(args.addr).await {

@@ -1,21 +1,9 @@
-//! wsctx with tokio-tungstenite: authenticate in `accept_hdr_async`'s handshake callback,
-//! refuse with the table's HTTP status, and run admitted sockets through a
-//! [`ManagerFactory`].
-//!
-//! ```text
-//! WSCTX_JWT_SECRET=$(head -c 32 /dev/urandom | base64) \
-//!   cargo run --example tungstenite --features http,jwt -- 127.0.0.1:9001
-//! ```
-//!
-//! tokio-tungstenite's callback is synchronous, so the token is verified with
-//! [`JwtVerifier::verify_now`] (JWT verification is CPU work only). An asynchronous
-//! verifier would need the axum adapter or a pre-read of the request head. When the
-//! callback refuses, `accept_hdr_async` writes the non-2xx response and returns
-//! `Err(Error::Http(..))`: that is a refusal, not a crash.
+//! The example's connection handling: the handshake callback ([`Gate`]) and the socket
+//! loop. `main.rs` runs it; `tests/e2e_tungstenite.rs` includes this file and starts it on
+//! an ephemeral port.
 #![allow(
     clippy::print_stdout,
-    clippy::print_stderr,
-    reason = "a command-line program"
+    reason = "a command-line program reports refusals"
 )]
 
 use std::net::SocketAddr;
@@ -116,9 +104,9 @@ pub(crate) async fn handle(
             let message = match frame {
                 Frame::Text(text) => Message::text(text.as_ref()),
                 Frame::Binary(bytes) => Message::binary(bytes.to_vec()),
-                Frame::Close(code, reason) => Message::Close(Some(CloseFrame {
-                    code: WsCloseCode::from(code.as_u16()),
-                    reason: reason.as_str().into(),
+                Frame::Close(close) => Message::Close(Some(CloseFrame {
+                    code: WsCloseCode::from(close.code.as_u16()),
+                    reason: close.reason.as_str().into(),
                 })),
             };
             if sink.send(message).await.is_err() {
@@ -149,22 +137,4 @@ pub(crate) async fn run(
         let factory = factory.clone();
         tokio::spawn(async move { handle(stream, peer, &gate, &factory).await });
     }
-}
-
-#[allow(
-    dead_code,
-    reason = "the end-to-end test includes this file and calls `run` instead"
-)]
-#[tokio::main]
-async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let addr = std::env::args()
-        .nth(1)
-        .unwrap_or_else(|| "127.0.0.1:9001".to_owned());
-    let secret = std::env::var("WSCTX_JWT_SECRET")
-        .map_err(|_| "set WSCTX_JWT_SECRET (at least 32 bytes)")?;
-    let gate = Arc::new(Gate::hs256(secret.as_bytes())?);
-    let listener = TcpListener::bind(&addr).await?;
-    println!("listening on ws://{addr}");
-    run(listener, gate, ManagerFactory::default()).await?;
-    Ok(())
 }

@@ -1,0 +1,7 @@
+//! Helpers shared by the test crates. Each crate declares `mod support;` and uses the
+//! part it needs.
+#![allow(dead_code, reason = "each test crate uses a part of the helpers")]
+
+pub(crate) mod contexts;
+pub(crate) mod jwt;
+pub(crate) mod verifiers;
