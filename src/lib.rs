@@ -150,12 +150,12 @@ pub use close::{CloseCode, CloseFrame, CloseReason, MAX_CLOSE_REASON_BYTES, Unse
 pub use context::{Context, ContextBuilder, ContextError, MAX_OPERATION_DEPTH};
 pub use error::{Field, FieldError, FieldErrorKind, IdError, ValidationError};
 pub use event::{EventType, EventTypeError, MAX_EVENT_TYPE_BYTES};
-#[cfg(feature = "serde")]
-pub use factory::EmitError;
 pub use factory::{
     Delivery, FactoryError, Frame, IsolatedManager, Limits, ManagerFactory, MetricsSnapshot,
     Outbound, ReplayLimits, TryRecvError,
 };
+#[cfg(feature = "serde")]
+pub use factory::{EmitError, Emitter};
 pub use generate::{
     Fallback, FromFn, GenerateError, IdGenerator, IdKind, SequenceGenerator, UuidGenerator, from_fn,
 };

@@ -1,5 +1,5 @@
-//! Replay: [`ReplayLimits`], and the per-user ring of recent event frames that lets a
-//! reconnecting client receive what it missed.
+//! Replay: the per-user ring of recent event frames that lets a reconnecting client
+//! receive what it missed, within [`ReplayLimits`].
 //!
 //! A [`ReplayRing`] belongs to one user. It has a random **epoch** and numbers that
 //! user's events 1, 2, 3, … in it. It holds the newest events that fit its limits, as
@@ -12,107 +12,41 @@
 //! caller holds it under its own lock and passes the time in. What all rings of one
 //! factory share is a [`ReplayPool`]: the limits, and an atomic count of the bytes
 //! held, which never exceeds [`ReplayLimits::bytes_total`].
+
 #![cfg_attr(
-    not(test),
-    expect(
+    not(feature = "serde"),
+    allow(
         dead_code,
-        reason = "the factory's shards start holding rings in the next change"
+        reason = "events are pushed by the emitter, which needs the serde feature"
     )
 )]
 
 use std::collections::VecDeque;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::Duration;
 
 use tokio::time::Instant;
 
+use crate::factory::limits::ReplayLimits;
 use crate::resume::ResumePoint;
 
 /// What each held event costs beyond its frame's bytes: the queue slot, the shared
 /// string's header, the timestamp.
-pub(crate) const EVENT_OVERHEAD_BYTES: usize = 64;
+pub(super) const EVENT_OVERHEAD_BYTES: usize = 64;
 
 /// Queue slots an empty ring keeps; a queue that grew past them shrinks back once empty.
 const RETAINED_SLOTS: usize = 8;
 
-/// How much event history the factory keeps so that a reconnecting client can resume.
-///
-/// Each user has one ring of recent events. It keeps the newest events within all of
-/// these limits and throws away the oldest first:
-///
-/// | field | default | meaning |
-/// |---|---|---|
-/// | `events_per_user` | 256 | the most events one user's ring holds |
-/// | `window` | 2 minutes | an event older than this is thrown away; a ring is freed this long after its user's last socket left (and its last event) |
-/// | `bytes_per_user` | 256 KiB | the most bytes one user's ring holds |
-/// | `bytes_total` | 64 MiB | the most bytes all rings hold together |
-///
-/// An event counts its frame's bytes plus 64 bytes of bookkeeping. An event that does
-/// not fit `bytes_per_user` on its own is not kept, and neither is anything before it:
-/// resuming from before it gets a gap. When `bytes_total` is reached, the user whose
-/// event does not fit makes room by throwing away their own oldest events; if their
-/// ring is empty and there is still no room, the event is not kept. One user's events
-/// never push out another user's.
-///
-/// 0 in `events_per_user`, `bytes_per_user` or `bytes_total`, or a zero `window`,
-/// keeps nothing: every client that missed an event gets a gap.
-///
-/// # Examples
-///
-/// ```
-/// use std::time::Duration;
-/// use wsctx::ReplayLimits;
-///
-/// let limits = ReplayLimits { window: Duration::from_secs(30), ..ReplayLimits::default() };
-/// assert_eq!(limits.events_per_user, 256);
-/// assert_eq!(ReplayLimits::default().bytes_total, 64 << 20);
-/// ```
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub struct ReplayLimits {
-    /// The most events one user's ring holds.
-    pub events_per_user: usize,
-    /// How long an event stays replayable, and how long a ring outlives its user's
-    /// last socket.
-    pub window: Duration,
-    /// The most bytes one user's ring holds.
-    pub bytes_per_user: usize,
-    /// The most bytes all rings of one factory hold together.
-    pub bytes_total: usize,
-}
-
-impl ReplayLimits {
-    /// The defaults: 256 events, 2 minutes, 256 KiB per user, 64 MiB in all.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// assert_eq!(wsctx::ReplayLimits::DEFAULT, wsctx::ReplayLimits::default());
-    /// ```
-    pub const DEFAULT: Self = Self {
-        events_per_user: 256,
-        window: Duration::from_secs(2 * 60),
-        bytes_per_user: 256 << 10,
-        bytes_total: 64 << 20,
-    };
-
-    /// Whether these limits can hold any event at all.
-    fn keeps_anything(&self) -> bool {
-        self.events_per_user > 0
-            && !self.window.is_zero()
-            && self.bytes_per_user > 0
-            && self.bytes_total > 0
-    }
-}
-
-impl Default for ReplayLimits {
-    fn default() -> Self {
-        Self::DEFAULT
-    }
+/// Whether `limits` can hold any event at all.
+fn keeps_anything(limits: &ReplayLimits) -> bool {
+    limits.events_per_user > 0
+        && !limits.window.is_zero()
+        && limits.bytes_per_user > 0
+        && limits.bytes_total > 0
 }
 
 /// A fresh random epoch for a new ring.
-pub(crate) fn random_epoch() -> u64 {
+pub(super) fn random_epoch() -> u64 {
     // A v4 UUID has 122 random bits: 4 fixed bits in the high half, 2 at the top of
     // the low half, so the halves' fixed bits never meet and the XOR is all random.
     let (high, low) = uuid::Uuid::new_v4().as_u64_pair();
@@ -120,14 +54,14 @@ pub(crate) fn random_epoch() -> u64 {
 }
 
 /// What every ring of one factory shares: the limits and the bytes held in all.
-pub(crate) struct ReplayPool {
+pub(super) struct ReplayPool {
     limits: ReplayLimits,
     /// Bytes held by all rings; never above `limits.bytes_total`.
     held: AtomicUsize,
 }
 
 impl ReplayPool {
-    pub(crate) fn new(limits: ReplayLimits) -> Self {
+    pub(super) fn new(limits: ReplayLimits) -> Self {
         Self {
             limits,
             held: AtomicUsize::new(0),
@@ -135,7 +69,7 @@ impl ReplayPool {
     }
 
     /// Bytes held by all rings now (the gauge of the metrics).
-    pub(crate) fn held(&self) -> usize {
+    pub(super) fn held(&self) -> usize {
         self.held.load(Ordering::Relaxed)
     }
 
@@ -177,18 +111,18 @@ fn cost(frame: &str) -> usize {
 
 /// The outcome of [`ReplayRing::push_with`].
 #[derive(Debug)]
-pub(crate) struct Pushed {
+pub(super) struct Pushed {
     /// The event's sequence number in the ring's epoch.
-    pub(crate) seq: u64,
+    pub(super) seq: u64,
     /// The frame, for sending to the live sockets.
-    pub(crate) frame: Arc<str>,
+    pub(super) frame: Arc<str>,
     /// Whether the ring holds the event; when not, it also let go of every older event.
-    pub(crate) stored: bool,
+    pub(super) stored: bool,
 }
 
 /// What a resuming client is owed, from [`ReplayRing::since`].
 #[derive(Debug, PartialEq, Eq)]
-pub(crate) enum Replay {
+pub(super) enum Replay {
     /// Every event after the client's position, oldest first; empty when it missed
     /// nothing.
     Missed(Vec<Arc<str>>),
@@ -202,7 +136,7 @@ pub(crate) enum Replay {
 /// Invariant: `events` holds the sequence numbers `next_seq - events.len()` up to
 /// `next_seq - 1`, in order, and `bytes` is the sum of their costs, which is what this
 /// ring holds of the pool.
-pub(crate) struct ReplayRing {
+pub(super) struct ReplayRing {
     pool: Arc<ReplayPool>,
     epoch: u64,
     /// The number the next event gets; at least 1 (the first event of an epoch is 1,
@@ -218,7 +152,7 @@ pub(crate) struct ReplayRing {
 
 impl ReplayRing {
     /// An empty ring in `epoch` (use [`random_epoch`]), with a socket attached.
-    pub(crate) fn new(pool: Arc<ReplayPool>, epoch: u64) -> Self {
+    pub(super) fn new(pool: Arc<ReplayPool>, epoch: u64) -> Self {
         Self {
             pool,
             epoch,
@@ -230,22 +164,24 @@ impl ReplayRing {
         }
     }
 
-    pub(crate) fn epoch(&self) -> u64 {
+    pub(super) fn epoch(&self) -> u64 {
         self.epoch
     }
 
     /// The position of a client that has seen every event so far.
-    pub(crate) fn position(&self) -> ResumePoint {
+    pub(super) fn position(&self) -> ResumePoint {
         ResumePoint::new(self.epoch, self.next_seq - 1)
     }
 
     /// Events held.
-    pub(crate) fn len(&self) -> usize {
+    #[cfg(test)]
+    pub(super) fn len(&self) -> usize {
         self.events.len()
     }
 
     /// Bytes held (frames plus bookkeeping), as counted against the limits.
-    pub(crate) fn bytes(&self) -> usize {
+    #[cfg(test)]
+    pub(super) fn bytes(&self) -> usize {
         self.bytes
     }
 
@@ -256,7 +192,7 @@ impl ReplayRing {
     /// `now` earlier than the previous event's time counts as that time, so that the
     /// ring stays in time order when two emitters read the clock in one order and take
     /// the lock in the other.
-    pub(crate) fn push_with(
+    pub(super) fn push_with(
         &mut self,
         now: Instant,
         render: impl FnOnce(u64, u64) -> Arc<str>,
@@ -276,7 +212,7 @@ impl ReplayRing {
 
         let limits = self.pool.limits;
         let cost = cost(&frame);
-        if !limits.keeps_anything() || cost > limits.bytes_per_user || cost > limits.bytes_total {
+        if !keeps_anything(&limits) || cost > limits.bytes_per_user || cost > limits.bytes_total {
             self.clear();
             return Pushed {
                 seq,
@@ -311,7 +247,7 @@ impl ReplayRing {
 
     /// Every event after `point`, oldest first, if the ring still holds all of them at
     /// `now`; otherwise [`Replay::Gap`]. Throws away expired events first.
-    pub(crate) fn since(&mut self, point: ResumePoint, now: Instant) -> Replay {
+    pub(super) fn since(&mut self, point: ResumePoint, now: Instant) -> Replay {
         self.prune(now);
         if point.epoch() != self.epoch {
             return Replay::Gap;
@@ -336,7 +272,7 @@ impl ReplayRing {
 
     /// Throws away the events that are at least [`ReplayLimits::window`] old at `now`.
     /// Returns how many.
-    pub(crate) fn prune(&mut self, now: Instant) -> usize {
+    pub(super) fn prune(&mut self, now: Instant) -> usize {
         let window = self.pool.limits.window;
         let mut pruned = 0;
         while self
@@ -352,26 +288,26 @@ impl ReplayRing {
     }
 
     /// A socket of the user was admitted: the ring is in use.
-    pub(crate) fn socket_arrived(&mut self) {
+    pub(super) fn socket_arrived(&mut self) {
         self.left_at = None;
     }
 
     /// The user's last socket left at `now`: the ring is freed after the window.
-    pub(crate) fn last_socket_left(&mut self, now: Instant) {
+    pub(super) fn last_socket_left(&mut self, now: Instant) {
         self.left_at = Some(now);
     }
 
     /// When the ring may be freed: one window after the later of the last socket
     /// leaving and the newest event. `None` while a socket is attached (or when that
     /// time is past what the clock can hold).
-    pub(crate) fn expires_at(&self) -> Option<Instant> {
+    pub(super) fn expires_at(&self) -> Option<Instant> {
         let left = self.left_at?;
         let latest = self.last_event_at.map_or(left, |at| at.max(left));
         latest.checked_add(self.pool.limits.window)
     }
 
     /// Whether the ring may be freed at `now`.
-    pub(crate) fn is_expired(&self, now: Instant) -> bool {
+    pub(super) fn is_expired(&self, now: Instant) -> bool {
         self.expires_at().is_some_and(|at| now >= at)
     }
 

@@ -431,13 +431,13 @@ fn run(limits: ReplayLimits, users: usize, ops: &[Op], exact: bool) -> Result<()
                 model.events.push((seq, at, Arc::clone(&pushed.frame)));
                 let cost = pushed.frame.len() + EVENT_OVERHEAD_BYTES;
                 if pushed.stored {
-                    prop_assert!(limits.keeps_anything() && cost <= limits.bytes_per_user);
+                    prop_assert!(keeps_anything(&limits) && cost <= limits.bytes_per_user);
                 } else {
                     model.refused = Some(seq);
                     prop_assert_eq!(rings[user].len(), 0);
                     // Refused only when the event cannot fit even with this ring empty.
                     prop_assert!(
-                        !limits.keeps_anything()
+                        !keeps_anything(&limits)
                             || cost > limits.bytes_per_user
                             || cost + pool.held() > limits.bytes_total
                     );
