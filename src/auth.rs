@@ -9,7 +9,7 @@ use std::error::Error as StdError;
 use std::fmt;
 use std::future::Future;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use crate::error::{Field, FieldError, IdError, ValidationError};
 use crate::id::UserId;
@@ -161,6 +161,7 @@ impl fmt::Display for TokenSource {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct AuthenticatedUser {
     user_id: UserId,
+    expires_at: Option<SystemTime>,
 }
 
 impl AuthenticatedUser {
@@ -185,7 +186,10 @@ impl AuthenticatedUser {
     pub fn from_subject(subject: Option<&str>) -> Result<Self, AuthError> {
         let subject = subject.ok_or(AuthError::MissingSubject)?;
         match UserId::try_new(subject) {
-            Ok(user_id) => Ok(Self { user_id }),
+            Ok(user_id) => Ok(Self {
+                user_id,
+                expires_at: None,
+            }),
             Err(IdError::Empty) => Err(AuthError::MissingSubject),
             Err(error) => Err(AuthError::InvalidSubject(error)),
         }
@@ -203,6 +207,41 @@ impl AuthenticatedUser {
     #[must_use]
     pub fn user_id(&self) -> &UserId {
         &self.user_id
+    }
+
+    /// The same user, whose credential expires at `expires_at` (a JWT's `exp`). A
+    /// verifier sets it; the axum adapter's runner closes the socket with TOKEN_EXPIRED
+    /// when it passes, unless a refresh with a newer credential moved it.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::{Duration, SystemTime};
+    ///
+    /// let exp = SystemTime::UNIX_EPOCH + Duration::from_secs(2_000_000_000);
+    /// let user = wsctx::AuthenticatedUser::from_subject(Some("u-1"))?.with_expiry(exp);
+    /// assert_eq!(user.expires_at(), Some(exp));
+    /// # Ok::<(), wsctx::AuthError>(())
+    /// ```
+    #[must_use]
+    pub fn with_expiry(mut self, expires_at: SystemTime) -> Self {
+        self.expires_at = Some(expires_at);
+        self
+    }
+
+    /// When the credential expires, if it does; `None` for a credential without an
+    /// expiry.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let user = wsctx::AuthenticatedUser::from_subject(Some("u-1"))?;
+    /// assert_eq!(user.expires_at(), None);
+    /// # Ok::<(), wsctx::AuthError>(())
+    /// ```
+    #[must_use]
+    pub fn expires_at(&self) -> Option<SystemTime> {
+        self.expires_at
     }
 
     /// The user's id, by value.

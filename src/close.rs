@@ -26,8 +26,14 @@ impl CloseCode {
     pub const NORMAL: Self = Self(1000);
     /// 1001: the server is going away (forced disconnect, shutdown).
     pub const GOING_AWAY: Self = Self(1001);
+    /// 1002: the peer broke the WebSocket protocol (PROTOCOL_ERROR).
+    pub const PROTOCOL_ERROR: Self = Self(1002);
+    /// 1007: a text frame was not UTF-8 (INVALID_PAYLOAD).
+    pub const INVALID_PAYLOAD: Self = Self(1007);
     /// 1008: a policy violation; the opaque style sends it for every 44xx code.
     pub const POLICY_VIOLATION: Self = Self(1008);
+    /// 1009: a message was over the receiver's limit (MESSAGE_TOO_BIG).
+    pub const MESSAGE_TOO_BIG: Self = Self(1009);
     /// 1011: an internal server error. Only [`ErrorCode::InternalError`](crate::ErrorCode::InternalError) uses it.
     pub const INTERNAL_ERROR: Self = Self(1011);
     /// 1012: the service is restarting.
@@ -40,7 +46,7 @@ impl CloseCode {
     pub const UNAUTHORIZED: Self = Self(4401);
     /// 4403: authenticated but not allowed.
     pub const FORBIDDEN: Self = Self(4403);
-    /// 4408: no activity within the idle timeout.
+    /// 4408: no activity within the idle timeout, or no answer to the heartbeat.
     pub const TIMEOUT: Self = Self(4408);
     /// 4409: a live socket already uses this client id.
     pub const CONFLICT: Self = Self(4409);

@@ -37,6 +37,7 @@ use crate::rejection::{CloseStyle, ErrorCode, Rejection};
 use crate::rule::Policy;
 use crate::state::{Bound, Validated};
 use crate::trace::debug_event;
+use tokio::sync::Semaphore;
 
 /// The longest token [`extract_token`] accepts by default, in bytes.
 pub const DEFAULT_MAX_TOKEN_BYTES: usize = 8 * 1024;
@@ -46,6 +47,10 @@ pub const SUBPROTOCOL_TOKEN_PREFIX: &str = "jwt.";
 
 /// How long [`Handshake::verify`] waits for the verifier by default.
 pub const DEFAULT_VERIFY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// How many verifications a [`Handshake`] runs at once by default; see
+/// [`HandshakeBuilder::max_in_flight`].
+pub const DEFAULT_MAX_IN_FLIGHT: usize = 1024;
 
 /// Where [`extract_token`] may look for a token, and how long a token may be.
 ///
@@ -637,6 +642,9 @@ struct Inner {
     subprotocols: Vec<Cow<'static, str>>,
     close_style: CloseStyle,
     origins: Origins,
+    /// Permits for verifications in flight.
+    in_flight: Semaphore,
+    max_in_flight: usize,
 }
 
 /// Everything a server needs to admit a handshake: a verifier, the [`Policy`], an
@@ -696,6 +704,7 @@ impl fmt::Debug for Handshake {
             .field("subprotocols", &self.inner.subprotocols)
             .field("close_style", &self.inner.close_style)
             .field("origins", &self.inner.origins)
+            .field("max_in_flight", &self.inner.max_in_flight)
             .finish_non_exhaustive()
     }
 }
@@ -705,7 +714,7 @@ impl Handshake {
     ///
     /// Defaults: [`Policy::default`], [`UuidGenerator`], [`ExtractConfig::default`] (no
     /// query token), [`DEFAULT_VERIFY_TIMEOUT`], no subprotocols, [`CloseStyle::Detailed`],
-    /// [`Origins::Any`].
+    /// [`Origins::Any`], [`DEFAULT_MAX_IN_FLIGHT`] verifications at once.
     ///
     /// # Examples
     ///
@@ -728,6 +737,8 @@ impl Handshake {
                 subprotocols: Vec::new(),
                 close_style: CloseStyle::Detailed,
                 origins: Origins::Any,
+                in_flight: Semaphore::new(DEFAULT_MAX_IN_FLIGHT),
+                max_in_flight: DEFAULT_MAX_IN_FLIGHT,
             },
         }
     }
@@ -794,6 +805,48 @@ impl Handshake {
         }
     }
 
+    /// [`verify`](Self::verify) under the cap of
+    /// [`max_in_flight`](HandshakeBuilder::max_in_flight) verifications at once: over it,
+    /// OVERLOADED without calling the verifier. [`authenticate`](Self::authenticate) and
+    /// the axum adapter's `Session::refresh` verify through it.
+    ///
+    /// # Errors
+    ///
+    /// OVERLOADED when the cap is reached; otherwise the verifier's refusal as a
+    /// [`Rejection`] (AUTH_UNAVAILABLE on a timeout).
+    ///
+    /// # Panics
+    ///
+    /// Outside a Tokio runtime with the time driver enabled.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # let verifier = wsctx::verify_fn(|t: &wsctx::Token| std::future::ready(wsctx::AuthenticatedUser::from_subject(t.expose_secret().strip_prefix("ok-"))));
+    /// use wsctx::{ErrorCode, Token};
+    ///
+    /// let closed = wsctx::http::Handshake::builder(verifier).max_in_flight(0).build();
+    /// # tokio::runtime::Builder::new_current_thread().enable_time().build()?.block_on(async {
+    /// let refused = closed.verify_capped(&Token::new("ok-user-8f14")).await.unwrap_err();
+    /// assert_eq!(refused.code(), ErrorCode::Overloaded);
+    /// assert_eq!(refused.http_status(), Some(503));
+    /// # });
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub async fn verify_capped(&self, token: &Token) -> Result<AuthenticatedUser, Rejection> {
+        let Ok(_permit) = self.inner.in_flight.try_acquire() else {
+            debug_event!(
+                error_code = "OVERLOADED",
+                "too many verifications in flight"
+            );
+            return Err(Rejection::new(ErrorCode::Overloaded));
+        };
+        self.verify(token).await.map_err(|error| {
+            debug_event!(error_code = error.code().as_str(), "token refused");
+            Rejection::from(error)
+        })
+    }
+
     /// Builds the validated context of a verified user: the raw fields from the query
     /// ([`query_context`]), the user id from `user`, validated with the policy and the
     /// id generator.
@@ -848,6 +901,16 @@ impl Handshake {
         headers: &HeaderMap,
         uri: &Uri,
     ) -> Result<Context<Validated>, Rejection> {
+        Ok(self.authenticate_user(headers, uri).await?.0)
+    }
+
+    /// [`authenticate`](Self::authenticate), also returning the verified user (whose
+    /// [`expires_at`](AuthenticatedUser::expires_at) the socket runner enforces).
+    pub(crate) async fn authenticate_user(
+        &self,
+        headers: &HeaderMap,
+        uri: &Uri,
+    ) -> Result<(Context<Validated>, AuthenticatedUser), Rejection> {
         if !self.inner.origins.allows(headers) {
             debug_event!(error_code = "FORBIDDEN", "origin refused");
             return Err(Rejection::new(ErrorCode::Forbidden));
@@ -855,12 +918,9 @@ impl Handshake {
         let (token, source) = self.extract_token(headers, uri)?;
         debug_event!(token_source = source.as_str(), "token found");
         let _ = source;
-        let user = self.verify(&token).await.map_err(|error| {
-            debug_event!(error_code = error.code().as_str(), "token refused");
-            Rejection::from(error)
-        })?;
+        let user = self.verify_capped(&token).await?;
         drop(token);
-        self.context(uri, &user)
+        Ok((self.context(uri, &user)?, user))
     }
 
     /// Binds a validated context to a socket, with this handshake's id generator.
@@ -985,19 +1045,27 @@ impl Handshake {
     /// # Examples
     ///
     /// ```
-    /// # use wsctx::{AuthError, AuthenticatedUser, Token, TokenVerifier};
-    /// # struct Opaque;
-    /// # impl TokenVerifier for Opaque {
-    /// #     async fn verify(&self, token: &Token) -> Result<AuthenticatedUser, AuthError> {
-    /// #         AuthenticatedUser::from_subject(token.expose_secret().strip_prefix("ok-"))
-    /// #     }
-    /// # }
-    /// let handshake = wsctx::http::Handshake::builder(Opaque).build();
+    /// # let verifier = wsctx::verify_fn(|t: &wsctx::Token| std::future::ready(wsctx::AuthenticatedUser::from_subject(t.expose_secret().strip_prefix("ok-"))));
+    /// let handshake = wsctx::http::Handshake::builder(verifier).build();
     /// assert_eq!(handshake.origins(), &wsctx::http::Origins::Any);
     /// ```
     #[must_use]
     pub fn origins(&self) -> &Origins {
         &self.inner.origins
+    }
+
+    /// How many verifications may run at once; see [`HandshakeBuilder::max_in_flight`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # let verifier = wsctx::verify_fn(|t: &wsctx::Token| std::future::ready(wsctx::AuthenticatedUser::from_subject(t.expose_secret().strip_prefix("ok-"))));
+    /// let handshake = wsctx::http::Handshake::builder(verifier).build();
+    /// assert_eq!(handshake.max_in_flight(), wsctx::http::DEFAULT_MAX_IN_FLIGHT);
+    /// ```
+    #[must_use]
+    pub fn max_in_flight(&self) -> usize {
+        self.inner.max_in_flight
     }
 }
 
@@ -1105,16 +1173,10 @@ impl HandshakeBuilder {
     /// # Examples
     ///
     /// ```
-    /// # use wsctx::{AuthError, AuthenticatedUser, Token, TokenVerifier};
-    /// # struct Opaque;
-    /// # impl TokenVerifier for Opaque {
-    /// #     async fn verify(&self, token: &Token) -> Result<AuthenticatedUser, AuthError> {
-    /// #         AuthenticatedUser::from_subject(token.expose_secret().strip_prefix("ok-"))
-    /// #     }
-    /// # }
+    /// # let verifier = wsctx::verify_fn(|t: &wsctx::Token| std::future::ready(wsctx::AuthenticatedUser::from_subject(t.expose_secret().strip_prefix("ok-"))));
     /// use wsctx::http::Origins;
     ///
-    /// let handshake = wsctx::http::Handshake::builder(Opaque).origins(Origins::SameHost).build();
+    /// let handshake = wsctx::http::Handshake::builder(verifier).origins(Origins::SameHost).build();
     /// assert_eq!(handshake.origins(), &Origins::SameHost);
     /// ```
     pub fn origins(mut self, origins: Origins) -> Self {
@@ -1135,6 +1197,25 @@ impl HandshakeBuilder {
     /// ```
     pub fn close_style(mut self, style: CloseStyle) -> Self {
         self.inner.close_style = style;
+        self
+    }
+
+    /// How many verifications ([`Handshake::authenticate`], [`Handshake::verify_capped`])
+    /// may run at once; one more is refused with OVERLOADED (503 with `Retry-After`, or
+    /// 1013 after the upgrade) without reaching the verifier. Default
+    /// [`DEFAULT_MAX_IN_FLIGHT`]; 0 refuses every verification.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # let verifier = wsctx::verify_fn(|t: &wsctx::Token| std::future::ready(wsctx::AuthenticatedUser::from_subject(t.expose_secret().strip_prefix("ok-"))));
+    /// let handshake = wsctx::http::Handshake::builder(verifier).max_in_flight(64).build();
+    /// assert_eq!(handshake.max_in_flight(), 64);
+    /// ```
+    pub fn max_in_flight(mut self, max: usize) -> Self {
+        let max = max.min(Semaphore::MAX_PERMITS);
+        self.inner.in_flight = Semaphore::new(max);
+        self.inner.max_in_flight = max;
         self
     }
 

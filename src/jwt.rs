@@ -19,7 +19,7 @@
 //! one on its own: install a `jsonwebtoken::crypto::CryptoProvider` at start-up.
 
 use std::fmt;
-use std::time::Duration;
+use std::time::{Duration, UNIX_EPOCH};
 
 pub use jsonwebtoken;
 use jsonwebtoken::errors::ErrorKind;
@@ -282,7 +282,15 @@ impl JwtVerifier {
             Some(serde_json::Value::String(sub)) => Some(sub.as_str()),
             _ => None,
         };
-        AuthenticatedUser::from_subject(subject)
+        let user = AuthenticatedUser::from_subject(subject)?;
+        // `exp` is required and was validated: seconds since the epoch.
+        let exp = claims.get("exp").and_then(serde_json::Value::as_f64);
+        Ok(
+            match exp.and_then(|secs| Duration::try_from_secs_f64(secs).ok()) {
+                Some(exp) => user.with_expiry(UNIX_EPOCH + exp),
+                None => user,
+            },
+        )
     }
 }
 

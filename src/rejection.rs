@@ -172,6 +172,10 @@ rejection_table! {
     SlowConsumer { code: "SLOW_CONSUMER", reason: "slow_consumer", http: -, close: 1013, retry: Backoff, after: -, by: client, cause: "a socket's outbound queue overflowed", message: "the connection could not keep up" }
     IdleTimeout { code: "IDLE_TIMEOUT", reason: "idle_timeout", http: -, close: 4408, retry: Immediate, after: -, by: client, cause: "no activity within the idle timeout", message: "the connection was idle for too long" }
     ShuttingDown { code: "SHUTTING_DOWN", reason: "shutting_down", http: 503, close: 1012, retry: Backoff, after: 5, by: server, cause: "the server is draining", message: "the server is restarting" }
+    ProtocolError { code: "PROTOCOL_ERROR", reason: "protocol_error", http: -, close: 1002, retry: Never, after: -, by: client, cause: "the client broke RFC 6455 (a reserved opcode or bit, an unmasked frame, a bad close frame)", message: "the websocket protocol was violated" }
+    InvalidPayload { code: "INVALID_PAYLOAD", reason: "invalid_payload", http: -, close: 1007, retry: Never, after: -, by: client, cause: "a text frame or close reason that is not UTF-8", message: "a text message was not valid utf-8" }
+    MessageTooBig { code: "MESSAGE_TOO_BIG", reason: "message_too_big", http: -, close: 1009, retry: Never, after: -, by: client, cause: "a message or frame over the endpoint's limit", message: "the message is too big" }
+    HeartbeatTimeout { code: "HEARTBEAT_TIMEOUT", reason: "heartbeat_timeout", http: -, close: 4408, retry: Immediate, after: -, by: client, cause: "no pong (or any frame) within the heartbeat timeout", message: "the connection stopped answering pings" }
     InternalError { code: "INTERNAL_ERROR", reason: "internal_error", http: 500, close: 1011, retry: Backoff, after: -, by: server, cause: "a server bug", message: "internal server error" }
 }
 

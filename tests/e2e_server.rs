@@ -722,3 +722,268 @@ async fn health_metrics_and_page_are_served_without_user_ids() {
     let page = server.get("/").await;
     assert!(page.contains("<title>wsctx demo</title>"));
 }
+
+// The socket edge, seen through the example server: credential expiry and refresh, the
+// demo token endpoint, and the pre-upgrade limits of its `serve`.
+
+/// Options with a short close grace, so that closed sockets go quickly.
+fn quick() -> app::Options {
+    app::Options {
+        endpoint: wsctx::axum::EndpointConfig {
+            close_grace: Duration::from_millis(500),
+            ..wsctx::axum::EndpointConfig::default()
+        },
+        ..app::Options::default()
+    }
+}
+
+/// A token for `sub` of this server, expiring at `exp` (seconds since the epoch).
+fn token_until(sub: &str, exp: u64) -> String {
+    app::mint_token_until(SECRET, sub, exp).unwrap()
+}
+
+/// The instant a JWT `exp` denotes, on Tokio's clock.
+fn instant_of(exp: u64) -> tokio::time::Instant {
+    let at = std::time::UNIX_EPOCH + Duration::from_secs(exp);
+    let left = at
+        .duration_since(std::time::SystemTime::now())
+        .unwrap_or_default();
+    tokio::time::Instant::now() + left
+}
+
+fn refresh_frame(token: &str) -> Message {
+    Message::text(json!({ "type": "refresh", "token": token }).to_string())
+}
+
+#[tokio::test]
+async fn a_token_expiring_in_1_s_closes_with_4401_and_the_token_expired_frame() {
+    let server = Server::start(quick()).await;
+    let exp = now() + 1;
+    let (mut ws, welcome) = server
+        .join("/ws", &token_until("user-alice-7f3a", exp))
+        .await;
+    assert_eq!(welcome["expires_at"], exp);
+    let error = next_json(&mut ws).await;
+    assert_eq!(error["type"], "error");
+    assert_eq!(error["code"], "TOKEN_EXPIRED");
+    assert_eq!(error["retry"], "after_refresh");
+    // Not before `exp` (the server times it on the monotonic clock: allow 20 ms).
+    let expiry = std::time::UNIX_EPOCH + Duration::from_secs(exp);
+    let early = expiry
+        .duration_since(std::time::SystemTime::now())
+        .unwrap_or_default();
+    assert!(early <= Duration::from_millis(20), "closed {early:?} early");
+    assert_eq!(
+        next_close(&mut ws).await,
+        (4401, "token_expired".to_owned())
+    );
+    let metrics = server.get("/metrics").await;
+    assert!(
+        metrics.contains("wsctx_connections_closed_total{code=\"TOKEN_EXPIRED\"} 1\n"),
+        "{metrics}"
+    );
+}
+
+#[tokio::test]
+async fn a_socket_refreshed_before_expiry_is_still_open_after_it() {
+    let server = Server::start(quick()).await;
+    // Expires one second after `start`, whatever the sub-second clock says.
+    let exp = now() + 2;
+    let expiry = instant_of(exp);
+    let start = expiry - Duration::from_secs(1);
+    tokio::time::sleep_until(start).await;
+    let (mut ws, _) = server
+        .join("/ws", &token_until("user-alice-7f3a", exp))
+        .await;
+    tokio::time::sleep_until(start + Duration::from_millis(500)).await;
+    ws.send(refresh_frame(&token_until("user-alice-7f3a", exp + 600)))
+        .await
+        .unwrap();
+    let refreshed = next_json(&mut ws).await;
+    assert_eq!(
+        refreshed,
+        json!({ "type": "refreshed", "expires_at": exp + 600 })
+    );
+    tokio::time::sleep_until(start + Duration::from_millis(1500)).await;
+    // Still open past the first token's expiry: a message goes through.
+    ws.send(Message::text("still here")).await.unwrap();
+    assert_eq!(next_json(&mut ws).await["text"], "still here");
+    assert_eq!(server.factory.metrics().active, 1);
+}
+
+#[tokio::test]
+async fn a_refresh_with_another_users_token_closes_with_4403() {
+    let server = Server::start(quick()).await;
+    let (mut ws, _) = server.join("/ws", &token("user-alice-7f3a")).await;
+    let (mut other_tab, _) = server.join("/ws", &token("user-alice-7f3a")).await;
+    // A bad token is refused and changes nothing.
+    ws.send(refresh_frame("not-a-jwt")).await.unwrap();
+    let refused = next_json(&mut ws).await;
+    assert_eq!(refused["code"], "INVALID_FORMAT");
+    // Another user's valid token closes the socket.
+    ws.send(refresh_frame(&token("user-bob-2b9c")))
+        .await
+        .unwrap();
+    let error = next_json(&mut ws).await;
+    assert_eq!(error["code"], "FORBIDDEN");
+    assert_eq!(next_close(&mut ws).await, (4403, "forbidden".to_owned()));
+    // Tokens never reach another tab, and the other tab stays open.
+    expect_silence(&mut other_tab).await;
+    other_tab.send(Message::text("after")).await.unwrap();
+    assert_eq!(next_json(&mut other_tab).await["text"], "after");
+}
+
+#[tokio::test]
+async fn the_demo_token_endpoint_renews_the_presented_users_token_only() {
+    let options = app::Options {
+        demo_tokens: Some(app::DemoTokens {
+            secret: SECRET.to_vec(),
+            ttl: Duration::from_secs(60),
+        }),
+        ..app::Options::default()
+    };
+    let server = Server::start(options).await;
+    let post = |auth: Option<String>| {
+        let addr = server.addr;
+        async move {
+            let mut stream = TcpStream::connect(addr).await.unwrap();
+            let auth = auth.map_or_else(String::new, |a| format!("Authorization: {a}\r\n"));
+            let request = format!(
+                "POST /demo/token HTTP/1.1\r\nHost: {addr}\r\n{auth}Content-Length: 0\r\nConnection: close\r\n\r\n"
+            );
+            stream.write_all(request.as_bytes()).await.unwrap();
+            let mut response = String::new();
+            stream.read_to_string(&mut response).await.unwrap();
+            response
+        }
+    };
+    let response = post(Some(bearer(&token("user-alice-7f3a")))).await;
+    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+    let body: Value = serde_json::from_str(response.split("\r\n\r\n").nth(1).unwrap()).unwrap();
+    let fresh = wsctx::Token::new(body["token"].as_str().unwrap());
+    let user = app::verifier(SECRET).unwrap().verify_now(&fresh).unwrap();
+    assert_eq!(user.user_id().as_str(), "user-alice-7f3a");
+    assert_eq!(
+        user.expires_at(),
+        Some(std::time::UNIX_EPOCH + Duration::from_secs(body["expires_at"].as_u64().unwrap()))
+    );
+    assert!(post(None).await.starts_with("HTTP/1.1 401"));
+    let off = Server::start(app::Options::default()).await;
+    let mut stream = TcpStream::connect(off.addr).await.unwrap();
+    stream
+        .write_all(b"POST /demo/token HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).await.unwrap();
+    assert!(response.starts_with("HTTP/1.1 404"), "{response}");
+}
+
+/// A connection that sends a request head one byte per second. Returns how long the
+/// server kept it.
+async fn slow_head(addr: SocketAddr) -> Duration {
+    let start = tokio::time::Instant::now();
+    let mut stream = TcpStream::connect(addr).await.unwrap();
+    let head = format!("GET /healthz HTTP/1.1\r\nHost: {addr}\r\n\r\n");
+    let mut buf = [0u8; 256];
+    for byte in head.bytes() {
+        if stream.write_all(&[byte]).await.is_err() {
+            return start.elapsed();
+        }
+        match tokio::time::timeout(Duration::from_secs(1), stream.read(&mut buf)).await {
+            Err(_) => {}
+            Ok(Ok(0) | Err(_)) => return start.elapsed(),
+            Ok(Ok(_)) => panic!("the server answered a head it never received whole"),
+        }
+    }
+    panic!("the whole head went through: no header-read timeout");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_header_senders_are_dropped_while_a_client_connects_and_chats() {
+    let header_timeout = Duration::from_secs(1);
+    let server = Server::start(app::Options {
+        serve: wsctx::axum::ServeConfig {
+            header_read_timeout: header_timeout,
+            ..wsctx::axum::ServeConfig::default()
+        },
+        ..app::Options::default()
+    })
+    .await;
+    let slow: Vec<_> = (0..200)
+        .map(|_| tokio::spawn(slow_head(server.addr)))
+        .collect();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    // Meanwhile a legitimate client connects and chats, every 100 ms, for 2.5 s.
+    let (mut ws, _) = server.join("/ws", &token("user-alice-7f3a")).await;
+    let until = tokio::time::Instant::now() + Duration::from_millis(2500);
+    let mut exchanged = 0;
+    while tokio::time::Instant::now() < until {
+        ws.send(Message::text(format!("m{exchanged}")))
+            .await
+            .unwrap();
+        assert_eq!(next_json(&mut ws).await["text"], format!("m{exchanged}"));
+        exchanged += 1;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(exchanged >= 10);
+    for task in slow {
+        let kept = task.await.unwrap();
+        assert!(
+            kept <= header_timeout + Duration::from_millis(1500),
+            "a slow head was kept {kept:?}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_over_the_pending_cap_wait_until_silent_ones_time_out() {
+    let header_timeout = Duration::from_millis(1500);
+    let server = Server::start(app::Options {
+        serve: wsctx::axum::ServeConfig {
+            header_read_timeout: header_timeout,
+            max_pending: 10,
+        },
+        ..app::Options::default()
+    })
+    .await;
+    // Ten connections that never send a byte hold every pending slot.
+    let mut silent = Vec::new();
+    for _ in 0..10 {
+        silent.push(TcpStream::connect(server.addr).await.unwrap());
+    }
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let started = tokio::time::Instant::now();
+    let join = {
+        let addr = server.addr;
+        let alice = token("user-alice-7f3a");
+        tokio::spawn(async move {
+            let mut request = format!("ws://{addr}/ws").into_client_request().unwrap();
+            request
+                .headers_mut()
+                .insert(header::AUTHORIZATION, bearer(&alice).parse().unwrap());
+            tokio_tungstenite::connect_async(request).await
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(
+        !join.is_finished(),
+        "the eleventh connection was served over the cap"
+    );
+    let (mut ws, _) = tokio::time::timeout(header_timeout + Duration::from_secs(3), join)
+        .await
+        .expect("served once the silent connections timed out")
+        .unwrap()
+        .unwrap();
+    assert!(started.elapsed() < header_timeout + Duration::from_secs(3));
+    assert_eq!(next_json(&mut ws).await["type"], "welcome");
+    // The silent ones were dropped.
+    for mut stream in silent {
+        let mut buf = [0u8; 16];
+        let read = tokio::time::timeout(Duration::from_secs(2), stream.read(&mut buf)).await;
+        assert!(
+            matches!(read, Ok(Ok(0) | Err(_))),
+            "a silent connection was kept"
+        );
+    }
+}

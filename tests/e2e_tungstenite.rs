@@ -120,3 +120,126 @@ async fn refusals_are_http_statuses_and_the_server_keeps_running() {
         .unwrap();
     assert_eq!(echoed, Message::text("ping from alice"));
 }
+
+/// Starts the example with short edge limits; returns its address and factory.
+async fn start_edge(limits: Limits) -> (std::net::SocketAddr, ManagerFactory) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let gate = Arc::new(example::Gate::hs256(SECRET).unwrap());
+    let factory = ManagerFactory::new(limits);
+    let edge = example::Edge {
+        handshake_timeout: Duration::from_millis(500),
+        max_pending: 64,
+        write_timeout: Duration::from_millis(500),
+        close_grace: Duration::from_millis(500),
+    };
+    tokio::spawn(example::run_with(listener, gate, factory.clone(), edge));
+    (addr, factory)
+}
+
+async fn wait_freed(factory: &ManagerFactory, within: Duration) {
+    let deadline = tokio::time::Instant::now() + within;
+    while factory.metrics().active > 0 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "slot not freed within {within:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_tungstenite_example_enforces_the_socket_edge() {
+    use support::raw;
+
+    let (addr, factory) = start_edge(Limits {
+        outbound_queue: 100_000,
+        ..Limits::default()
+    })
+    .await;
+    let auth = |sub: &str, exp: i64| format!("Bearer {}", token(sub, exp));
+
+    // A connection that never sends its handshake is dropped at the handshake timeout.
+    let mut silent = raw::tcp(addr, None).await;
+    let mut buf = [0u8; 16];
+    let read = tokio::time::timeout(
+        Duration::from_secs(3),
+        tokio::io::AsyncReadExt::read(&mut silent, &mut buf),
+    )
+    .await;
+    assert!(
+        matches!(read, Ok(Ok(0) | Err(_))),
+        "a silent connection was kept"
+    );
+
+    // Over-limit and non-UTF-8 messages close with 1009 and 1007.
+    for (sub, bytes, code) in [
+        (
+            "user-big",
+            raw::encode(true, raw::TEXT, &vec![b'a'; 70_000], true),
+            1009,
+        ),
+        (
+            "user-utf8",
+            raw::encode(true, raw::TEXT, &[0xff, 0xfe], true),
+            1007,
+        ),
+        ("user-opcode", raw::encode(true, 0x3, b"x", true), 1002),
+    ] {
+        let mut client = raw::connect(addr, "/", &[("Authorization", &auth(sub, 600))], None).await;
+        client.write_raw(&bytes).await;
+        let (close, _) = client.read_close(Duration::from_secs(5)).await;
+        assert_eq!(close.map(|c| c.0), Some(code), "{sub}");
+    }
+
+    // An expired credential: the TOKEN_EXPIRED frame, then 4401.
+    let mut expiring = raw::connect(
+        addr,
+        "/",
+        &[("Authorization", &auth("user-expiring", 1))],
+        None,
+    )
+    .await;
+    let (close, texts) = expiring.read_close(Duration::from_secs(5)).await;
+    assert_eq!(close, Some((4401, "token_expired".to_owned())));
+    assert!(
+        texts.iter().any(|t| t.contains("TOKEN_EXPIRED")),
+        "{texts:?}"
+    );
+    drop(expiring);
+    wait_freed(&factory, Duration::from_secs(5)).await;
+
+    // A client that never reads, filled up and then disconnected, is dropped within
+    // write timeout + close grace.
+    let _never_reads = raw::connect(
+        addr,
+        "/",
+        &[("Authorization", &auth("user-stuck", 600))],
+        Some(4096),
+    )
+    .await;
+    let (pump, mut pump_out) = factory
+        .create(support::contexts::bound("user-stuck", "pump"))
+        .unwrap();
+    let chunk: Arc<str> = "x".repeat(16 * 1024).into();
+    for _ in 0..512 {
+        let _ = pump.send_to_user(wsctx::Frame::Text(chunk.clone()));
+    }
+    drop(pump);
+    while pump_out.try_recv().is_ok() {}
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let user = wsctx::UserId::try_new("user-stuck").unwrap();
+    factory.disconnect_user(
+        &user,
+        &wsctx::CloseFrame::new(wsctx::CloseCode::GOING_AWAY, "banned"),
+    );
+    wait_freed(
+        &factory,
+        Duration::from_millis(2500), // write timeout + close grace + slack
+    )
+    .await;
+    assert!(
+        factory.metrics().messages_discarded > 0,
+        "the connection was not full"
+    );
+}

@@ -10,7 +10,7 @@ use wsctx::{
 
 /// The rejection table of `ARCHITECTURE.md`, written out by hand, independently of the
 /// `rejection_table!` macro it checks.
-const TABLE: [(ErrorCode, &str, Option<u16>, u16, Retry); 15] = [
+const TABLE: [(ErrorCode, &str, Option<u16>, u16, Retry); 19] = [
     (
         ErrorCode::NoToken,
         "NO_TOKEN",
@@ -108,6 +108,34 @@ const TABLE: [(ErrorCode, &str, Option<u16>, u16, Retry); 15] = [
         Some(503),
         1012,
         Retry::Backoff,
+    ),
+    (
+        ErrorCode::ProtocolError,
+        "PROTOCOL_ERROR",
+        None,
+        1002,
+        Retry::Never,
+    ),
+    (
+        ErrorCode::InvalidPayload,
+        "INVALID_PAYLOAD",
+        None,
+        1007,
+        Retry::Never,
+    ),
+    (
+        ErrorCode::MessageTooBig,
+        "MESSAGE_TOO_BIG",
+        None,
+        1009,
+        Retry::Never,
+    ),
+    (
+        ErrorCode::HeartbeatTimeout,
+        "HEARTBEAT_TIMEOUT",
+        None,
+        4408,
+        Retry::Immediate,
     ),
     (
         ErrorCode::InternalError,

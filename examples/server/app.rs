@@ -1,9 +1,8 @@
-//! The example server's application: routes, the chat handler, metrics and graceful
-//! shutdown. `main.rs` runs it; the end-to-end tests include this file and start it on
-//! an ephemeral port.
+//! The example server's application: routes, the chat handler (with credential refresh),
+//! metrics, serving with pre-upgrade limits, and graceful shutdown. `main.rs` runs it; the
+//! end-to-end tests include this file and start it on an ephemeral port.
 
 use std::future::Future;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -11,15 +10,17 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use axum::Router;
 use axum::extract::ws::Message;
 use axum::extract::{FromRef, State, WebSocketUpgrade};
-use axum::http::{StatusCode, header};
+use axum::http::{HeaderMap, StatusCode, Uri, header};
 use axum::response::{Html, IntoResponse, Response};
-use axum::routing::{any, get};
+use axum::routing::{any, get, post};
 use tokio::net::TcpListener;
-use wsctx::axum::{Authenticated, CLOSE_GRACE, Endpoint, MessageHandler, RejectMode, Session};
-use wsctx::http::{ExtractConfig, Handshake, Origins};
+use wsctx::axum::{
+    Authenticated, Endpoint, EndpointConfig, MessageHandler, RejectMode, ServeConfig, Session,
+};
+use wsctx::http::{DEFAULT_MAX_IN_FLIGHT, ExtractConfig, Handshake, Origins};
 use wsctx::jwt::JwtVerifier;
 use wsctx::{
-    ErrorCode, Frame, IdGenerator, Limits, ManagerFactory, Policy, Rejection, TokenVerifier,
+    ErrorCode, Frame, IdGenerator, Limits, ManagerFactory, Policy, Rejection, Token, TokenVerifier,
     UuidGenerator,
 };
 
@@ -41,6 +42,14 @@ pub(crate) struct Options {
     pub(crate) allow_query_token: bool,
     /// The id generator (tests use a failing one to reach INTERNAL_ERROR).
     pub(crate) ids: Option<Arc<dyn IdGenerator>>,
+    /// Timeouts, heartbeat and buffer sizes of every socket.
+    pub(crate) endpoint: EndpointConfig,
+    /// The header-read timeout and the cap on connections that have not upgraded.
+    pub(crate) serve: ServeConfig,
+    /// Verifications in flight; one more is refused with OVERLOADED.
+    pub(crate) max_in_flight: usize,
+    /// Serve `POST /demo/token` (demo only; see [`DemoTokens`]).
+    pub(crate) demo_tokens: Option<DemoTokens>,
 }
 
 impl Default for Options {
@@ -50,8 +59,24 @@ impl Default for Options {
             verify_timeout: Duration::from_secs(5),
             allow_query_token: false,
             ids: None,
+            endpoint: EndpointConfig::default(),
+            serve: ServeConfig::default(),
+            max_in_flight: DEFAULT_MAX_IN_FLIGHT,
+            demo_tokens: None,
         }
     }
+}
+
+/// **Demo only.** What `POST /demo/token` needs to hand a page a fresh token for the user
+/// of the token it presents, so that the page can show a live credential refresh. A real
+/// deployment gets fresh tokens from its identity provider (an OAuth refresh), never from
+/// the WebSocket server, which should not hold a signing key.
+#[derive(Clone)]
+pub(crate) struct DemoTokens {
+    /// The HS256 secret the server's verifier checks.
+    pub(crate) secret: Vec<u8>,
+    /// How long a token it mints is valid.
+    pub(crate) ttl: Duration,
 }
 
 /// The JWT verifier for `secret`: HS256, audience [`AUDIENCE`], issuer [`ISSUER`].
@@ -67,16 +92,21 @@ pub(crate) fn mint_token(
     sub: &str,
     ttl: Duration,
 ) -> Result<String, jsonwebtoken::errors::Error> {
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or_default()
-        .as_secs();
+    mint_token_until(secret, sub, unix_secs(SystemTime::now()) + ttl.as_secs())
+}
+
+/// A token for `sub`, expiring at `exp` (seconds since the epoch), signed with `secret`.
+pub(crate) fn mint_token_until(
+    secret: &[u8],
+    sub: &str,
+    exp: u64,
+) -> Result<String, jsonwebtoken::errors::Error> {
     let claims = serde_json::json!({
         "sub": sub,
         "aud": AUDIENCE,
         "iss": ISSUER,
-        "iat": now,
-        "exp": now + ttl.as_secs(),
+        "iat": unix_secs(SystemTime::now()),
+        "exp": exp,
     });
     jsonwebtoken::encode(
         &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
@@ -85,7 +115,14 @@ pub(crate) fn mint_token(
     )
 }
 
-/// Delivers every text frame to all the sockets of the sender's user.
+/// Seconds since the Unix epoch (0 before it).
+fn unix_secs(at: SystemTime) -> u64 {
+    at.duration_since(UNIX_EPOCH).unwrap_or_default().as_secs()
+}
+
+/// Delivers every text frame to all the sockets of the sender's user, except
+/// `{"type":"refresh","token":…}`, which renews this socket's credential (answered
+/// `{"type":"refreshed","expires_at":…}`, or an error frame) and goes to nobody.
 #[derive(Debug, Default)]
 pub(crate) struct Chat;
 
@@ -98,20 +135,52 @@ impl MessageHandler for Chat {
             "thread_id": ctx.thread_id().as_str(),
             "run_id": ctx.run_id().as_str(),
             "request_id": ctx.request_id().as_str(),
+            "expires_at": session.expires_at().map(unix_secs),
         });
         session.reply(Frame::text(welcome.to_string()));
     }
 
     async fn on_message(&self, session: &Session, message: Message) {
-        if let Message::Text(text) = message {
-            let frame = serde_json::json!({
-                "type": "message",
-                "from": session.context().websocket_client_id().as_str(),
-                "text": text.as_str(),
-            });
-            session.send_to_user(Frame::text(frame.to_string()));
+        let Message::Text(text) = message else {
+            return;
+        };
+        if let Some(token) = refresh_token(text.as_str()) {
+            match session.refresh(&token).await {
+                Ok(expires_at) => {
+                    let frame = serde_json::json!({
+                        "type": "refreshed",
+                        "expires_at": expires_at.map(unix_secs),
+                    });
+                    session.reply(Frame::text(frame.to_string()));
+                }
+                // Another user's token: the socket is closing with its own error frame.
+                Err(rejection) if rejection.code() == ErrorCode::Forbidden => {}
+                Err(rejection) => {
+                    session.reply(Frame::text(rejection.error_frame()));
+                }
+            }
+            return;
         }
+        let frame = serde_json::json!({
+            "type": "message",
+            "from": session.context().websocket_client_id().as_str(),
+            "text": text.as_str(),
+        });
+        session.send_to_user(Frame::text(frame.to_string()));
     }
+}
+
+/// The token of a `{"type":"refresh","token":…}` frame.
+fn refresh_token(text: &str) -> Option<Token> {
+    // Cheap test first: chat messages are not parsed.
+    if !text.starts_with('{') || !text.contains("\"refresh\"") {
+        return None;
+    }
+    let value: serde_json::Value = serde_json::from_str(text).ok()?;
+    if value.get("type")?.as_str()? != "refresh" {
+        return None;
+    }
+    Some(Token::new(value.get("token")?.as_str()?))
 }
 
 /// Handshake refusals by error code (the factory counts its own).
@@ -125,10 +194,11 @@ impl Refusals {
 }
 
 /// The router state.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub(crate) struct AppState {
     endpoint: Endpoint<Chat>,
     refusals: Arc<Refusals>,
+    demo_tokens: Option<Arc<DemoTokens>>,
 }
 
 impl FromRef<AppState> for Handshake {
@@ -137,13 +207,17 @@ impl FromRef<AppState> for Handshake {
     }
 }
 
-/// The server: its router and the factory behind it.
+/// The server: its router, the factory behind it, and how to serve them.
 #[derive(Debug)]
 pub(crate) struct App {
-    /// Serve it with `into_make_service_with_connect_info::<SocketAddr>()`.
+    /// Serve it with [`serve`].
     pub(crate) router: Router,
     /// For shutdown and metrics.
     pub(crate) factory: ManagerFactory,
+    /// The pre-upgrade limits.
+    pub(crate) serve: ServeConfig,
+    /// How long after a close request a slot is free at the latest.
+    pub(crate) drain: Duration,
 }
 
 /// Builds the server around any verifier (the binary uses [`verifier`]; tests also use
@@ -160,11 +234,16 @@ pub(crate) fn app(verifier: impl TokenVerifier + 'static, options: &Options) -> 
         .extract(ExtractConfig::default().allow_query_token(options.allow_query_token))
         .subprotocols([SUBPROTOCOL])
         .origins(Origins::SameHost)
+        .max_in_flight(options.max_in_flight)
         .build();
     let factory = ManagerFactory::new(options.limits);
+    let endpoint = Endpoint::new(handshake, factory.clone(), Chat).with_config(options.endpoint);
+    let config = endpoint.config();
+    let drain = config.write_timeout + config.close_grace;
     let state = AppState {
-        endpoint: Endpoint::new(handshake, factory.clone(), Chat),
+        endpoint,
         refusals: Arc::default(),
+        demo_tokens: options.demo_tokens.clone().map(Arc::new),
     };
     let router = Router::new()
         .route("/", get(index))
@@ -172,8 +251,14 @@ pub(crate) fn app(verifier: impl TokenVerifier + 'static, options: &Options) -> 
         .route("/metrics", get(metrics))
         .route("/ws", any(ws::<false>))
         .route("/ws/browser", any(ws::<true>))
+        .route("/demo/token", post(demo_token))
         .with_state(state);
-    App { router, factory }
+    App {
+        router,
+        factory,
+        serve: options.serve,
+        drain,
+    }
 }
 
 async fn index() -> Html<&'static str> {
@@ -207,6 +292,32 @@ async fn ws<const BROWSER: bool>(
         RejectMode::BeforeUpgrade
     };
     state.endpoint.accept(ws, auth, mode)
+}
+
+/// **Demo only** (see [`DemoTokens`]): a fresh token for the user of the bearer token
+/// presented, verified by the server's own verifier. 404 unless enabled.
+async fn demo_token(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    let Some(demo) = state.demo_tokens.as_deref() else {
+        return StatusCode::NOT_FOUND.into_response();
+    };
+    let handshake = state.endpoint.handshake();
+    let token = match handshake.extract_token(&headers, &Uri::from_static("/")) {
+        Ok((token, _)) => token,
+        Err(rejection) => return rejection.into_response(),
+    };
+    let user = match handshake.verify_capped(&token).await {
+        Ok(user) => user,
+        Err(rejection) => return rejection.into_response(),
+    };
+    let exp = unix_secs(SystemTime::now()) + demo.ttl.as_secs();
+    match mint_token_until(&demo.secret, user.user_id().as_str(), exp) {
+        Ok(fresh) => {
+            let body = serde_json::json!({ "token": fresh, "expires_at": exp });
+            let json = [(header::CONTENT_TYPE, "application/json")];
+            (json, body.to_string()).into_response()
+        }
+        Err(_) => Rejection::new(ErrorCode::InternalError).into_response(),
+    }
 }
 
 /// Prometheus text format. Labels are error codes only; no user id appears.
@@ -246,18 +357,36 @@ async fn metrics(State(state): State<AppState>) -> Response {
             "wsctx_handshake_rejections_total{{code=\"{code}\"}} {refused}"
         );
     }
+    let _ = writeln!(
+        out,
+        "# HELP wsctx_connections_closed_total Sockets the server closed, by error code.\n\
+         # TYPE wsctx_connections_closed_total counter"
+    );
+    for code in ErrorCode::ALL {
+        let closed = m.closed(code);
+        let _ = writeln!(
+            out,
+            "wsctx_connections_closed_total{{code=\"{code}\"}} {closed}"
+        );
+    }
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out).into_response()
 }
 
-/// Serves `app` on `listener` until `signal` resolves, then drains: stops accepting,
-/// closes every socket with 1012 (SHUTTING_DOWN) and waits until every slot is free (at
-/// most [`CLOSE_GRACE`] plus a second).
+/// Serves `app` on `listener` (with a header-read timeout and a cap on connections that
+/// have not upgraded) until `signal` resolves, then drains: stops accepting, closes every
+/// socket with 1012 (SHUTTING_DOWN) and waits until every slot is free (at most the write
+/// timeout plus the close grace, plus a second).
 pub(crate) async fn serve(
     listener: TcpListener,
     app: App,
     signal: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let App { router, factory } = app;
+    let App {
+        router,
+        factory,
+        serve,
+        drain,
+    } = app;
     let reaper = tokio::spawn({
         let factory = factory.clone();
         async move { factory.run_idle_reaper(Duration::from_secs(1)).await }
@@ -267,14 +396,9 @@ pub(crate) async fn serve(
         signal.await;
         draining.shutdown();
     };
-    axum::serve(
-        listener,
-        router.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown)
-    .await?;
+    wsctx::axum::serve(listener, router, serve, shutdown).await?;
     factory.shutdown();
-    let deadline = tokio::time::Instant::now() + CLOSE_GRACE + Duration::from_secs(1);
+    let deadline = tokio::time::Instant::now() + drain + Duration::from_secs(1);
     while factory.metrics().active > 0 && tokio::time::Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }

@@ -10,6 +10,14 @@
 //! - `GET /ws/browser`: upgrades, then refuses with an error frame and the close code.
 //! - `GET /`: a page that connects with the token in the subprotocol.
 //! - `GET /healthz`, `GET /metrics` (Prometheus text; no user ids).
+//! - `POST /demo/token` (**demo only**): a fresh token for the user of the bearer token
+//!   presented, so that the page can show a live refresh; a real deployment gets fresh
+//!   tokens from its identity provider.
+//!
+//! A socket lives no longer than its token: at `exp` it gets the TOKEN_EXPIRED error frame
+//! and close 4401, unless the client sent `{"type":"refresh","token":…}` with a newer
+//! token of the same user first (answered `{"type":"refreshed","expires_at":…}`). Request
+//! heads must arrive within 10 seconds; the server pings every 25 seconds.
 //!
 //! The HS256 secret comes from `WSCTX_JWT_SECRET` (at least 32 bytes); without it a
 //! random one is generated and a ready demo token is printed. Tokens must name audience
@@ -28,6 +36,8 @@ use std::time::Duration;
 
 /// How long printed demo tokens stay valid.
 const DEMO_TOKEN_TTL: Duration = Duration::from_secs(24 * 60 * 60);
+/// How long the tokens `POST /demo/token` hands the page stay valid.
+const REFRESHED_TOKEN_TTL: Duration = Duration::from_secs(15 * 60);
 
 struct Args {
     addr: SocketAddr,
@@ -163,6 +173,10 @@ async fn main() -> ExitCode {
             per_user: args.max_per_user,
             ..wsctx::Limits::default()
         },
+        demo_tokens: Some(app::DemoTokens {
+            secret: secret.clone(),
+            ttl: REFRESHED_TOKEN_TTL,
+        }),
         ..app::Options::default()
     };
     let listener = match tokio::net::TcpListener::bind(args.addr).await {

@@ -192,8 +192,10 @@ impl IsolatedManager {
     }
 
     /// Closes this socket with the close frame of `rejection`, in the factory's
-    /// [`CloseStyle`](crate::CloseStyle). Returns whether this call closed it. As with
-    /// [`close`](Self::close), the slot is freed when the manager is dropped.
+    /// [`CloseStyle`](crate::CloseStyle). Returns whether this call closed it; a close
+    /// counts in [`MetricsSnapshot::closed`](crate::MetricsSnapshot::closed) under the
+    /// rejection's code. As with [`close`](Self::close), the slot is freed when the
+    /// manager is dropped.
     ///
     /// # Examples
     ///
@@ -209,7 +211,9 @@ impl IsolatedManager {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn close_with(&self, rejection: &Rejection) -> bool {
-        self.close(&rejection.close_frame(self.shard.style()))
+        let frame = rejection.close_frame(self.shard.style());
+        self.shard
+            .close_socket_with(&self.socket, &frame, rejection.code())
     }
 
     /// Whether this socket is closing (a close was requested, or its

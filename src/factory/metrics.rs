@@ -35,6 +35,7 @@ pub(super) enum Counter {
 pub(super) struct Counters {
     counts: [AtomicU64; 15],
     rejected: [AtomicU64; ErrorCode::COUNT],
+    closed_with: [AtomicU64; ErrorCode::COUNT],
 }
 
 impl Counters {
@@ -51,6 +52,11 @@ impl Counters {
     /// Counts an admission refused with `code`.
     pub(super) fn rejected(&self, code: ErrorCode) {
         add(&self.rejected[code.index()], 1);
+    }
+
+    /// Counts a socket closed with a rejection of `code`.
+    pub(super) fn closed_with(&self, code: ErrorCode) {
+        add(&self.closed_with[code.index()], 1);
     }
 
     /// Adds this shard's counters into `total`.
@@ -89,6 +95,9 @@ impl Counters {
         // Created and freed under the same shard lock, so never fewer created.
         total.replay_rings += rings_created.saturating_sub(rings_freed);
         for (sum, counter) in total.rejected.iter_mut().zip(&self.rejected) {
+            *sum += get(counter);
+        }
+        for (sum, counter) in total.closed_with.iter_mut().zip(&self.closed_with) {
             *sum += get(counter);
         }
     }
@@ -168,6 +177,9 @@ pub struct MetricsSnapshot {
     pub replay_bytes: u64,
     /// Admissions refused, per error code; read with [`rejected`](Self::rejected).
     rejected: [u64; ErrorCode::COUNT],
+    /// Sockets closed by [`close_with`](crate::IsolatedManager::close_with), per error
+    /// code; read with [`closed`](Self::closed).
+    closed_with: [u64; ErrorCode::COUNT],
 }
 
 impl MetricsSnapshot {
@@ -184,6 +196,39 @@ impl MetricsSnapshot {
     #[must_use]
     pub const fn rejected(&self, code: ErrorCode) -> u64 {
         self.rejected[code.index()]
+    }
+
+    /// Sockets the server closed with `code`: the factory's own closes (SLOW_CONSUMER,
+    /// IDLE_TIMEOUT, SHUTTING_DOWN, also counted in `slow_consumers`, `idle_timeouts` and
+    /// `closed_by_shutdown`) and every [`close_with`](crate::IsolatedManager::close_with),
+    /// which is how the axum runner closes protocol violations (PROTOCOL_ERROR,
+    /// INVALID_PAYLOAD, MESSAGE_TOO_BIG), silent peers (HEARTBEAT_TIMEOUT) and expired
+    /// credentials (TOKEN_EXPIRED).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use wsctx::{Context, ManagerFactory, Policy, SequenceGenerator, UuidGenerator};
+    /// # let bound = Context::builder().user_id("user-a").build()
+    /// #     .validate(&Policy::default(), &SequenceGenerator::new())?.bind(None, &UuidGenerator::new())?;
+    /// use wsctx::{ErrorCode, Rejection};
+    ///
+    /// let factory = ManagerFactory::default();
+    /// let (manager, _outbound) = factory.create(bound)?;
+    /// manager.close_with(&Rejection::new(ErrorCode::ProtocolError));
+    /// assert_eq!(factory.metrics().closed(ErrorCode::ProtocolError), 1);
+    /// assert_eq!(factory.metrics().closed(ErrorCode::IdleTimeout), 0);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    #[must_use]
+    pub const fn closed(&self, code: ErrorCode) -> u64 {
+        let own = match code {
+            ErrorCode::SlowConsumer => self.slow_consumers,
+            ErrorCode::IdleTimeout => self.idle_timeouts,
+            ErrorCode::ShuttingDown => self.closed_by_shutdown,
+            _ => 0,
+        };
+        own + self.closed_with[code.index()]
     }
 
     /// Every refused admission.

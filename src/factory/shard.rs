@@ -462,6 +462,22 @@ impl Shard {
         self.close_each([socket], frame, cause).0 == 1
     }
 
+    /// Closes one socket of this shard with a rejection's frame; counts it under `code`
+    /// when this call closed it.
+    pub(super) fn close_socket_with(
+        &self,
+        socket: &Socket,
+        frame: &CloseFrame,
+        code: ErrorCode,
+    ) -> bool {
+        let Some(discarded) = socket.request_close(frame) else {
+            return false;
+        };
+        self.counters.closed_with(code);
+        self.count_discarded(discarded);
+        true
+    }
+
     /// Closes every open socket of `user`. Returns (closed now, already closing).
     pub(super) fn close_user(
         &self,

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Browser test: headless Chromium loads the example server's page in self-test mode. The
 # page connects with a token in the subprotocol, receives the welcome, sends a message to
-# itself, and observes two refused connections' close codes and reasons (4401 no_token,
+# itself, refreshes its token (a fresh one from the demo-only POST /demo/token, sent as a
+# refresh frame, answered "refreshed"), and observes two refused connections' close codes
+# and reasons (4401 no_token,
 # 4401 invalid_format). It writes PASS/FAIL lines into the DOM; cdp_selftest.py reads them
 # over the DevTools protocol and this script fails unless it reads "SELFTEST: PASS".
 # Needs: Debian's `chromium` package (apt-get install -y chromium) and python3 with

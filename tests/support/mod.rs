@@ -4,4 +4,5 @@
 
 pub(crate) mod contexts;
 pub(crate) mod jwt;
+pub(crate) mod raw;
 pub(crate) mod verifiers;
