@@ -97,7 +97,7 @@
 //! | `tracing` | debug events with field names and error codes, never values; one warning when a [`Fallback`] generator falls back |
 //! | `http` | token extraction (`Authorization: Bearer`, a `jwt.<base64url>` subprotocol entry, the `token` query parameter only when enabled), raw context fields from the query, and [`Rejection`] rendered as an `http::Response`; works with tokio-tungstenite's handshake callback |
 //! | `jwt` | a [`TokenVerifier`] on the `jsonwebtoken` crate: HS256, RS256, ES256, `exp` required, `nbf`, `aud`, `iss`, leeway |
-//! | `axum` | an extractor that authenticates and validates before the upgrade, `IntoResponse` for [`Rejection`], and a socket runner that admits the bound context to a [`ManagerFactory`] and forwards its [`Outbound`] queue |
+//! | `axum` | an extractor that authenticates and validates before the upgrade (and reads a `resume` point), `IntoResponse` for [`Rejection`], and a socket runner that admits the bound context to a [`ManagerFactory`] and forwards its [`Outbound`] queue; enables `serde` |
 //! | `proptest` | `wsctx::proptest`: strategies for valid input and for each class of invalid input, and `Arbitrary` for the id newtypes and `Context<Validated>` (valid values only), so handlers can be property-tested |
 //!
 //! No feature is enabled by default. The connection manager factory ([`ManagerFactory`])
