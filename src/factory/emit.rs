@@ -48,19 +48,18 @@ impl EventHeader {
 /// sequence number, which the user's replay ring assigns under its lock. Rendering (the
 /// expensive part: serializing the data) happens before that lock is taken.
 #[derive(Debug)]
-pub(super) struct PreparedEvent {
-    /// `{"type":"event","event":"<name>","epoch":"`.
-    head: String,
+pub(super) struct PreparedEvent<'a> {
+    event: &'a EventType,
     /// `,"thread_id":…,"data":…}`: the frame after `seq`.
-    tail: String,
+    tail: Vec<u8>,
 }
 
-impl PreparedEvent {
+impl<'a> PreparedEvent<'a> {
     /// Renders the frame of `event` emitted from the context of `header` at `at` with
     /// `data`, checking that the data is at most `max_data_bytes` bytes of JSON before
     /// anything else happens.
     pub(super) fn new(
-        event: &EventType,
+        event: &'a EventType,
         header: &EventHeader,
         at: SystemTime,
         data: &(impl Serialize + ?Sized),
@@ -69,7 +68,7 @@ impl PreparedEvent {
         let mut tail = Vec::with_capacity(header.0.len() + 64 + max_data_bytes.min(192));
         tail.extend_from_slice(header.0.as_bytes());
         tail.extend_from_slice(br#","ts":""#);
-        write_rfc3339(&mut tail, at).map_err(|_| EmitError::Serialize)?;
+        write_rfc3339(&mut tail, at);
         tail.extend_from_slice(br#"","data":"#);
         let mut capped = Capped {
             out: &mut tail,
@@ -86,26 +85,58 @@ impl PreparedEvent {
             });
         }
         tail.push(b'}');
-        let tail = String::from_utf8(tail).map_err(|_| EmitError::Serialize)?;
-        Ok(Self {
-            head: format!(r#"{{"type":"event","event":"{event}","epoch":""#),
-            tail,
-        })
+        Ok(Self { event, tail })
     }
 
     /// The whole frame, at position `seq` of `epoch`.
     pub(super) fn render(&self, epoch: u64, seq: u64) -> Arc<str> {
-        use std::fmt::Write as _;
-
-        // 16 digits + `","seq":` + at most 20 digits.
-        let position = 16 + 8 + 20;
-        let mut frame = String::with_capacity(self.head.len() + position + self.tail.len());
-        frame.push_str(&self.head);
-        // Writing into a `String` cannot fail.
-        let _ = write!(frame, r#"{epoch:016x}","seq":{seq}"#);
-        frame.push_str(&self.tail);
-        Arc::from(frame)
+        const HEAD: &[u8] = br#"{"type":"event","event":""#;
+        const EPOCH: &[u8] = br#"","epoch":""#;
+        const SEQ: &[u8] = br#"","seq":"#;
+        let event = self.event.as_str().as_bytes();
+        let mut frame = Vec::with_capacity(
+            HEAD.len() + event.len() + EPOCH.len() + 16 + SEQ.len() + 20 + self.tail.len(),
+        );
+        frame.extend_from_slice(HEAD);
+        frame.extend_from_slice(event);
+        frame.extend_from_slice(EPOCH);
+        for shift in (0..16).rev() {
+            let nibble = u8::try_from((epoch >> (shift * 4)) & 0xf).unwrap_or(0);
+            frame.push(b"0123456789abcdef"[usize::from(nibble)]);
+        }
+        frame.extend_from_slice(SEQ);
+        push_decimal(&mut frame, seq);
+        frame.extend_from_slice(&self.tail);
+        // Every part is UTF-8: the event name and the digits are ASCII, the tail came
+        // from `serde_json` and the header's strings.
+        Arc::from(String::from_utf8(frame).unwrap_or_default())
     }
+}
+
+/// Appends `n` in decimal.
+fn push_decimal(out: &mut Vec<u8>, mut n: u64) {
+    let mut digits = [0_u8; 20];
+    let mut at = digits.len();
+    loop {
+        at -= 1;
+        digits[at] = b'0' + u8::try_from(n % 10).unwrap_or(0);
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&digits[at..]);
+}
+
+/// Appends `n` as exactly `width` decimal digits (`n` must fit).
+fn push_padded(out: &mut Vec<u8>, n: u64, width: usize) {
+    let mut digits = [b'0'; 4];
+    let mut n = n;
+    for digit in digits[..width].iter_mut().rev() {
+        *digit = b'0' + u8::try_from(n % 10).unwrap_or(0);
+        n /= 10;
+    }
+    out.extend_from_slice(&digits[..width]);
 }
 
 /// Writes into `out` until `room` bytes were written, then fails and notes why.
@@ -138,7 +169,7 @@ const MAX_RFC3339_SECS: u64 = 253_402_300_799;
 /// Writes `at` as `YYYY-MM-DDTHH:MM:SS.mmmZ` (UTC, milliseconds truncated). A time
 /// before 1970 is written as the Unix epoch, one after the year 9999 as its last
 /// millisecond: a clock that far off is wrong, and the frame must stay valid.
-pub(super) fn write_rfc3339(out: &mut impl Write, at: SystemTime) -> io::Result<()> {
+pub(super) fn write_rfc3339(out: &mut Vec<u8>, at: SystemTime) {
     let since = at.duration_since(UNIX_EPOCH).unwrap_or_default();
     let (secs, millis) = if since.as_secs() > MAX_RFC3339_SECS {
         (MAX_RFC3339_SECS, 999)
@@ -147,13 +178,19 @@ pub(super) fn write_rfc3339(out: &mut impl Write, at: SystemTime) -> io::Result<
     };
     let (year, month, day) = civil_from_days(secs / 86_400);
     let of_day = secs % 86_400;
-    write!(
-        out,
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{millis:03}Z",
-        of_day / 3600,
-        of_day / 60 % 60,
-        of_day % 60,
-    )
+    let parts = [
+        (year, 4, b'-'),
+        (month, 2, b'-'),
+        (day, 2, b'T'),
+        (of_day / 3600, 2, b':'),
+        (of_day / 60 % 60, 2, b':'),
+        (of_day % 60, 2, b'.'),
+        (u64::from(millis), 3, b'Z'),
+    ];
+    for (value, width, separator) in parts {
+        push_padded(out, value, width);
+        out.push(separator);
+    }
 }
 
 /// The proleptic Gregorian date of day `days` after 1970-01-01 (Howard Hinnant's

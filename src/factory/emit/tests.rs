@@ -12,7 +12,7 @@ use crate::{Context, EventType, Policy, SequenceGenerator};
 
 fn rfc3339(at: SystemTime) -> String {
     let mut out = Vec::new();
-    write_rfc3339(&mut out, at).unwrap();
+    write_rfc3339(&mut out, at);
     String::from_utf8(out).unwrap()
 }
 
@@ -154,8 +154,9 @@ impl serde::Serialize for Counted<'_> {
 #[test]
 fn oversized_data_stops_serializing_at_the_limit() {
     let items = std::cell::Cell::new(0);
+    let event = EventType::try_new("e").unwrap();
     let result = PreparedEvent::new(
-        &EventType::try_new("e").unwrap(),
+        &event,
         &EventHeader::new(&ctx("t")),
         UNIX_EPOCH,
         &Counted(&items),
