@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use contexts::bound;
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
-use wsctx::{Frame, ManagerFactory};
+use wsctx::{Frame, IsolatedManager, ManagerFactory, Outbound};
 
 /// Contexts are consumed by `create`, so each thread clones them in chunks outside the
 /// timed section.
@@ -89,6 +89,37 @@ fn admission(c: &mut Criterion) {
     group.finish();
 }
 
+/// The managers and the outbounds of `sockets`, apart.
+fn split(
+    sockets: &mut [(IsolatedManager, Outbound)],
+) -> (Vec<&IsolatedManager>, Vec<&mut Outbound>) {
+    sockets.iter_mut().map(|(m, o)| (&*m, o)).unzip()
+}
+
+/// Times `iters` calls of `send` in runs of 128; `outbounds` are drained between runs,
+/// untimed, so that no queue fills up.
+fn sends_in_runs(
+    iters: u64,
+    mut outbounds: Vec<&mut Outbound>,
+    mut send: impl FnMut(),
+) -> Duration {
+    let mut total = Duration::ZERO;
+    let mut remaining = iters;
+    while remaining > 0 {
+        let n = remaining.min(128);
+        let start = Instant::now();
+        for _ in 0..n {
+            send();
+        }
+        total += start.elapsed();
+        for outbound in &mut outbounds {
+            while outbound.try_recv().is_ok() {}
+        }
+        remaining -= n;
+    }
+    total
+}
+
 fn fan_out(c: &mut Criterion) {
     let mut group = c.benchmark_group("send_to_user");
     group.throughput(Throughput::Elements(1));
@@ -110,21 +141,10 @@ fn fan_out(c: &mut Criterion) {
     // The send alone: queues are drained between timed runs of 128 messages.
     group.bench_function("5_sockets/send_only", |b| {
         b.iter_custom(|iters| {
-            let mut total = Duration::ZERO;
-            let mut remaining = iters;
-            while remaining > 0 {
-                let n = remaining.min(128);
-                let start = Instant::now();
-                for _ in 0..n {
-                    black_box(sockets[0].0.send_to_user(frame.clone()));
-                }
-                total += start.elapsed();
-                for (_, outbound) in &mut sockets {
-                    while outbound.try_recv().is_ok() {}
-                }
-                remaining -= n;
-            }
-            total
+            let (managers, outbounds) = split(&mut sockets);
+            sends_in_runs(iters, outbounds, || {
+                black_box(managers[0].send_to_user(frame.clone()));
+            })
         });
     });
 
@@ -156,43 +176,18 @@ fn events(c: &mut Criterion) {
     let user = UserId::try_new("user-a").unwrap();
 
     // Both timed in runs of 128 events, the 5 queues drained in between, untimed.
-    let drain = |sockets: &mut [(wsctx::IsolatedManager, wsctx::Outbound)]| {
-        for (_, outbound) in sockets {
-            while outbound.try_recv().is_ok() {}
-        }
-    };
     group.bench_function("5_sockets/emit", |b| {
         b.iter_custom(|iters| {
-            let mut total = Duration::ZERO;
-            let mut remaining = iters;
-            while remaining > 0 {
-                let n = remaining.min(128);
-                let start = Instant::now();
-                for _ in 0..n {
-                    black_box(emitter.emit(&event, &data).unwrap());
-                }
-                total += start.elapsed();
-                drain(&mut sockets);
-                remaining -= n;
-            }
-            total
+            sends_in_runs(iters, split(&mut sockets).1, || {
+                black_box(emitter.emit(&event, &data).unwrap());
+            })
         });
     });
     group.bench_function("5_sockets/send_to_user_preserialized", |b| {
         b.iter_custom(|iters| {
-            let mut total = Duration::ZERO;
-            let mut remaining = iters;
-            while remaining > 0 {
-                let n = remaining.min(128);
-                let start = Instant::now();
-                for _ in 0..n {
-                    black_box(factory.send_to_user(&user, frame.clone()));
-                }
-                total += start.elapsed();
-                drain(&mut sockets);
-                remaining -= n;
-            }
-            total
+            sends_in_runs(iters, split(&mut sockets).1, || {
+                black_box(factory.send_to_user(&user, frame.clone()));
+            })
         });
     });
     assert_eq!(factory.metrics().slow_consumers, 0);

@@ -13,6 +13,8 @@
 //!   when deserialized; a value of another type is refused without being quoted.
 
 use std::fmt;
+use std::marker::PhantomData;
+use std::str::FromStr;
 
 use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde::ser::SerializeMap;
@@ -368,35 +370,7 @@ impl Serialize for MetadataRef<'_> {
     }
 }
 
-/// Overrides the scalar `visit_*` methods of a string visitor so that a value of the
-/// wrong type is refused without being written into the error.
-macro_rules! refuse_non_strings {
-    () => {
-        fn visit_bool<E: de::Error>(self, _: bool) -> Result<Self::Value, E> {
-            Err(E::invalid_type(de::Unexpected::Other("a boolean"), &self))
-        }
-        fn visit_i64<E: de::Error>(self, _: i64) -> Result<Self::Value, E> {
-            Err(E::invalid_type(de::Unexpected::Other("a number"), &self))
-        }
-        fn visit_u64<E: de::Error>(self, _: u64) -> Result<Self::Value, E> {
-            Err(E::invalid_type(de::Unexpected::Other("a number"), &self))
-        }
-        fn visit_i128<E: de::Error>(self, _: i128) -> Result<Self::Value, E> {
-            Err(E::invalid_type(de::Unexpected::Other("a number"), &self))
-        }
-        fn visit_u128<E: de::Error>(self, _: u128) -> Result<Self::Value, E> {
-            Err(E::invalid_type(de::Unexpected::Other("a number"), &self))
-        }
-        fn visit_f64<E: de::Error>(self, _: f64) -> Result<Self::Value, E> {
-            Err(E::invalid_type(de::Unexpected::Other("a number"), &self))
-        }
-        fn visit_bytes<E: de::Error>(self, _: &[u8]) -> Result<Self::Value, E> {
-            Err(E::invalid_type(de::Unexpected::Other("bytes"), &self))
-        }
-    };
-}
-
-/// Drives a string visitor that uses [`refuse_non_strings`]. A self-describing format
+/// Drives a string visitor that refuses the other types itself (see [`Parsed`]). A self-describing format
 /// hands a value of the wrong type to the visitor, which refuses it without quoting it;
 /// `deserialize_str` would let the format quote it (`serde_json` does, for numbers).
 /// Formats that are not human-readable are seldom self-describing, so they get
@@ -413,6 +387,62 @@ where
     }
 }
 
+/// A string visitor for a type that parses from its text (`FromStr`), refusing other
+/// types without quoting them; `expecting` names what it wants.
+struct Parsed<T> {
+    expecting: &'static str,
+    parsed: PhantomData<T>,
+}
+
+impl<T> Parsed<T> {
+    const fn new(expecting: &'static str) -> Self {
+        Self {
+            expecting,
+            parsed: PhantomData,
+        }
+    }
+}
+
+impl<T> Visitor<'_> for Parsed<T>
+where
+    T: FromStr,
+    T::Err: fmt::Display,
+{
+    type Value = T;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.expecting)
+    }
+
+    /// The error names the broken rule, never the input.
+    fn visit_str<E: de::Error>(self, text: &str) -> Result<T, E> {
+        text.parse().map_err(E::custom)
+    }
+
+    // A value of another type is refused without being written into the error.
+    fn visit_bool<E: de::Error>(self, _: bool) -> Result<Self::Value, E> {
+        Err(E::invalid_type(de::Unexpected::Other("a boolean"), &self))
+    }
+    fn visit_i64<E: de::Error>(self, _: i64) -> Result<Self::Value, E> {
+        Err(E::invalid_type(de::Unexpected::Other("a number"), &self))
+    }
+    fn visit_u64<E: de::Error>(self, _: u64) -> Result<Self::Value, E> {
+        Err(E::invalid_type(de::Unexpected::Other("a number"), &self))
+    }
+    fn visit_i128<E: de::Error>(self, _: i128) -> Result<Self::Value, E> {
+        Err(E::invalid_type(de::Unexpected::Other("a number"), &self))
+    }
+    fn visit_u128<E: de::Error>(self, _: u128) -> Result<Self::Value, E> {
+        Err(E::invalid_type(de::Unexpected::Other("a number"), &self))
+    }
+    fn visit_f64<E: de::Error>(self, _: f64) -> Result<Self::Value, E> {
+        Err(E::invalid_type(de::Unexpected::Other("a number"), &self))
+    }
+    fn visit_bytes<E: de::Error>(self, _: &[u8]) -> Result<Self::Value, E> {
+        Err(E::invalid_type(de::Unexpected::Other("bytes"), &self))
+    }
+}
+
 impl Serialize for EventType {
     /// As its name.
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
@@ -425,24 +455,8 @@ impl<'de> Deserialize<'de> for EventType {
     /// input. In a self-describing format the value must be a string: a number is
     /// refused, not converted (quote it in YAML).
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        deserialize_string(deserializer, EventTypeVisitor)
+        deserialize_string(deserializer, Parsed::new("an event type"))
     }
-}
-
-struct EventTypeVisitor;
-
-impl Visitor<'_> for EventTypeVisitor {
-    type Value = EventType;
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("an event type")
-    }
-
-    fn visit_str<E: de::Error>(self, name: &str) -> Result<EventType, E> {
-        EventType::try_new(name).map_err(E::custom)
-    }
-
-    refuse_non_strings!();
 }
 
 impl Serialize for ResumePoint {
@@ -457,22 +471,6 @@ impl<'de> Deserialize<'de> for ResumePoint {
     /// is wrong, never the input. In a self-describing format the value must be a string
     /// (quote it in YAML).
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        deserialize_string(deserializer, PointVisitor)
+        deserialize_string(deserializer, Parsed::new("a resume point <epoch>.<seq>"))
     }
-}
-
-struct PointVisitor;
-
-impl Visitor<'_> for PointVisitor {
-    type Value = ResumePoint;
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("a resume point <epoch>.<seq>")
-    }
-
-    fn visit_str<E: de::Error>(self, text: &str) -> Result<ResumePoint, E> {
-        ResumePoint::parse(text).map_err(E::custom)
-    }
-
-    refuse_non_strings!();
 }

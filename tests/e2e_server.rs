@@ -121,31 +121,38 @@ impl Server {
         (ws, welcome, position_of(&position))
     }
 
+    /// Asserts that `/metrics` has each of `lines` (a sample: name, labels and value).
+    async fn metrics_show(&self, lines: &[&str]) {
+        let metrics = self.get("/metrics").await;
+        for line in lines {
+            assert!(
+                metrics.contains(&format!("{line}\n")),
+                "{line} in {metrics}"
+            );
+        }
+    }
+
     /// `POST path` with a bearer token: the status and the body.
     async fn post(&self, path: &str, token: &str) -> (u16, String) {
-        let mut stream = TcpStream::connect(self.addr).await.unwrap();
-        let request = format!(
-            "POST {path} HTTP/1.1\r\nHost: {}\r\nAuthorization: Bearer {token}\r\n\
-             Content-Length: 0\r\nConnection: close\r\n\r\n",
-            self.addr
-        );
-        stream.write_all(request.as_bytes()).await.unwrap();
-        let mut response = String::new();
-        tokio::time::timeout(WAIT, stream.read_to_string(&mut response))
-            .await
-            .unwrap()
-            .unwrap();
+        let response = self
+            .request(&format!(
+                "POST {path} HTTP/1.1\r\nAuthorization: Bearer {token}\r\nContent-Length: 0\r\n"
+            ))
+            .await;
         let status = response[9..12].parse().unwrap();
         let body = response.split("\r\n\r\n").nth(1).unwrap_or_default();
         (status, body.to_owned())
     }
 
     async fn get(&self, path: &str) -> String {
+        self.request(&format!("GET {path} HTTP/1.1\r\n")).await
+    }
+
+    /// Sends `head` (request line and headers, each ending in CRLF) with `Host` and
+    /// `Connection: close`, and reads the whole response.
+    async fn request(&self, head: &str) -> String {
         let mut stream = TcpStream::connect(self.addr).await.unwrap();
-        let request = format!(
-            "GET {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n",
-            self.addr
-        );
+        let request = format!("{head}Host: {}\r\nConnection: close\r\n\r\n", self.addr);
         stream.write_all(request.as_bytes()).await.unwrap();
         let mut response = String::new();
         tokio::time::timeout(WAIT, stream.read_to_string(&mut response))
@@ -813,11 +820,9 @@ async fn a_token_expiring_in_1_s_closes_with_4401_and_the_token_expired_frame() 
         next_close(&mut ws).await,
         (4401, "token_expired".to_owned())
     );
-    let metrics = server.get("/metrics").await;
-    assert!(
-        metrics.contains("wsctx_connections_closed_total{code=\"TOKEN_EXPIRED\"} 1\n"),
-        "{metrics}"
-    );
+    server
+        .metrics_show(&["wsctx_connections_closed_total{code=\"TOKEN_EXPIRED\"} 1"])
+        .await;
 }
 
 #[tokio::test]
@@ -1107,11 +1112,7 @@ async fn a_run_reaches_every_tab_of_its_user_in_order_and_no_other_user() {
 
     // Refused like a handshake: no token, a forged one.
     assert_eq!(server.post("/runs", "not-a-jwt").await.0, 401);
-    let metrics = server.get("/metrics").await;
-    assert!(
-        metrics.contains("wsctx_events_emitted_total 7\n"),
-        "{metrics}"
-    );
+    server.metrics_show(&["wsctx_events_emitted_total 7"]).await;
 }
 
 #[tokio::test]
@@ -1154,12 +1155,10 @@ async fn a_tab_that_drops_mid_run_resumes_with_every_event_once_in_order() {
     assert_eq!(names(&seen), RUN);
     expect_silence(&mut ws).await;
 
-    let metrics = server.get("/metrics").await;
-    assert!(metrics.contains("wsctx_resumes_total 1\n"), "{metrics}");
-    assert!(
-        metrics.contains(&format!("wsctx_events_replayed_total {missed}\n")),
-        "{metrics}"
-    );
+    let replayed = format!("wsctx_events_replayed_total {missed}");
+    server
+        .metrics_show(&["wsctx_resumes_total 1", &replayed])
+        .await;
 }
 
 #[tokio::test]

@@ -71,6 +71,17 @@ mod events {
     use super::support::contexts::{bound, tabs};
     use super::{drain, user};
 
+    /// A factory whose replay window is `window`.
+    fn windowed(window: Duration) -> ManagerFactory {
+        ManagerFactory::new(Limits {
+            replay: ReplayLimits {
+                window,
+                ..ReplayLimits::default()
+            },
+            ..Limits::default()
+        })
+    }
+
     fn event(name: &str) -> EventType {
         EventType::try_new(name).unwrap()
     }
@@ -121,6 +132,15 @@ mod events {
         format!("{}.{}", frame["epoch"].as_str().unwrap(), frame["seq"])
             .parse()
             .unwrap()
+    }
+
+    /// What a tab of `user-a` that resumes from `point` gets at admission (the tab is
+    /// dropped afterwards).
+    fn resumed(factory: &ManagerFactory, tab: &str, point: ResumePoint) -> Vec<String> {
+        let (_tab, mut out) = factory
+            .create_resuming(bound("user-a", tab), point)
+            .unwrap();
+        summary(&json_frames(&mut out))
     }
 
     /// Admits a tab of `user` that is told its starting position; returns it and the
@@ -276,10 +296,7 @@ mod events {
     fn resume_from_the_newest_position_misses_nothing() {
         let factory = ManagerFactory::default();
         let ((_tab, _out), start) = fresh_tab(&factory, "user-a", "tab-1");
-        let (_tab2, mut out) = factory
-            .create_resuming(bound("user-a", "tab-2"), start)
-            .unwrap();
-        assert_eq!(summary(&json_frames(&mut out)), ["resumed 0"]);
+        assert_eq!(resumed(&factory, "tab-2", start), ["resumed 0"]);
     }
 
     #[test]
@@ -296,14 +313,7 @@ mod events {
         for i in 1..=3 {
             emit(&emitter, i);
         }
-        let resume = |point: ResumePoint, tab: &str| {
-            let (manager, mut out) = factory
-                .create_resuming(bound("user-a", tab), point)
-                .unwrap();
-            let frames = summary(&json_frames(&mut out));
-            drop(manager);
-            frames
-        };
+        let resume = |point, tab| resumed(&factory, tab, point);
         // Event 1 was thrown away to keep 2 events: resuming before it is a gap.
         assert_eq!(resume(start, "tab-1"), ["resume_gap"]);
         // From event 1, the two held events are exactly the missed ones.
@@ -322,13 +332,7 @@ mod events {
     async fn the_ring_outlives_the_last_socket_by_the_window_then_is_freed() {
         let window = Duration::from_secs(60);
         let just_short = Duration::from_millis(59_999);
-        let factory = ManagerFactory::new(Limits {
-            replay: ReplayLimits {
-                window,
-                ..ReplayLimits::default()
-            },
-            ..Limits::default()
-        });
+        let factory = windowed(window);
         let emitter = emitter(&factory, "user-a");
         let ((tab, out), start) = fresh_tab(&factory, "user-a", "tab-1");
         drop((tab, out));
@@ -338,11 +342,7 @@ mod events {
 
         tokio::time::advance(just_short).await;
         assert_eq!(factory.free_expired_rings(), 0);
-        let (tab, mut out) = factory
-            .create_resuming(bound("user-a", "tab-1"), start)
-            .unwrap();
-        assert_eq!(summary(&json_frames(&mut out)), ["1", "resumed 1"]);
-        drop((tab, out));
+        assert_eq!(resumed(&factory, "tab-1", start), ["1", "resumed 1"]);
 
         // The window counts from the later of the socket leaving and the newest event.
         tokio::time::advance(just_short).await;
@@ -353,22 +353,13 @@ mod events {
         assert_eq!((m.replay_rings, m.replay_bytes), (0, 0));
 
         // Its events are gone with it.
-        let (_tab, mut out) = factory
-            .create_resuming(bound("user-a", "tab-1"), start)
-            .unwrap();
-        assert_eq!(summary(&json_frames(&mut out)), ["resume_gap"]);
+        assert_eq!(resumed(&factory, "tab-1", start), ["resume_gap"]);
     }
 
     #[tokio::test(start_paused = true)]
     async fn the_ring_stays_while_any_tab_of_the_user_is_connected() {
         let window = Duration::from_secs(10);
-        let factory = ManagerFactory::new(Limits {
-            replay: ReplayLimits {
-                window,
-                ..ReplayLimits::default()
-            },
-            ..Limits::default()
-        });
+        let factory = windowed(window);
         let emitter = emitter(&factory, "user-a");
         let ((_stays, mut out), start) = fresh_tab(&factory, "user-a", "tab-1");
         let (leaves, _) = fresh_tab(&factory, "user-a", "tab-2");
@@ -387,23 +378,14 @@ mod events {
     #[tokio::test(start_paused = true)]
     async fn an_expired_event_is_a_gap_even_while_the_user_is_connected() {
         let window = Duration::from_secs(10);
-        let factory = ManagerFactory::new(Limits {
-            replay: ReplayLimits {
-                window,
-                ..ReplayLimits::default()
-            },
-            ..Limits::default()
-        });
+        let factory = windowed(window);
         let emitter = emitter(&factory, "user-a");
         let ((_tab, _out), start) = fresh_tab(&factory, "user-a", "tab-1");
         emit(&emitter, 1);
         tokio::time::advance(window).await;
         assert_eq!(factory.free_expired_rings(), 0); // a socket is attached
         assert_eq!(factory.metrics().replay_bytes, 0); // but the event expired
-        let (_tab2, mut out) = factory
-            .create_resuming(bound("user-a", "tab-2"), start)
-            .unwrap();
-        assert_eq!(summary(&json_frames(&mut out)), ["resume_gap"]);
+        assert_eq!(resumed(&factory, "tab-2", start), ["resume_gap"]);
     }
 
     #[test]
