@@ -19,7 +19,7 @@ use crate::trace::debug_event;
 
 /// One admitted socket before its upgrade: the factory slot (held until the socket is
 /// done, or freed if this value is dropped), its outbound queue, and its credential's
-/// expiry. Give it to [`Endpoint::serve`].
+/// expiry. Give it to [`Endpoint::serve`](super::Endpoint::serve).
 ///
 /// # Examples
 ///

@@ -183,6 +183,7 @@ impl IsolatedManager {
     /// let logged_out = CloseFrame::new(CloseCode::NORMAL, "logged_out");
     /// assert!(manager.close(&logged_out));
     /// assert!(!manager.close(&CloseFrame::new(CloseCode::NORMAL, "again")));
+    /// assert_eq!(manager.send_to_user(Frame::text("too late")).delivered, 0); // refused
     /// assert_eq!(outbound.try_recv()?, Frame::Close(logged_out));
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
