@@ -39,7 +39,8 @@ fn a_buffered_event_holds_its_frame_and_less_than_the_counted_bookkeeping() {
     let emitters: Vec<_> = (0..USERS)
         .map(|user| factory.emitter(&bound(&format!("user-{user:04}"), "worker")))
         .collect();
-    // Each user gets a ring (a tab that left) before measuring.
+    // Each user gets a ring (a tab that left) before measuring the events.
+    let before_rings = live();
     for user in 0..USERS {
         drop(
             factory
@@ -47,6 +48,7 @@ fn a_buffered_event_holds_its_frame_and_less_than_the_counted_bookkeeping() {
                 .unwrap(),
         );
     }
+    let per_ring = (live() - before_rings) / isize::try_from(USERS).unwrap();
     emitters[0].emit(&event, &data).unwrap(); // warm up lazy statics
     let before = live();
     let counted_before = factory.metrics().replay_bytes;
@@ -70,6 +72,7 @@ fn a_buffered_event_holds_its_frame_and_less_than_the_counted_bookkeeping() {
     let counted_per_event = i64::try_from(counted).unwrap() / i64::try_from(n).unwrap();
     #[allow(clippy::print_stderr, reason = "the measurement is the point")]
     {
+        eprintln!("heap bytes of an empty ring (a user whose last tab left): {per_ring}");
         eprintln!("frame bytes of one event: {frame_bytes}");
         eprintln!("heap bytes held per buffered event: {per_event}");
         eprintln!("bytes counted per buffered event by the replay budget: {counted_per_event}");
