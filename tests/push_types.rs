@@ -17,6 +17,21 @@ fn replay_defaults_are_the_documented_ones() {
     assert_eq!(limits.bytes_total, 64 * 1024 * 1024);
 }
 
+#[test]
+fn event_type_refuses_blank_uppercase_and_65_bytes() {
+    assert_eq!(EventType::try_new(""), Err(EventTypeError::Empty));
+    assert_eq!(EventType::try_new("  "), Err(EventTypeError::Empty));
+    assert_eq!(
+        EventType::try_new("Agent_started"),
+        Err(EventTypeError::InvalidCharacter)
+    );
+    assert_eq!(
+        EventType::try_new("a".repeat(65)),
+        Err(EventTypeError::TooLong)
+    );
+    assert!(EventType::try_new("a".repeat(64)).is_ok());
+}
+
 /// The rule as documented: 1 to 64 bytes, each one of `[a-z0-9_.:-]`.
 fn model_accepts(name: &str) -> bool {
     (1..=64).contains(&name.len())

@@ -7,7 +7,8 @@
 # (POST /runs), drops its live socket after two events (the page reconnects by itself with
 # ?resume= and shows "resumed, n missed"), reloads itself after four (the reloaded page
 # resumes from sessionStorage), and checks that the timeline shows every event of the run
-# exactly once, in order. It writes PASS/FAIL lines into the DOM; cdp_selftest.py reads
+# exactly once, in order; last, a stored position of another epoch makes the page say
+# "gap — reload". It writes PASS/FAIL lines into the DOM; cdp_selftest.py reads
 # them over the DevTools protocol and this script fails unless it reads "SELFTEST: PASS".
 # Needs: Debian's `chromium` package (apt-get install -y chromium) and python3 with
 # `websockets` (pip install -r tests/interop/requirements.txt).
