@@ -119,8 +119,9 @@ pub use serve::{ServeConfig, serve};
 pub use session::{Admission, MessageHandler, Session};
 
 use crate::context::Context;
-use crate::http::Handshake;
+use crate::http::{Handshake, query_resume};
 use crate::rejection::{CloseStyle, Rejection};
+use crate::resume::ResumePoint;
 use crate::state::Validated;
 
 impl IntoResponse for Rejection {
@@ -131,7 +132,8 @@ impl IntoResponse for Rejection {
 }
 
 /// The extractor: a handshake that passed extraction, verification and validation,
-/// before the upgrade.
+/// before the upgrade, with the client's `resume` point if it sent one (a malformed one
+/// is INVALID_CONTEXT).
 ///
 /// Needs a [`Handshake`] in the router state (`Handshake: FromRef<S>`; an [`Endpoint`]
 /// state provides it). Its rejection is a [`Rejection`], rendered as the HTTP response of
@@ -157,6 +159,7 @@ pub struct Authenticated {
     context: Context<Validated>,
     peer: Option<SocketAddr>,
     expires_at: Option<SystemTime>,
+    resume: Option<ResumePoint>,
 }
 
 impl Authenticated {
@@ -184,7 +187,49 @@ impl Authenticated {
             context,
             peer,
             expires_at,
+            resume: None,
         }
+    }
+
+    /// The same handshake, resuming from `point`: [`Endpoint::admit`] then replays what
+    /// the client missed (see
+    /// [`ManagerFactory::create_resuming`](crate::ManagerFactory::create_resuming)). The
+    /// extractor sets it from the `resume` query parameter.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use wsctx::axum::Authenticated;
+    /// use wsctx::{Context, Policy, ResumePoint, UuidGenerator};
+    ///
+    /// let ctx = Context::builder().user_id("user-8f14").build().validate(&Policy::default(), &UuidGenerator::new())?;
+    /// let point: ResumePoint = "00c0ffee00c0ffee.42".parse()?;
+    /// let auth = Authenticated::new(ctx, None, None).resuming(Some(point));
+    /// assert_eq!(auth.resume(), Some(point));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    #[must_use]
+    pub fn resuming(self, point: Option<ResumePoint>) -> Self {
+        Self {
+            resume: point,
+            ..self
+        }
+    }
+
+    /// Where the client asked to resume its user's event stream (the `resume` query
+    /// parameter), if it did.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// async fn handler(auth: wsctx::axum::Authenticated) -> String {
+    ///     auth.resume().map_or_else(|| "fresh".to_owned(), |point| point.to_string())
+    /// }
+    /// # let _ = handler;
+    /// ```
+    #[must_use]
+    pub fn resume(&self) -> Option<ResumePoint> {
+        self.resume
     }
 
     /// The validated context.
@@ -260,11 +305,13 @@ where
         let (context, user) = handshake
             .authenticate_user(&parts.headers, &parts.uri)
             .await?;
+        // Read after the credential, like the other query fields.
+        let resume = query_resume(&parts.uri)?;
         let peer = parts
             .extensions
             .get::<ConnectInfo<SocketAddr>>()
             .map(|ConnectInfo(addr)| *addr);
-        Ok(Self::new(context, peer, user.expires_at()))
+        Ok(Self::new(context, peer, user.expires_at()).resuming(resume))
     }
 }
 

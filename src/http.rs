@@ -9,6 +9,8 @@
 //!   parameter, the last only when [`ExtractConfig::allow_query_token`] is set.
 //! - [`query_context`] reads the raw context fields a client may send in the query
 //!   (`thread_id`, `run_id`, `request_id`, `client_id`); never the user id.
+//! - [`query_resume`] reads `resume=<epoch>.<seq>`, where a reconnecting client left off
+//!   in its user's event stream.
 //! - [`Handshake`] runs extraction, verification (with a timeout) and validation, and
 //!   selects the subprotocol to answer with (never the `jwt.` entry).
 //! - [`Rejection::to_http_response`] renders a refusal before the upgrade.
@@ -34,6 +36,7 @@ use crate::context::{Context, ContextBuilder};
 use crate::error::{Field, FieldError, FieldErrorKind, ValidationError};
 use crate::generate::{IdGenerator, UuidGenerator};
 use crate::rejection::{CloseStyle, ErrorCode, Rejection};
+use crate::resume::ResumePoint;
 use crate::rule::Policy;
 use crate::state::{Bound, Validated};
 use crate::trace::debug_event;
@@ -331,6 +334,46 @@ fn percent_decode(input: &[u8]) -> Option<String> {
         }
     }
     String::from_utf8(out).ok()
+}
+
+/// Reads the `resume` query parameter: the last event position a reconnecting client
+/// saw, `<epoch>.<seq>` (see [`ResumePoint`]). `None` when the parameter is absent.
+///
+/// # Errors
+///
+/// INVALID_CONTEXT when the value is not a resume point (an empty value included) or
+/// the parameter is given twice. The rejection never contains the value.
+///
+/// # Examples
+///
+/// ```
+/// use http::Uri;
+/// use wsctx::{ErrorCode, ResumePoint};
+///
+/// let uri = Uri::from_static("/ws?thread_id=t-1&resume=00c0ffee00c0ffee.42");
+/// assert_eq!(wsctx::http::query_resume(&uri)?, Some(ResumePoint::new(0x00c0_ffee_00c0_ffee, 42)));
+/// assert_eq!(wsctx::http::query_resume(&Uri::from_static("/ws"))?, None);
+///
+/// let bad = wsctx::http::query_resume(&Uri::from_static("/ws?resume=42")).unwrap_err();
+/// assert_eq!(bad.code(), ErrorCode::InvalidContext);
+/// assert_eq!(bad.http_status(), Some(400));
+/// # Ok::<(), wsctx::Rejection>(())
+/// ```
+pub fn query_resume(uri: &Uri) -> Result<Option<ResumePoint>, Rejection> {
+    let mut values = query_pairs(uri).filter(|(key, _)| *key == b"resume");
+    let Some((_, value)) = values.next() else {
+        return Ok(None);
+    };
+    let point = std::str::from_utf8(value)
+        .ok()
+        .and_then(|text| ResumePoint::parse(text).ok())
+        .filter(|_| values.next().is_none());
+    if point.is_none() {
+        debug_event!(error_code = "INVALID_CONTEXT", "resume point refused");
+    }
+    point
+        .map(Some)
+        .ok_or_else(|| Rejection::new(ErrorCode::InvalidContext))
 }
 
 /// The fields [`query_context`] reads.

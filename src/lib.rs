@@ -102,7 +102,7 @@
 //! | `tracing` | debug events with field names and error codes, never values; one warning when a [`Fallback`] generator falls back |
 //! | `http` | token extraction (`Authorization: Bearer`, a `jwt.<base64url>` subprotocol entry, the `token` query parameter only when enabled), raw context fields from the query, and [`Rejection`] rendered as an `http::Response`; works with tokio-tungstenite's handshake callback |
 //! | `jwt` | [`TokenVerifier`]s on the `jsonwebtoken` crate: `jwt::JwtVerifier` with one key (HS256, RS256, ES256, `EdDSA`) and `jwks::JwksVerifier` over a JWK set with rotation (key chosen by `kid`, cached, refetched at most once per interval); keys checked when they are loaded; `exp` required, `nbf`, `aud`, `iss`, leeway |
-//! | `axum` | an extractor that authenticates and validates before the upgrade, `IntoResponse` for [`Rejection`], and a socket runner that admits the bound context to a [`ManagerFactory`] and forwards its [`Outbound`] queue |
+//! | `axum` | an extractor that authenticates and validates before the upgrade, `IntoResponse` for [`Rejection`], and a socket runner that admits the bound context to a [`ManagerFactory`] and forwards its [`Outbound`] queue; it reads a `resume` point |
 //! | `redis` | `wsctx::cluster`: the Redis backplane of cluster mode: per-user leases (limit and duplicate client ids exact across nodes, on Redis's clock), revocation markers, keyed hashes of user ids in every key; Redis 7.0 or newer |
 //! | `redis-cluster` | `redis` on a Redis Cluster (`ClusterConfig::cluster_builder`); every user's keys in one hash slot |
 //! | `proptest` | `wsctx::proptest`: strategies for valid input and for each class of invalid input, and `Arbitrary` for the id newtypes and `Context<Validated>` (valid values only), so handlers can be property-tested |
@@ -133,6 +133,7 @@ mod close;
 pub mod cluster;
 mod context;
 mod error;
+mod event;
 mod factory;
 mod generate;
 #[cfg(feature = "http")]
@@ -146,6 +147,7 @@ mod metadata;
 #[cfg(feature = "proptest")]
 pub mod proptest;
 mod rejection;
+mod resume;
 mod rule;
 #[cfg(feature = "serde")]
 mod serde;
@@ -158,10 +160,13 @@ pub use auth::{
 pub use close::{CloseCode, CloseFrame, CloseReason, MAX_CLOSE_REASON_BYTES, UnsendableCloseCode};
 pub use context::{Context, ContextBuilder, ContextError, MAX_OPERATION_DEPTH};
 pub use error::{Field, FieldError, FieldErrorKind, IdError, ValidationError};
+pub use event::{EventType, EventTypeError, MAX_EVENT_TYPE_BYTES};
 pub use factory::{
     Delivery, FactoryError, Frame, IsolatedManager, Limits, ManagerFactory, MetricsSnapshot,
-    Outbound, TryRecvError,
+    Outbound, ReplayLimits, TryRecvError,
 };
+#[cfg(feature = "serde")]
+pub use factory::{EmitError, Emitter};
 pub use generate::{
     Fallback, FromFn, GenerateError, IdGenerator, IdKind, SequenceGenerator, UuidGenerator, from_fn,
 };
@@ -171,6 +176,7 @@ pub use metadata::{
     RESERVED_METADATA_KEYS,
 };
 pub use rejection::{CloseStyle, ErrorCode, Rejection, Retry};
+pub use resume::{ResumePoint, ResumePointError};
 pub use rule::{
     DEFAULT_PLACEHOLDER_PREFIXES, DEFAULT_PLACEHOLDER_WORDS, MAX_ID_BYTES,
     PLACEHOLDER_PREFIX_MAX_BYTES, Policy,

@@ -13,9 +13,13 @@
 //!   gets a fixed message (`UserId must be a string`, `a context must be an object`) or a
 //!   wrong-type report, never serde's usual "invalid type: integer `7`", and an unknown
 //!   field name is not repeated.
+//! - [`EventType`] and [`ResumePoint`] serialize as their text and are checked again
+//!   when deserialized; a value of another type is refused without being quoted.
 
 use std::borrow::Cow;
 use std::fmt;
+use std::marker::PhantomData;
+use std::str::FromStr;
 
 use serde::de::{
     self, DeserializeSeed, EnumAccess, IgnoredAny, MapAccess, SeqAccess, VariantAccess as _,
@@ -26,8 +30,10 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::context::{Context, RawParts, RawValue};
 use crate::error::Field;
+use crate::event::EventType;
 use crate::generate::UuidGenerator;
 use crate::id::{RequestId, RunId, ThreadId, UserId, WebSocketClientId};
+use crate::resume::ResumePoint;
 use crate::rule::Policy;
 use crate::state::{Raw, Valid, Validated};
 
@@ -352,5 +358,110 @@ struct MetadataRef<'a>(&'a crate::metadata::Metadata);
 impl Serialize for MetadataRef<'_> {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         serializer.collect_map(self.0.iter())
+    }
+}
+
+/// Drives a string visitor that refuses the other types itself (see [`Parsed`]). A self-describing format
+/// hands a value of the wrong type to the visitor, which refuses it without quoting it;
+/// `deserialize_str` would let the format quote it (`serde_json` does, for numbers).
+/// Formats that are not human-readable are seldom self-describing, so they get
+/// `deserialize_str`.
+fn deserialize_string<'de, D, V>(deserializer: D, visitor: V) -> Result<V::Value, D::Error>
+where
+    D: Deserializer<'de>,
+    V: Visitor<'de>,
+{
+    if deserializer.is_human_readable() {
+        deserializer.deserialize_any(visitor)
+    } else {
+        deserializer.deserialize_str(visitor)
+    }
+}
+
+/// A string visitor for a type that parses from its text (`FromStr`), refusing other
+/// types without quoting them; `expecting` names what it wants.
+struct Parsed<T> {
+    expecting: &'static str,
+    parsed: PhantomData<T>,
+}
+
+impl<T> Parsed<T> {
+    const fn new(expecting: &'static str) -> Self {
+        Self {
+            expecting,
+            parsed: PhantomData,
+        }
+    }
+}
+
+impl<T> Visitor<'_> for Parsed<T>
+where
+    T: FromStr,
+    T::Err: fmt::Display,
+{
+    type Value = T;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.expecting)
+    }
+
+    /// The error names the broken rule, never the input.
+    fn visit_str<E: de::Error>(self, text: &str) -> Result<T, E> {
+        text.parse().map_err(E::custom)
+    }
+
+    // A value of another type is refused without being written into the error.
+    fn visit_bool<E: de::Error>(self, _: bool) -> Result<Self::Value, E> {
+        Err(E::invalid_type(de::Unexpected::Other("a boolean"), &self))
+    }
+    fn visit_i64<E: de::Error>(self, _: i64) -> Result<Self::Value, E> {
+        Err(E::invalid_type(de::Unexpected::Other("a number"), &self))
+    }
+    fn visit_u64<E: de::Error>(self, _: u64) -> Result<Self::Value, E> {
+        Err(E::invalid_type(de::Unexpected::Other("a number"), &self))
+    }
+    fn visit_i128<E: de::Error>(self, _: i128) -> Result<Self::Value, E> {
+        Err(E::invalid_type(de::Unexpected::Other("a number"), &self))
+    }
+    fn visit_u128<E: de::Error>(self, _: u128) -> Result<Self::Value, E> {
+        Err(E::invalid_type(de::Unexpected::Other("a number"), &self))
+    }
+    fn visit_f64<E: de::Error>(self, _: f64) -> Result<Self::Value, E> {
+        Err(E::invalid_type(de::Unexpected::Other("a number"), &self))
+    }
+    fn visit_bytes<E: de::Error>(self, _: &[u8]) -> Result<Self::Value, E> {
+        Err(E::invalid_type(de::Unexpected::Other("bytes"), &self))
+    }
+}
+
+impl Serialize for EventType {
+    /// As its name.
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> Deserialize<'de> for EventType {
+    /// From a string that passes the rule; the error names the broken rule, never the
+    /// input. In a self-describing format the value must be a string: a number is
+    /// refused, not converted (quote it in YAML).
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserialize_string(deserializer, Parsed::new("an event type"))
+    }
+}
+
+impl Serialize for ResumePoint {
+    /// As its text, `<epoch>.<seq>`.
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for ResumePoint {
+    /// From its text, parsed as strictly as [`ResumePoint::parse`]; the error names what
+    /// is wrong, never the input. In a self-describing format the value must be a string
+    /// (quote it in YAML).
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserialize_string(deserializer, Parsed::new("a resume point <epoch>.<seq>"))
     }
 }

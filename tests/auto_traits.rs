@@ -54,6 +54,20 @@ fn public_types_are_send_sync_static() {
     assert_send_sync::<wsctx::TokenSource>();
     assert_send_sync::<wsctx::AuthError>();
     assert_send_sync::<wsctx::AuthenticatedUser>();
+    assert_send_sync::<wsctx::EventType>();
+    assert_send_sync::<wsctx::EventTypeError>();
+    assert_send_sync::<wsctx::ResumePoint>();
+    assert_send_sync::<wsctx::ResumePointError>();
+    assert_send_sync::<wsctx::ReplayLimits>();
+}
+
+#[cfg(feature = "serde")]
+#[test]
+fn the_emitter_is_cheap_to_clone_and_crosses_threads() {
+    fn assert_clone<T: Clone + Send + Sync + 'static>() {}
+    assert_clone::<wsctx::Emitter>();
+    assert_send_sync::<wsctx::EmitError>();
+    assert!(size_of::<wsctx::Emitter>() <= size_of::<usize>());
 }
 
 #[test]

@@ -26,7 +26,8 @@ use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 use wsctx::{
-    CloseStyle, ErrorCode, GenerateError, Limits, ManagerFactory, Rejection, TokenVerifier,
+    CloseStyle, ErrorCode, GenerateError, Limits, ManagerFactory, Rejection, ResumePoint,
+    TokenVerifier,
 };
 
 type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
@@ -99,8 +100,15 @@ impl Server {
             .expect("handshake answered in time")
     }
 
-    /// Connects with a bearer token and reads the welcome frame.
+    /// Connects with a bearer token and reads the welcome frame, then the position
+    /// frame the example server sends to a socket that does not resume.
     async fn join(&self, path: &str, token: &str) -> (Ws, Value) {
+        let (ws, welcome, _) = self.join_at(path, token).await;
+        (ws, welcome)
+    }
+
+    /// [`join`](Self::join), also returning the socket's starting position.
+    async fn join_at(&self, path: &str, token: &str) -> (Ws, Value, ResumePoint) {
         let auth = format!("Bearer {token}");
         let (mut ws, _) = self
             .connect(path, &[(header::AUTHORIZATION, &auth)])
@@ -108,15 +116,43 @@ impl Server {
             .unwrap();
         let welcome = next_json(&mut ws).await;
         assert_eq!(welcome["type"], "welcome", "{welcome}");
-        (ws, welcome)
+        let position = next_json(&mut ws).await;
+        assert_eq!(position["type"], "position", "{position}");
+        (ws, welcome, position_of(&position))
+    }
+
+    /// Asserts that `/metrics` has each of `lines` (a sample: name, labels and value).
+    async fn metrics_show(&self, lines: &[&str]) {
+        let metrics = self.get("/metrics").await;
+        for line in lines {
+            assert!(
+                metrics.contains(&format!("{line}\n")),
+                "{line} in {metrics}"
+            );
+        }
+    }
+
+    /// `POST path` with a bearer token: the status and the body.
+    async fn post(&self, path: &str, token: &str) -> (u16, String) {
+        let response = self
+            .request(&format!(
+                "POST {path} HTTP/1.1\r\nAuthorization: Bearer {token}\r\nContent-Length: 0\r\n"
+            ))
+            .await;
+        let status = response[9..12].parse().unwrap();
+        let body = response.split("\r\n\r\n").nth(1).unwrap_or_default();
+        (status, body.to_owned())
     }
 
     async fn get(&self, path: &str) -> String {
+        self.request(&format!("GET {path} HTTP/1.1\r\n")).await
+    }
+
+    /// Sends `head` (request line and headers, each ending in CRLF) with `Host` and
+    /// `Connection: close`, and reads the whole response.
+    async fn request(&self, head: &str) -> String {
         let mut stream = TcpStream::connect(self.addr).await.unwrap();
-        let request = format!(
-            "GET {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n",
-            self.addr
-        );
+        let request = format!("{head}Host: {}\r\nConnection: close\r\n\r\n", self.addr);
         stream.write_all(request.as_bytes()).await.unwrap();
         let mut response = String::new();
         tokio::time::timeout(WAIT, stream.read_to_string(&mut response))
@@ -373,6 +409,12 @@ async fn every_handshake_row(route: Route) {
             Attempt::bearer(&alice).query("?thread_id=null"),
             ErrorCode::InvalidContext,
             secrets.to_vec(),
+        ),
+        // A malformed resume point.
+        (
+            Attempt::bearer(&alice).query("?resume=00c0ffee00c0ffee.007"),
+            ErrorCode::InvalidContext,
+            [secrets.as_slice(), &["007"]].concat(),
         ),
     ];
     for (attempt, code, leaks) in &rows {
@@ -728,12 +770,13 @@ async fn health_metrics_and_page_are_served_without_user_ids() {
 
 /// Options with a short close grace, so that closed sockets go quickly.
 fn quick() -> app::Options {
+    let options = app::Options::default();
     app::Options {
         endpoint: wsctx::axum::EndpointConfig {
             close_grace: Duration::from_millis(500),
-            ..wsctx::axum::EndpointConfig::default()
+            ..options.endpoint
         },
-        ..app::Options::default()
+        ..options
     }
 }
 
@@ -777,11 +820,9 @@ async fn a_token_expiring_in_1_s_closes_with_4401_and_the_token_expired_frame() 
         next_close(&mut ws).await,
         (4401, "token_expired".to_owned())
     );
-    let metrics = server.get("/metrics").await;
-    assert!(
-        metrics.contains("wsctx_connections_closed_total{code=\"TOKEN_EXPIRED\"} 1\n"),
-        "{metrics}"
-    );
+    server
+        .metrics_show(&["wsctx_connections_closed_total{code=\"TOKEN_EXPIRED\"} 1"])
+        .await;
 }
 
 #[tokio::test]
@@ -986,4 +1027,158 @@ async fn connections_over_the_pending_cap_wait_until_silent_ones_time_out() {
             "a silent connection was kept"
         );
     }
+}
+
+// Server push, seen through the example server: `POST /runs` reports a simulated agent
+// run to every tab of its user; a tab that drops resumes with `?resume=`.
+
+/// The position of an event or position frame.
+fn position_of(frame: &Value) -> ResumePoint {
+    format!("{}.{}", frame["epoch"].as_str().unwrap(), frame["seq"])
+        .parse()
+        .unwrap()
+}
+
+/// The events of one simulated run, in order.
+const RUN: [&str; 7] = [
+    "agent_started",
+    "agent_thinking",
+    "agent_thinking",
+    "tool_executing",
+    "tool_completed",
+    "agent_thinking",
+    "agent_completed",
+];
+
+/// Options whose runs take a few hundred milliseconds.
+fn fast_runs() -> app::Options {
+    app::Options {
+        run_step: Duration::from_millis(60),
+        ..app::Options::default()
+    }
+}
+
+/// The next `n` event frames, checking that each follows `after` by one.
+async fn next_events(ws: &mut Ws, n: usize, mut after: ResumePoint) -> Vec<Value> {
+    let mut events = Vec::new();
+    for _ in 0..n {
+        let frame = next_json(ws).await;
+        assert_eq!(frame["type"], "event", "{frame}");
+        let at = position_of(&frame);
+        assert_eq!(
+            at,
+            ResumePoint::new(after.epoch(), after.seq() + 1),
+            "{frame}"
+        );
+        after = at;
+        events.push(frame);
+    }
+    events
+}
+
+fn names(events: &[Value]) -> Vec<&str> {
+    events
+        .iter()
+        .map(|e| e["event"].as_str().unwrap())
+        .collect()
+}
+
+#[tokio::test]
+async fn a_run_reaches_every_tab_of_its_user_in_order_and_no_other_user() {
+    let server = Server::start(fast_runs()).await;
+    let alice = token("user-alice-7f3a");
+    let (mut a1, _, start) = server.join_at("/ws", &alice).await;
+    let (mut a2, _, _) = server.join_at("/ws/browser", &alice).await;
+    let (mut bob, _) = server.join("/ws", &token("user-bob-2b9c")).await;
+
+    let (status, body) = server.post("/runs?thread_id=thread-9", &alice).await;
+    assert_eq!(status, 202, "{body}");
+    let run: Value = serde_json::from_str(&body).unwrap();
+    for ws in [&mut a1, &mut a2] {
+        let events = next_events(ws, RUN.len(), start).await;
+        assert_eq!(names(&events), RUN);
+        for event in &events {
+            assert_eq!(event["run_id"], run["run_id"]);
+            assert_eq!(event["thread_id"], "thread-9");
+            assert!(!event.to_string().contains("alice"), "{event}");
+            let tool = event["event"].as_str().unwrap().starts_with("tool_");
+            assert_eq!(event["depth"], if tool { 2 } else { 1 }, "{event}");
+        }
+        assert_eq!(events[0]["request_id"], run["request_id"]);
+        assert_eq!(events[3]["parent_request_id"], run["request_id"]);
+        assert_eq!(events[6]["data"]["steps"], 3);
+    }
+    expect_silence(&mut bob).await;
+
+    // Refused like a handshake: no token, a forged one.
+    assert_eq!(server.post("/runs", "not-a-jwt").await.0, 401);
+    server.metrics_show(&["wsctx_events_emitted_total 7"]).await;
+}
+
+#[tokio::test]
+async fn a_tab_that_drops_mid_run_resumes_with_every_event_once_in_order() {
+    let server = Server::start(fast_runs()).await;
+    let alice = token("user-alice-7f3a");
+    let (mut ws, _, start) = server.join_at("/ws/browser", &alice).await;
+    let (status, _) = server.post("/runs", &alice).await;
+    assert_eq!(status, 202);
+    let mut seen = next_events(&mut ws, 2, start).await;
+    // The connection drops without a close handshake; the run goes on meanwhile.
+    drop(ws);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+
+    let last = position_of(seen.last().unwrap());
+    let (mut ws, _) = server
+        .connect(
+            &format!("/ws/browser?resume={last}"),
+            &[(header::AUTHORIZATION, &bearer(&alice))],
+        )
+        .await
+        .unwrap();
+    assert_eq!(next_json(&mut ws).await["type"], "welcome");
+    let mut at = last;
+    let missed = loop {
+        let frame = next_json(&mut ws).await;
+        if frame["type"] == "resumed" {
+            break frame["missed"].as_u64().unwrap();
+        }
+        assert_eq!(
+            position_of(&frame),
+            ResumePoint::new(at.epoch(), at.seq() + 1)
+        );
+        at = position_of(&frame);
+        seen.push(frame);
+    };
+    assert!(missed >= 1, "the run went on while the tab was away");
+    let rest = RUN.len() - seen.len();
+    seen.extend(next_events(&mut ws, rest, at).await);
+    assert_eq!(names(&seen), RUN);
+    expect_silence(&mut ws).await;
+
+    let replayed = format!("wsctx_events_replayed_total {missed}");
+    server
+        .metrics_show(&["wsctx_resumes_total 1", &replayed])
+        .await;
+}
+
+#[tokio::test]
+async fn a_resume_from_an_unknown_epoch_is_told_to_reload() {
+    let server = Server::start(fast_runs()).await;
+    let alice = token("user-alice-7f3a");
+    let (mut ws, _) = server
+        .connect(
+            "/ws?resume=00c0ffee00c0ffee.3",
+            &[(header::AUTHORIZATION, &bearer(&alice))],
+        )
+        .await
+        .unwrap();
+    assert_eq!(next_json(&mut ws).await["type"], "welcome");
+    assert_eq!(next_json(&mut ws).await, json!({"type": "resume_gap"}));
+    // The socket stays open and gets live events of its new stream.
+    server.post("/runs", &alice).await;
+    let first = next_json(&mut ws).await;
+    assert_eq!(
+        (first["event"].as_str(), first["seq"].as_u64()),
+        (Some("agent_started"), Some(1))
+    );
 }

@@ -214,6 +214,7 @@ async fn run(seed: u64) {
         global: 80,
         outbound_queue: 8,
         idle_timeout: Duration::from_secs(3600),
+        ..Limits::default()
     });
     let tally = Arc::new(Tally::default());
     let workers: Vec<_> = (0..TASKS)

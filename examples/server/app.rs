@@ -1,5 +1,6 @@
 //! The example server's application: routes, the chat handler (with credential refresh),
-//! metrics, serving with pre-upgrade limits, and graceful shutdown. `main.rs` runs it; the
+//! simulated agent runs that report to every tab of their user (`POST /runs`), metrics,
+//! serving with pre-upgrade limits, and graceful shutdown. `main.rs` runs it; the
 //! end-to-end tests include this file and start it on an ephemeral port.
 
 use std::future::Future;
@@ -14,14 +15,16 @@ use axum::http::{HeaderMap, StatusCode, Uri, header};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{any, get, post};
 use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
 use wsctx::axum::{
     Authenticated, Endpoint, EndpointConfig, MessageHandler, RejectMode, ServeConfig, Session,
 };
 use wsctx::http::{DEFAULT_MAX_IN_FLIGHT, ExtractConfig, Handshake, Origins};
 use wsctx::jwt::JwtVerifier;
+use wsctx::state::Validated;
 use wsctx::{
-    ErrorCode, Frame, IdGenerator, Limits, ManagerFactory, Policy, Rejection, Token, TokenVerifier,
-    UuidGenerator,
+    Context, Emitter, ErrorCode, EventType, Frame, IdGenerator, Limits, ManagerFactory, Policy,
+    Rejection, Token, TokenVerifier, UuidGenerator,
 };
 
 /// The audience every token for this server must name.
@@ -50,6 +53,11 @@ pub(crate) struct Options {
     pub(crate) max_in_flight: usize,
     /// Serve `POST /demo/token` (demo only; see [`DemoTokens`]).
     pub(crate) demo_tokens: Option<DemoTokens>,
+    /// The pause between two events of a simulated run.
+    pub(crate) run_step: Duration,
+    /// Simulated runs in progress at once, over all users; one more is refused with
+    /// OVERLOADED.
+    pub(crate) max_runs: usize,
 }
 
 impl Default for Options {
@@ -59,10 +67,16 @@ impl Default for Options {
             verify_timeout: Duration::from_secs(5),
             allow_query_token: false,
             ids: None,
-            endpoint: EndpointConfig::default(),
+            // The page resumes after a drop, so every socket learns its position.
+            endpoint: EndpointConfig {
+                send_position: true,
+                ..EndpointConfig::default()
+            },
             serve: ServeConfig::default(),
             max_in_flight: DEFAULT_MAX_IN_FLIGHT,
             demo_tokens: None,
+            run_step: Duration::from_millis(400),
+            max_runs: 64,
         }
     }
 }
@@ -199,6 +213,14 @@ pub(crate) struct AppState {
     endpoint: Endpoint<Chat>,
     refusals: Arc<Refusals>,
     demo_tokens: Option<Arc<DemoTokens>>,
+    runs: Runs,
+}
+
+/// What `POST /runs` needs: the pause between events and a cap on runs in progress.
+#[derive(Clone)]
+struct Runs {
+    step: Duration,
+    slots: Arc<Semaphore>,
 }
 
 impl FromRef<AppState> for Handshake {
@@ -244,6 +266,10 @@ pub(crate) fn app(verifier: impl TokenVerifier + 'static, options: &Options) -> 
         endpoint,
         refusals: Arc::default(),
         demo_tokens: options.demo_tokens.clone().map(Arc::new),
+        runs: Runs {
+            step: options.run_step,
+            slots: Arc::new(Semaphore::new(options.max_runs)),
+        },
     };
     let router = Router::new()
         .route("/", get(index))
@@ -252,6 +278,7 @@ pub(crate) fn app(verifier: impl TokenVerifier + 'static, options: &Options) -> 
         .route("/ws", any(ws::<false>))
         .route("/ws/browser", any(ws::<true>))
         .route("/demo/token", post(demo_token))
+        .route("/runs", post(start_run))
         .with_state(state);
     App {
         router,
@@ -320,6 +347,109 @@ async fn demo_token(State(state): State<AppState>, headers: HeaderMap) -> Respon
     }
 }
 
+/// `POST /runs`: starts a simulated agent run for the user of the bearer token, on a
+/// child context of that user's request context (the query may name `thread_id` and
+/// `run_id`, as on `/ws`). The run reports to every tab of the user, and only that user,
+/// over a few seconds: `agent_started`, `agent_thinking`, `tool_executing` and
+/// `tool_completed` (from a grandchild context, the tool call), more thinking, then
+/// `agent_completed`. Answers 202 with the run's ids; refusals are the table's.
+async fn start_run(State(state): State<AppState>, headers: HeaderMap, uri: Uri) -> Response {
+    let handshake = state.endpoint.handshake();
+    let request = match handshake.authenticate(&headers, &uri).await {
+        Ok(request) => request,
+        Err(rejection) => return rejection.into_response(),
+    };
+    let Ok(slot) = Arc::clone(&state.runs.slots).try_acquire_owned() else {
+        return Rejection::new(ErrorCode::Overloaded).into_response();
+    };
+    let (ids, policy) = (handshake.id_generator(), handshake.policy());
+    let (run, tool) = match request.child("agent_run", policy, ids).and_then(|run| {
+        let tool = run.child("tool:search", policy, ids)?;
+        Ok((run, tool))
+    }) {
+        Ok(contexts) => contexts,
+        Err(error) => return Rejection::from(error).into_response(),
+    };
+    let factory = state.endpoint.factory();
+    let emitters = RunEmitters {
+        run: factory.emitter(&run),
+        tool: factory.emitter(&tool),
+    };
+    let body = serde_json::json!({
+        "run_id": run.run_id().as_str(),
+        "request_id": run.request_id().as_str(),
+    });
+    let step = state.runs.step;
+    tokio::spawn(async move {
+        simulate_run(&emitters, &run, step).await;
+        drop(slot);
+    });
+    let json = [(header::CONTENT_TYPE, "application/json")];
+    (StatusCode::ACCEPTED, json, body.to_string()).into_response()
+}
+
+/// The emitters of one run: the run's own context, and the tool call's.
+struct RunEmitters {
+    run: Emitter,
+    tool: Emitter,
+}
+
+/// The script of a simulated run: (which emitter, event type, data).
+fn run_script(run: &Context<Validated>) -> Vec<(bool, &'static str, serde_json::Value)> {
+    use serde_json::json;
+    let question = format!("summarize thread {}", run.thread_id());
+    vec![
+        (false, "agent_started", json!({"task": question})),
+        (
+            false,
+            "agent_thinking",
+            json!({"step": 1, "thought": "reading the thread"}),
+        ),
+        (
+            false,
+            "agent_thinking",
+            json!({"step": 2, "thought": "looking for related notes"}),
+        ),
+        (
+            true,
+            "tool_executing",
+            json!({"tool": "search", "input": "related notes"}),
+        ),
+        (
+            true,
+            "tool_completed",
+            json!({"tool": "search", "result": "3 notes found"}),
+        ),
+        (
+            false,
+            "agent_thinking",
+            json!({"step": 3, "thought": "drafting the summary"}),
+        ),
+        (
+            false,
+            "agent_completed",
+            json!({"summary": "3 notes, 2 open questions", "steps": 3}),
+        ),
+    ]
+}
+
+/// Emits the run's events, `step` apart. An event to a user with no open tab is kept
+/// for a tab that reconnects; an emit error (none of this data is too large) ends the run.
+async fn simulate_run(emitters: &RunEmitters, run: &Context<Validated>, step: Duration) {
+    for (i, (tool, name, data)) in run_script(run).into_iter().enumerate() {
+        if i > 0 {
+            tokio::time::sleep(step).await;
+        }
+        let Ok(event) = EventType::try_new(name) else {
+            return;
+        };
+        let emitter = if tool { &emitters.tool } else { &emitters.run };
+        if emitter.emit(&event, &data).is_err() {
+            return;
+        }
+    }
+}
+
 /// Prometheus text format. Labels are error codes only; no user id appears.
 async fn metrics(State(state): State<AppState>) -> Response {
     use std::fmt::Write as _;
@@ -337,6 +467,12 @@ async fn metrics(State(state): State<AppState>) -> Response {
         ("wsctx_idle_timeouts_total", "counter", "Sockets closed as IDLE_TIMEOUT.", m.idle_timeouts),
         ("wsctx_disconnected_total", "counter", "Sockets closed by a disconnect.", m.disconnected),
         ("wsctx_closed_by_shutdown_total", "counter", "Sockets closed by shutdown.", m.closed_by_shutdown),
+        ("wsctx_events_emitted_total", "counter", "Events emitted.", m.events_emitted),
+        ("wsctx_events_replayed_total", "counter", "Events replayed to resuming sockets.", m.events_replayed),
+        ("wsctx_resumes_total", "counter", "Resumes that got every missed event.", m.resumes),
+        ("wsctx_resume_gaps_total", "counter", "Resumes told to reload.", m.resume_gaps),
+        ("wsctx_replay_rings", "gauge", "Users holding a replay ring.", m.replay_rings),
+        ("wsctx_replay_bytes", "gauge", "Bytes held by the replay rings.", m.replay_bytes),
     ];
     let mut out = String::with_capacity(2048);
     for (name, kind, help, value) in metrics {

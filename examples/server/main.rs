@@ -10,10 +10,18 @@
 //! - `GET /ws`: refuses a bad handshake with the HTTP status of the rejection table.
 //! - `GET /ws/browser`: upgrades, then refuses with an error frame and the close code.
 //! - `GET /`: a page that connects with the token in the subprotocol.
+//! - `POST /runs` (bearer token): a simulated agent run on a child context of the user's
+//!   request; over a few seconds it reports `agent_started`, `agent_thinking`,
+//!   `tool_executing`, `tool_completed` and `agent_completed` to every tab of that user.
 //! - `GET /healthz`, `GET /metrics` (Prometheus text; no user ids).
 //! - `POST /demo/token` (**demo only**): a fresh token for the user of the bearer token
 //!   presented, so that the page can show a live refresh; a real deployment gets fresh
 //!   tokens from its identity provider.
+//!
+//! Every socket first gets `{"type":"welcome",…}`, then its position in the user's event
+//! stream (`{"type":"position","epoch":…,"seq":…}`). A socket that connects with
+//! `?resume=<epoch>.<seq>` gets the events it missed and `{"type":"resumed","missed":n}`
+//! instead, or `{"type":"resume_gap"}` when they are gone.
 //!
 //! A socket lives no longer than its token: at `exp` it gets the TOKEN_EXPIRED error frame
 //! and close 4401, unless the client sent `{"type":"refresh","token":…}` with a newer
@@ -245,6 +253,9 @@ async fn main() -> ExitCode {
                 println!("demo token (sub user-alice-7f3a, valid 24 h):\n  {token}");
                 println!("connect:\n  websocat -H 'Authorization: Bearer {token}' ws://{addr}/ws");
                 println!("browser:\n  http://{addr}/#token={token}");
+                println!(
+                    "start a run:\n  curl -X POST -H 'Authorization: Bearer {token}' http://{addr}/runs"
+                );
             }
             Err(error) => eprintln!("warning: could not mint a demo token: {error}"),
         }

@@ -18,6 +18,7 @@ use std::time::Duration;
 /// | `write_buffer_size` | 0 | bytes tungstenite collects before writing (0: every frame is written at once) |
 /// | `max_write_buffer_size` | 128 KiB | the most bytes waiting to be written to one socket; a larger outbound frame is not sent |
 /// | `reply_queue` | 32 frames | frames [`Session::reply`](super::Session::reply) may queue for one socket |
+/// | `send_position` | `false` | whether a socket admitted without `resume` first gets `{"type":"position","epoch":…,"seq":…}` (see [`ManagerFactory::create_with_position`](crate::ManagerFactory::create_with_position)) |
 ///
 /// A socket whose close was requested (slow consumer, idle, heartbeat, token expiry,
 /// disconnect, shutdown, a protocol violation) is dropped at most
@@ -63,6 +64,10 @@ pub struct EndpointConfig {
     pub max_write_buffer_size: usize,
     /// How many frames [`Session::reply`](super::Session::reply) may queue (at least 1).
     pub reply_queue: usize,
+    /// Whether a socket admitted without a `resume` query parameter is told its
+    /// position in its user's event stream first, so that it can resume even before
+    /// its first event. Turn it on for clients that resume.
+    pub send_position: bool,
 }
 
 impl EndpointConfig {
@@ -86,6 +91,7 @@ impl EndpointConfig {
         write_buffer_size: 0,
         max_write_buffer_size: 128 * 1024,
         reply_queue: 32,
+        send_position: false,
     };
 
     /// The configuration with its buffer sizes made consistent (tungstenite panics on a

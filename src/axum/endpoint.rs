@@ -171,7 +171,11 @@ impl<H: MessageHandler> Endpoint<H> {
         &self.factory
     }
 
-    /// Binds the authenticated context to its peer and admits it to the factory.
+    /// Binds the authenticated context to its peer and admits it to the factory: with
+    /// [`ManagerFactory::create_resuming`] when the client sent a `resume` point (the
+    /// events it missed are queued first), else with
+    /// [`ManagerFactory::create_with_position`] when
+    /// [`EndpointConfig::send_position`] is set, else with [`ManagerFactory::create`].
     ///
     /// # Errors
     ///
@@ -205,8 +209,14 @@ impl<H: MessageHandler> Endpoint<H> {
     pub fn admit(&self, auth: Authenticated) -> Result<Admission, Rejection> {
         let expires_at = auth.expires_at();
         let peer = auth.peer_addr();
+        let resume = auth.resume();
         let bound = self.handshake.bind(auth.into_context(), peer)?;
-        let (manager, outbound) = self.factory.create(bound).map_err(|error| {
+        let admitted = match resume {
+            Some(point) => self.factory.create_resuming(bound, point),
+            None if self.config.send_position => self.factory.create_with_position(bound),
+            None => self.factory.create(bound),
+        };
+        let (manager, outbound) = admitted.map_err(|error| {
             debug_event!(error_code = error.code().as_str(), "admission refused");
             Rejection::from(error)
         })?;

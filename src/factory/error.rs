@@ -1,5 +1,6 @@
-//! The factory's errors: [`FactoryError`] (why an admission was refused) and
-//! [`TryRecvError`] (why an outbound queue yielded nothing). A leaf of the factory.
+//! The factory's errors: [`FactoryError`] (why an admission was refused),
+//! [`TryRecvError`] (why an outbound queue yielded nothing) and, with `serde`,
+//! `EmitError` (why an event was not sent). A leaf of the factory.
 
 use crate::rejection::{ErrorCode, Rejection};
 
@@ -88,4 +89,34 @@ pub enum TryRecvError {
     /// The close frame has been yielded; nothing more will come.
     #[error("the socket is closed")]
     Closed,
+}
+
+/// Why an event was not sent: its data could not be rendered into an event frame
+/// within the limit. Nothing was sent to anyone. Messages are fixed and never
+/// contain the event data.
+///
+/// # Examples
+///
+/// ```
+/// use wsctx::EmitError;
+///
+/// let error = EmitError::DataTooLarge { limit: 65_536 };
+/// assert_eq!(error.to_string(), "event data is larger than 65536 bytes");
+/// ```
+#[cfg(feature = "serde")]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, thiserror::Error)]
+#[non_exhaustive]
+pub enum EmitError {
+    /// The data serializes to more than `limit` bytes of JSON. Serialization stops
+    /// as soon as the limit is passed.
+    #[error("event data is larger than {limit} bytes")]
+    DataTooLarge {
+        /// The configured limit, in bytes of serialized JSON.
+        limit: usize,
+    },
+    /// The data's `Serialize` implementation failed, or it cannot be written as JSON
+    /// (for example a map whose keys are not strings). The serializer's message is
+    /// not kept: it may quote the data.
+    #[error("event data cannot be serialized as json")]
+    Serialize,
 }

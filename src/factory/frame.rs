@@ -3,6 +3,7 @@
 use std::sync::Arc;
 
 use crate::close::CloseFrame;
+use crate::resume::ResumePoint;
 
 /// One outbound WebSocket message. Cheap to clone: the payload is shared, so a fan-out
 /// to every socket of a user copies a pointer, not the message.
@@ -91,8 +92,12 @@ impl From<CloseFrame> for Frame {
     }
 }
 
-/// What one [`send_to_user`](crate::IsolatedManager::send_to_user) did, counted in
-/// sockets of the sending user.
+/// What one send did: [`IsolatedManager::send_to_user`](crate::IsolatedManager::send_to_user),
+/// [`ManagerFactory::send_to_user`](crate::ManagerFactory::send_to_user) or an
+/// emitter's `emit` (feature `serde`). Counted in sockets of the receiving user.
+///
+/// Non-exhaustive, so that a deployment spanning several servers can report its remote
+/// deliveries beside the local ones.
 ///
 /// # Examples
 ///
@@ -120,4 +125,13 @@ pub struct Delivery {
     /// [`send_to_user`](crate::IsolatedManager::send_to_user)) counts every socket of the
     /// user here.
     pub dropped: usize,
+    /// For an event: its position in the user's stream (what a client that saw it
+    /// resumes from). `None` for a plain frame, and for an event to a user with no
+    /// socket and no replay ring, which nobody can resume.
+    pub position: Option<ResumePoint>,
+    /// For an event: whether the user's replay ring holds it, so that a client
+    /// reconnecting within the window gets it. `false` for a plain frame, and for an
+    /// event too large for [`ReplayLimits`](crate::ReplayLimits) (a client that missed it
+    /// gets `resume_gap`).
+    pub buffered: bool,
 }

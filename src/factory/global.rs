@@ -1,6 +1,7 @@
 //! [`Global`]: the state every shard of one factory shares (the limits, the global slot
-//! count, the draining flag, the idle clock).
+//! count, the draining flag, the idle clock, the replay byte budget).
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
@@ -10,6 +11,7 @@ use tokio::time::Instant;
 
 use crate::close::CloseFrame;
 use crate::factory::limits::Limits;
+use crate::factory::replay::ReplayPool;
 use crate::rejection::{CloseStyle, ErrorCode, Rejection};
 
 /// Keeps a hot atomic alone on 128 bytes: two cache lines, because x86's adjacent-line
@@ -28,6 +30,8 @@ pub(super) struct Global {
     shutdown: Notify,
     /// Time zero of the idle clock.
     epoch: Instant,
+    /// The byte budget all replay rings share.
+    replay: Arc<ReplayPool>,
 }
 
 impl Global {
@@ -39,6 +43,7 @@ impl Global {
             draining: AtomicBool::new(false),
             shutdown: Notify::new(),
             epoch: Instant::now(),
+            replay: Arc::new(ReplayPool::new(limits.replay)),
         }
     }
 
@@ -48,6 +53,11 @@ impl Global {
 
     pub(super) fn style(&self) -> CloseStyle {
         self.style
+    }
+
+    /// What every replay ring of this factory shares.
+    pub(super) fn replay(&self) -> &Arc<ReplayPool> {
+        &self.replay
     }
 
     /// Nanoseconds since the factory's epoch, on Tokio's clock (which tests can pause).

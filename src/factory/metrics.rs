@@ -18,12 +18,22 @@ pub(super) enum Counter {
     IdleTimeouts,
     Disconnected,
     ClosedByShutdown,
+    #[cfg_attr(
+        not(feature = "serde"),
+        allow(dead_code, reason = "counted by the emitter")
+    )]
+    Emitted,
+    Replayed,
+    Resumed,
+    ResumeGaps,
+    RingsCreated,
+    RingsFreed,
 }
 
 /// The counters of one shard. Each is bumped by the transition it counts.
 #[derive(Debug, Default)]
 pub(super) struct Counters {
-    counts: [AtomicU64; 9],
+    counts: [AtomicU64; 15],
     rejected: [AtomicU64; ErrorCode::COUNT],
     closed_with: [AtomicU64; ErrorCode::COUNT],
 }
@@ -32,6 +42,11 @@ impl Counters {
     /// Adds `n` to `counter`; a no-op for 0, so hot paths skip the atomic.
     pub(super) fn add(&self, counter: Counter, n: usize) {
         add(&self.counts[counter as usize], n);
+    }
+
+    /// The value of `counter` now.
+    pub(super) fn get(&self, counter: Counter) -> u64 {
+        self.counts[counter as usize].load(Ordering::Relaxed)
     }
 
     /// Counts an admission refused with `code`.
@@ -57,6 +72,12 @@ impl Counters {
             idle,
             disconnected,
             shutdown,
+            emitted,
+            replayed,
+            resumed,
+            gaps,
+            rings_created,
+            rings_freed,
         ] = self.counts.each_ref().map(get);
         total.admitted += admitted;
         total.freed += freed;
@@ -67,6 +88,12 @@ impl Counters {
         total.idle_timeouts += idle;
         total.disconnected += disconnected;
         total.closed_by_shutdown += shutdown;
+        total.events_emitted += emitted;
+        total.events_replayed += replayed;
+        total.resumes += resumed;
+        total.resume_gaps += gaps;
+        // Created and freed under the same shard lock, so never fewer created.
+        total.replay_rings += rings_created.saturating_sub(rings_freed);
         for (sum, counter) in total.rejected.iter_mut().zip(&self.rejected) {
             *sum += get(counter);
         }
@@ -131,6 +158,23 @@ pub struct MetricsSnapshot {
     pub disconnected: u64,
     /// Sockets closed by [`shutdown`](crate::ManagerFactory::shutdown).
     pub closed_by_shutdown: u64,
+    /// Events sent by an emitter (`Emitter::emit`, feature `serde`), one per event
+    /// whatever the number of sockets; an emit refused for its data is not counted.
+    pub events_emitted: u64,
+    /// Events queued again for a resuming client by
+    /// [`create_resuming`](crate::ManagerFactory::create_resuming), one per frame.
+    /// Not counted in `messages_delivered`.
+    pub events_replayed: u64,
+    /// Resumes that found every missed event (`{"type":"resumed",…}`).
+    pub resumes: u64,
+    /// Resumes that could not be served (`{"type":"resume_gap"}`): another epoch, or
+    /// missed events no longer held.
+    pub resume_gaps: u64,
+    /// Users holding a replay ring now (a gauge).
+    pub replay_rings: u64,
+    /// Bytes held by all replay rings now, as counted against
+    /// [`ReplayLimits::bytes_total`](crate::ReplayLimits::bytes_total) (a gauge).
+    pub replay_bytes: u64,
     /// Admissions refused, per error code; read with [`rejected`](Self::rejected).
     rejected: [u64; ErrorCode::COUNT],
     /// Sockets closed by [`close_with`](crate::IsolatedManager::close_with), per error

@@ -1,20 +1,24 @@
 //! The connection manager factory: admission under per-user and global limits, one
-//! bounded outbound queue per socket, fan-out to the sockets of one user, forced
-//! disconnects, shutdown, the idle reaper, and metrics.
+//! bounded outbound queue per socket, fan-out to the sockets of one user, server push
+//! (frames by user id, events through an emitter, a per-user replay ring for clients
+//! that reconnect), forced disconnects, shutdown, the idle reaper, and metrics.
 //!
 //! Layered like tokio's channel: each module uses only the ones above it in this table.
 //!
 //! | module | job |
 //! |---|---|
-//! | `limits`, `frame`, `error` | [`Limits`]; [`Frame`], [`Delivery`]; [`FactoryError`], [`TryRecvError`] |
-//! | `metrics` | per-shard counters, [`MetricsSnapshot`] |
-//! | `global` | what every shard shares: limits, the global slot count, the draining flag, the idle clock |
-//! | `socket` | one socket's queue and close slot (knows nothing of shards) |
-//! | `shard` | one shard's map user hash -> sockets, and the transitions on it |
+//! | `limits`, `frame`, `error` | [`Limits`], [`ReplayLimits`]; [`Frame`], [`Delivery`]; [`FactoryError`], [`TryRecvError`], `EmitError` |
+//! | `metrics`, `replay`, `emit` | per-shard counters, [`MetricsSnapshot`]; one user's replay ring and the byte budget all rings share; event frame rendering |
+//! | `global`, `socket` | what every shard shares (limits, the global slot count, the draining flag, the idle clock, the replay budget); one socket's queue and close slot (knows nothing of shards) |
+//! | `shard` | one shard's map user hash -> sockets and rings, and the transitions on it |
 //! | `registry` | the shards, and the keyed hash that picks one |
-//! | `manager`, `outbound` | [`IsolatedManager`], [`Outbound`]: handles holding their socket and its shard |
+//! | `manager`, `outbound`, `emitter` | [`IsolatedManager`], [`Outbound`], `Emitter`: handles holding their shard |
 //! | this file | [`ManagerFactory`] and the transitions that span shards |
 
+#[cfg(feature = "serde")]
+mod emit;
+#[cfg(feature = "serde")]
+mod emitter;
 mod error;
 mod frame;
 mod global;
@@ -23,6 +27,7 @@ mod manager;
 mod metrics;
 mod outbound;
 mod registry;
+mod replay;
 mod shard;
 mod socket;
 
@@ -33,9 +38,13 @@ use std::sync::Arc;
 use std::task::Poll;
 use std::time::Duration;
 
+#[cfg(feature = "serde")]
+pub use emitter::Emitter;
+#[cfg(feature = "serde")]
+pub use error::EmitError;
 pub use error::{FactoryError, TryRecvError};
 pub use frame::{Delivery, Frame};
-pub use limits::Limits;
+pub use limits::{Limits, ReplayLimits};
 pub use manager::IsolatedManager;
 pub use metrics::MetricsSnapshot;
 pub use outbound::Outbound;
@@ -44,11 +53,13 @@ use crate::close::CloseFrame;
 use crate::context::Context;
 use crate::id::UserId;
 use crate::rejection::{CloseStyle, ErrorCode};
+use crate::resume::ResumePoint;
 use crate::state::Bound;
 use crate::trace::debug_event;
 use global::{Global, nanos};
 use metrics::Counter;
 use registry::Registry;
+use shard::Start;
 
 /// The shortest interval [`ManagerFactory::run_idle_reaper`] sweeps at.
 const MIN_REAP_INTERVAL: Duration = Duration::from_millis(1);
@@ -69,6 +80,8 @@ struct Shared {
 /// | transition | result |
 /// |---|---|
 /// | [`create`](Self::create) | an [`IsolatedManager`] (the slot) and an [`Outbound`] (its queue), or a [`FactoryError`] |
+/// | [`create_with_position`](Self::create_with_position), [`create_resuming`](Self::create_resuming) | the same, with the client's position in its user's event stream, or the events it missed, queued first |
+/// | [`send_to_user`](Self::send_to_user), an emitter's `emit` (feature `serde`) | a frame or an event to every socket of one user, from anywhere |
 /// | dropping the manager | frees the slot, closes the socket with 1000 |
 /// | a full outbound queue | closes that socket with SLOW_CONSUMER (1013) |
 /// | [`disconnect_user`](Self::disconnect_user) | closes every socket of one user with a given frame |
@@ -214,9 +227,103 @@ impl ManagerFactory {
     /// users are unaffected); [`FactoryError::Overloaded`] when the factory is at
     /// [`Limits::global`].
     pub fn create(&self, ctx: Context<Bound>) -> Result<(IsolatedManager, Outbound), FactoryError> {
+        self.admit(ctx, Start::Plain)
+    }
+
+    /// Admits like [`create`](Self::create), and queues first, in the same atomic step,
+    /// what a client that was disconnected missed: every event of the user after
+    /// `point`, oldest first, then `{"type":"resumed","missed":n}`. When the user's
+    /// replay ring no longer holds all of them (another epoch, thrown away by a limit,
+    /// expired, or a point the stream never reached) it queues `{"type":"resume_gap"}`
+    /// instead, and the client must reload its state.
+    ///
+    /// Admission and replay are one step under the user's shard lock: an event emitted
+    /// at the same time is either among the replayed frames or delivered live after
+    /// them, never both and never neither. Replayed frames do not count against
+    /// [`Limits::outbound_queue`]: the queue has room for that many live frames beyond
+    /// them.
+    ///
+    /// A client that has not seen an event yet has no point to resume from: admit it
+    /// with [`create_with_position`](Self::create_with_position) to tell it one.
+    ///
+    /// # Errors
+    ///
+    /// As [`create`](Self::create); a refused admission replays nothing.
+    ///
+    /// # Examples
+    ///
+    /// (Events come from an emitter, which needs the `serde` feature.)
+    ///
+    #[cfg_attr(feature = "serde", doc = "```")]
+    #[cfg_attr(not(feature = "serde"), doc = "```ignore")]
+    /// # use wsctx::{Context, ManagerFactory, Policy, SequenceGenerator, UuidGenerator};
+    /// # let ids = SequenceGenerator::new();
+    /// # let ctx = Context::builder().user_id("user-a").build().validate(&Policy::default(), &ids)?;
+    /// # let tab = || ctx.clone().bind(None, &UuidGenerator::new());
+    /// use wsctx::{EventType, Frame};
+    ///
+    /// let factory = ManagerFactory::default();
+    /// let step = EventType::try_new("agent_thinking")?;
+    /// let (tab_1, _out) = factory.create(tab()?)?;
+    /// let seen = factory.emitter(&ctx).emit(&step, &1)?.position.unwrap();
+    /// drop(tab_1); // the tab loses its connection
+    /// factory.emitter(&ctx).emit(&step, &2)?; // missed
+    ///
+    /// let (_tab, mut outbound) = factory.create_resuming(tab()?, seen)?;
+    /// assert!(outbound.try_recv()?.as_text().unwrap().contains(r#""data":2"#));
+    /// assert_eq!(outbound.try_recv()?, Frame::text(r#"{"type":"resumed","missed":1}"#));
+    ///
+    /// let unknown = "0123456789abcdef.1".parse()?;
+    /// let (_tab, mut outbound) = factory.create_resuming(tab()?, unknown)?;
+    /// assert_eq!(outbound.try_recv()?, Frame::text(r#"{"type":"resume_gap"}"#));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn create_resuming(
+        &self,
+        ctx: Context<Bound>,
+        point: ResumePoint,
+    ) -> Result<(IsolatedManager, Outbound), FactoryError> {
+        self.admit(ctx, Start::Resume(point))
+    }
+
+    /// Admits like [`create`](Self::create), and queues first, in the same atomic step,
+    /// `{"type":"position","epoch":"<16 hex digits>","seq":n}`: the position of the
+    /// user's event stream at admission. Every event after it reaches this socket live,
+    /// so a client that stores the position (and then the position of each event it
+    /// gets) can always resume, even if it drops before its first event. This is how
+    /// a new tab learns where it starts; `create` sends no such frame.
+    ///
+    /// # Errors
+    ///
+    /// As [`create`](Self::create).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use wsctx::{Context, ManagerFactory, Policy, SequenceGenerator, UuidGenerator};
+    /// # let bound = Context::builder().user_id("user-a").build()
+    /// #     .validate(&Policy::default(), &SequenceGenerator::new())?.bind(None, &UuidGenerator::new())?;
+    /// let (_tab, mut outbound) = ManagerFactory::default().create_with_position(bound)?;
+    /// let position = outbound.try_recv()?;
+    /// assert!(position.as_text().unwrap().starts_with(r#"{"type":"position","epoch":""#));
+    /// assert!(position.as_text().unwrap().ends_with(r#"","seq":0}"#));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn create_with_position(
+        &self,
+        ctx: Context<Bound>,
+    ) -> Result<(IsolatedManager, Outbound), FactoryError> {
+        self.admit(ctx, Start::Position)
+    }
+
+    fn admit(
+        &self,
+        ctx: Context<Bound>,
+        start: Start,
+    ) -> Result<(IsolatedManager, Outbound), FactoryError> {
         let hash = self.shared.registry.hash(ctx.user_id());
         let shard = self.shared.registry.shard(hash);
-        match shard.admit(ctx, hash) {
+        match shard.admit(ctx, hash, start) {
             Ok(socket) => {
                 debug_event!("socket admitted");
                 let manager = IsolatedManager::new(Arc::clone(shard), Arc::clone(&socket));
@@ -227,6 +334,82 @@ impl ManagerFactory {
                 Err(error)
             }
         }
+    }
+
+    /// Queues `frame` on every live socket of `user`, from anywhere in the server: no
+    /// socket of that user is needed, and nobody else receives it. Behaves like
+    /// [`IsolatedManager::send_to_user`] otherwise: never waits, a full queue closes
+    /// that one socket as SLOW_CONSUMER, closing sockets are skipped, and a
+    /// [`Frame::Close`] is refused (every socket counted as dropped).
+    ///
+    /// The frame is not kept for tabs that are reconnecting; events sent through an
+    /// emitter (feature `serde`) are.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use wsctx::{Context, ManagerFactory, Policy, SequenceGenerator, UuidGenerator};
+    /// # let bound = |user: &str| -> Result<Context<wsctx::state::Bound>, Box<dyn std::error::Error>> {
+    /// #     Ok(Context::builder().user_id(user).build()
+    /// #     .validate(&Policy::default(), &SequenceGenerator::new())?.bind(None, &UuidGenerator::new())?)
+    /// # };
+    /// use wsctx::{Frame, TryRecvError, UserId};
+    ///
+    /// let factory = ManagerFactory::default();
+    /// let (_alice, mut alice_out) = factory.create(bound("alice")?)?;
+    /// let (_bob, mut bob_out) = factory.create(bound("bob")?)?;
+    ///
+    /// let delivery = factory.send_to_user(&UserId::try_new("alice")?, Frame::text("report ready"));
+    /// assert_eq!(delivery.delivered, 1);
+    /// assert_eq!(alice_out.try_recv()?, Frame::text("report ready"));
+    /// assert_eq!(bob_out.try_recv(), Err(TryRecvError::Empty));
+    ///
+    /// // A user with no socket: nobody gets it.
+    /// assert_eq!(factory.send_to_user(&UserId::try_new("carol")?, Frame::text("hi")).delivered, 0);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    #[allow(
+        clippy::needless_pass_by_value,
+        reason = "the frame is handed over; each socket gets a clone of its shared payload"
+    )]
+    pub fn send_to_user(&self, user: &UserId, frame: Frame) -> Delivery {
+        let hash = self.shared.registry.hash(user);
+        let shard = self.shared.registry.shard(hash);
+        shard.send_to_user(hash, user, &frame)
+    }
+
+    /// An [`Emitter`] that sends events on behalf of `ctx` (a validated or bound context
+    /// at any depth) to every live socket of `ctx`'s user. The context's ids are rendered
+    /// once, here; the emitter keeps no reference to the context.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use wsctx::{Context, ManagerFactory, Policy, SequenceGenerator};
+    /// # let ids = SequenceGenerator::new();
+    /// # let request = Context::builder().user_id("user-a").build().validate(&Policy::default(), &ids)?;
+    /// use wsctx::EventType;
+    ///
+    /// let factory = ManagerFactory::default();
+    /// let emitter = factory.emitter(&request.child("summarize", &Policy::default(), &ids)?);
+    /// let handle = std::thread::spawn(move || {
+    ///     emitter.emit(&EventType::try_new("agent_completed").unwrap(), &()).unwrap()
+    /// });
+    /// assert_eq!(handle.join().unwrap().delivered, 0); // the user has no socket
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    #[cfg(feature = "serde")]
+    #[must_use]
+    pub fn emitter<S: crate::state::Valid>(&self, ctx: &Context<S>) -> Emitter {
+        let user = ctx.user_id();
+        let hash = self.shared.registry.hash(user);
+        Emitter::new(
+            Arc::clone(self.shared.registry.shard(hash)),
+            hash,
+            user.clone(),
+            emit::EventHeader::new(ctx),
+            self.shared.global.limits().event_data_bytes,
+        )
     }
 
     /// Closes every open socket of `user` with `frame`; each one's
@@ -382,6 +565,7 @@ impl ManagerFactory {
                 return;
             }
             self.close_idle();
+            self.free_expired_rings();
         }
     }
 
@@ -437,6 +621,45 @@ impl ManagerFactory {
         closed
     }
 
+    /// Frees the replay rings of users who have had no socket for
+    /// [`ReplayLimits::window`] (counted from the later of their last socket leaving and
+    /// their newest event), and throws away expired events from the others. Returns how
+    /// many rings it freed. [`run_idle_reaper`](Self::run_idle_reaper) calls it on every
+    /// sweep; without a reaper, rings of departed users are only freed here.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use wsctx::{Context, ManagerFactory, Policy, SequenceGenerator, UuidGenerator};
+    /// # let bound = Context::builder().user_id("user-a").build()
+    /// #     .validate(&Policy::default(), &SequenceGenerator::new())?.bind(None, &UuidGenerator::new())?;
+    /// use std::time::Duration;
+    /// use wsctx::{Limits, ReplayLimits};
+    ///
+    /// let replay = ReplayLimits { window: Duration::ZERO, ..ReplayLimits::default() };
+    /// let factory = ManagerFactory::new(Limits { replay, ..Limits::default() });
+    /// let tab = factory.create_with_position(bound)?; // the user gets a ring
+    /// assert_eq!(factory.metrics().replay_rings, 1);
+    /// assert_eq!(factory.free_expired_rings(), 0); // a socket is attached
+    /// drop(tab);
+    /// assert_eq!(factory.free_expired_rings(), 1);
+    /// assert_eq!(factory.metrics().replay_rings, 0);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn free_expired_rings(&self) -> usize {
+        let now = tokio::time::Instant::now();
+        let freed = self
+            .shared
+            .registry
+            .shards()
+            .map(|shard| shard.free_expired_rings(now))
+            .sum();
+        if freed > 0 {
+            debug_event!(rings = freed, "replay rings freed");
+        }
+        freed
+    }
+
     /// The counters now.
     ///
     /// # Examples
@@ -451,7 +674,9 @@ impl ManagerFactory {
         for shard in self.shared.registry.shards() {
             shard.sum_into(&mut total);
         }
-        total.active = u64::try_from(self.shared.global.active()).unwrap_or(u64::MAX);
+        let global = &self.shared.global;
+        total.active = u64::try_from(global.active()).unwrap_or(u64::MAX);
+        total.replay_bytes = u64::try_from(global.replay().held()).unwrap_or(u64::MAX);
         total
     }
 

@@ -44,6 +44,11 @@ pub(super) struct Socket {
 
 struct Queue {
     frames: VecDeque<Frame>,
+    /// How many of the frames at the front were queued at admission (a resume's
+    /// replayed events and its status frame) and are still waiting. They do not count
+    /// against the queue's capacity: a client that resumes with a full ring of missed
+    /// events still has room for the live ones.
+    preloaded: usize,
     close: CloseSlot,
     waker: Option<Waker>,
 }
@@ -58,6 +63,7 @@ impl Queue {
             CloseSlot::Open => self.close = CloseSlot::Open,
         }
         let frame = self.frames.pop_front().ok_or(TryRecvError::Empty)?;
+        self.preloaded = self.preloaded.saturating_sub(1);
         if self.frames.is_empty() && self.frames.capacity() > RETAINED_QUEUE_SLOTS {
             self.frames.shrink_to(RETAINED_QUEUE_SLOTS);
         }
@@ -96,6 +102,7 @@ impl Socket {
             seen_active: AtomicU64::new(0),
             queue: Mutex::new(Queue {
                 frames: VecDeque::new(),
+                preloaded: 0,
                 close: CloseSlot::Open,
                 waker: None,
             }),
@@ -146,8 +153,17 @@ impl Socket {
         self.queue.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Queues `frame` unless the socket is closing. A full queue closes the socket with
-    /// the frame `overflow` returns.
+    /// Queues `frames` on a socket no other thread can see yet (before it is
+    /// registered): they go first and do not count against the queue's capacity.
+    pub(super) fn preload(&self, frames: Vec<Frame>) {
+        let mut queue = self.lock();
+        queue.preloaded = frames.len();
+        queue.frames = VecDeque::from(frames);
+    }
+
+    /// Queues `frame` unless the socket is closing. A full queue (`capacity` frames
+    /// beyond the preloaded ones still waiting) closes the socket with the frame
+    /// `overflow` returns.
     pub(super) fn push(
         &self,
         frame: Frame,
@@ -158,7 +174,7 @@ impl Socket {
         if !matches!(queue.close, CloseSlot::Open) {
             return Push::Closed;
         }
-        if queue.frames.len() < capacity {
+        if queue.frames.len() < capacity.saturating_add(queue.preloaded) {
             queue.frames.push_back(frame);
             let waker = queue.waker.take();
             drop(queue);
@@ -190,6 +206,7 @@ impl Socket {
         queue.close = CloseSlot::Pending(frame);
         self.closing.store(true, Ordering::Release);
         let frames = mem::take(&mut queue.frames);
+        queue.preloaded = 0;
         let waker = queue.waker.take();
         drop(queue);
         if let Some(waker) = waker {
@@ -228,6 +245,7 @@ impl Socket {
         self.closing.store(true, Ordering::Release);
         queue.waker = None;
         let frames = mem::take(&mut queue.frames);
+        queue.preloaded = 0;
         drop(queue);
         frames.len()
     }

@@ -3,9 +3,13 @@
 # page connects with a token in the subprotocol, receives the welcome, sends a message to
 # itself, refreshes its token (a fresh one from the demo-only POST /demo/token, sent as a
 # refresh frame, answered "refreshed"), and observes two refused connections' close codes
-# and reasons (4401 no_token,
-# 4401 invalid_format). It writes PASS/FAIL lines into the DOM; cdp_selftest.py reads them
-# over the DevTools protocol and this script fails unless it reads "SELFTEST: PASS".
+# and reasons (4401 no_token, 4401 invalid_format). Then it starts an agent run
+# (POST /runs), drops its live socket after two events (the page reconnects by itself with
+# ?resume= and shows "resumed, n missed"), reloads itself after four (the reloaded page
+# resumes from sessionStorage), and checks that the timeline shows every event of the run
+# exactly once, in order; last, a stored position of another epoch makes the page say
+# "gap — reload". It writes PASS/FAIL lines into the DOM; cdp_selftest.py reads
+# them over the DevTools protocol and this script fails unless it reads "SELFTEST: PASS".
 # Needs: Debian's `chromium` package (apt-get install -y chromium) and python3 with
 # `websockets` (pip install -r tests/interop/requirements.txt).
 set -euo pipefail

@@ -5,8 +5,10 @@ Usage: interop.py PATH_TO_SERVER_BINARY
 
 Starts the server on a free 127.0.0.1 port with a fresh secret, mints its own tokens,
 and checks: connect (header and subprotocol token), delivery to every tab of a user and
-to no other user, three rejections (HTTP 401 before the upgrade, close 4400 after it,
-HTTP 429 for a sixth tab), and a clean shutdown with 1012 on SIGTERM.
+to no other user, a run (POST /runs) whose tab drops mid-run without a close handshake and
+resumes with ?resume= (every event once, in order), four rejections (HTTP 401 before the
+upgrade, close 4400 after it, HTTP 400 for a malformed resume point, HTTP 429 for a sixth
+tab), and a clean shutdown with 1012 on SIGTERM.
 
 Then the JWKS run: a key set (RS256, ES256 and EdDSA keys made with `cryptography`, plus
 a 1024-bit RSA key the server must refuse) is served by a local HTTP server, the server
@@ -71,6 +73,78 @@ async def recv_json(ws):
     return json.loads(await asyncio.wait_for(ws.recv(), TIMEOUT))
 
 
+async def join(url, **kwargs):
+    """Connects; returns the socket, its welcome frame and its position ("epoch.seq")."""
+    ws = await connect(url, open_timeout=TIMEOUT, **kwargs)
+    welcome = await recv_json(ws)
+    position = await recv_json(ws)
+    if position.get("type") != "position":
+        raise AssertionError(f"expected a position frame, got {position}")
+    return ws, welcome, f"{position['epoch']}.{position['seq']}"
+
+
+def post_run(http_base, token):
+    request = urllib.request.Request(f"{http_base}/runs", method="POST",
+                                     headers={"Authorization": f"Bearer {token}"})
+    with urllib.request.urlopen(request, timeout=TIMEOUT) as response:
+        return response.status, json.loads(response.read().decode())
+
+
+RUN = ["agent_started", "agent_thinking", "agent_thinking", "tool_executing",
+       "tool_completed", "agent_thinking", "agent_completed"]
+
+
+def follows(frame, position):
+    epoch, seq = position.split(".")
+    return frame.get("type") == "event" and frame.get("epoch") == epoch and frame.get("seq") == int(seq) + 1
+
+
+def position_of(frame):
+    return f"{frame['epoch']}.{frame['seq']}"
+
+
+async def run_with_a_drop(base, http_base, token):
+    """Starts a run, drops the socket (no close handshake) after two events, waits while
+    the run goes on, resumes, and checks every event arrived once and in order."""
+    ws, _, position = await join(f"{base}/ws", additional_headers={"Authorization": f"Bearer {token}"})
+    status, run = post_run(http_base, token)
+    check(status == 202 and run.get("run_id", "").startswith("run_"), f"run: POST /runs accepted ({status})")
+    events = []
+    ordered = True
+    for _ in range(2):
+        frame = await recv_json(ws)
+        ordered &= follows(frame, position)
+        position = position_of(frame)
+        events.append(frame)
+    ws.transport.abort()  # the connection drops: no close frame
+    await asyncio.sleep(1.0)
+    ws = await connect(f"{base}/ws?resume={position}", additional_headers={"Authorization": f"Bearer {token}"},
+                       open_timeout=TIMEOUT)
+    welcome = await recv_json(ws)
+    missed = None
+    while missed is None:
+        frame = await recv_json(ws)
+        if frame.get("type") == "resumed":
+            missed = frame.get("missed")
+            break
+        ordered &= follows(frame, position)
+        position = position_of(frame)
+        events.append(frame)
+    while len(events) < len(RUN):
+        frame = await recv_json(ws)
+        ordered &= follows(frame, position)
+        position = position_of(frame)
+        events.append(frame)
+    names = [e.get("event") for e in events]
+    check(welcome.get("type") == "welcome", "resume: welcome first")
+    check(isinstance(missed, int) and missed >= 1, f"resume: {missed} missed events replayed")
+    check(names == RUN and ordered, f"resume: every event once, in order ({names})")
+    check(all(e.get("run_id") == run["run_id"] and "user-" not in json.dumps(e) for e in events),
+          "resume: events carry the run's ids and no user id")
+    check(await expect_silence(ws), "resume: nothing after the run")
+    await ws.close()
+
+
 async def expect_silence(ws, seconds=0.4):
     try:
         frame = await asyncio.wait_for(ws.recv(), seconds)
@@ -103,15 +177,13 @@ async def main(server, base, http_base, secret, proc):
     bob = mint(secret, "user-bob-2b9c")
 
     # Connect: a bearer header and a subprotocol token.
-    a1 = await connect(f"{base}/ws", additional_headers={"Authorization": f"Bearer {alice}"}, open_timeout=TIMEOUT)
-    w1 = await recv_json(a1)
+    a1, w1, p1 = await join(f"{base}/ws", additional_headers={"Authorization": f"Bearer {alice}"})
     check(w1.get("type") == "welcome" and w1.get("client_id", "").startswith("ws_"), "bearer header: welcome")
-    a2 = await connect(f"{base}/ws", subprotocols=["wsctx.v1", f"jwt.{b64url(alice)}"], open_timeout=TIMEOUT)
-    w2 = await recv_json(a2)
+    check(len(p1.split(".")[0]) == 16, f"bearer header: position frame {p1}")
+    a2, w2, _ = await join(f"{base}/ws", subprotocols=["wsctx.v1", f"jwt.{b64url(alice)}"])
     check(w2.get("type") == "welcome", "subprotocol token: welcome")
     check(a2.subprotocol == "wsctx.v1", f"subprotocol token: selected {a2.subprotocol!r}, never the jwt. entry")
-    b1 = await connect(f"{base}/ws?thread_id=py-thread-1", additional_headers={"Authorization": f"Bearer {bob}"}, open_timeout=TIMEOUT)
-    wb = await recv_json(b1)
+    b1, wb, _ = await join(f"{base}/ws?thread_id=py-thread-1", additional_headers={"Authorization": f"Bearer {bob}"})
     check(wb.get("thread_id") == "py-thread-1", "query context: thread_id taken from the query")
 
     # Delivery: every tab of alice, nobody else.
@@ -123,6 +195,10 @@ async def main(server, base, http_base, secret, proc):
     await b1.send("bob only")
     check((await recv_json(b1)).get("text") == "bob only", "delivery: bob gets his own message")
     check(await expect_silence(a1) and await expect_silence(a2), "isolation: alice gets nothing of bob's")
+
+    # A run for bob: his tab drops mid-run and resumes; alice's tabs get none of it.
+    await run_with_a_drop(base, http_base, bob)
+    check(await expect_silence(a1) and await expect_silence(a2), "isolation: alice gets nothing of bob's run")
 
     # Rejection 1: expired token, HTTP 401 before the upgrade.
     expired = mint(secret, "user-alice-7f3a", exp_in=-3600)
@@ -143,11 +219,14 @@ async def main(server, base, http_base, secret, proc):
                   and placeholder not in rcvd.reason,
                   f"close 4400 invalid_context:user_id after the upgrade (got {rcvd and rcvd.code} {rcvd and rcvd.reason!r})")
 
-    # Rejection 3: the sixth tab of alice, HTTP 429 with Retry-After.
+    # Rejection 3: a malformed resume point, HTTP 400 INVALID_CONTEXT.
+    await expect_http_refusal(f"{base}/ws?resume=not-a-point", {"Authorization": f"Bearer {alice}"}, 400,
+                              "INVALID_CONTEXT", [alice, "not-a-point", "user-alice-7f3a"])
+
+    # Rejection 4: the sixth tab of alice, HTTP 429 with Retry-After.
     extra = []
     for _ in range(3):
-        ws = await connect(f"{base}/ws", additional_headers={"Authorization": f"Bearer {alice}"}, open_timeout=TIMEOUT)
-        await recv_json(ws)
+        ws, _, _ = await join(f"{base}/ws", additional_headers={"Authorization": f"Bearer {alice}"})
         extra.append(ws)
     await expect_http_refusal(f"{base}/ws", {"Authorization": f"Bearer {alice}"}, 429, "CONNECTION_LIMIT",
                               [alice, "user-alice-7f3a"])
