@@ -840,6 +840,12 @@ impl Handshake {
     /// query token), [`DEFAULT_VERIFY_TIMEOUT`], no subprotocols, [`CloseStyle::Detailed`],
     /// [`Origins::Any`], [`DEFAULT_MAX_IN_FLIGHT`] verifications at once.
     ///
+    /// With the `metrics` feature, the handshake takes its handle on
+    /// `wsctx_handshake_rejections_total` here, from the recorder in force. Every
+    /// refusal of [`authenticate`](Handshake::authenticate), of [`bind`](Handshake::bind)
+    /// and of the axum extractor is counted once under its error code; the building
+    /// blocks called on their own (`extract_token`, `verify_capped`, `context`) are not.
+    ///
     /// # Examples
     ///
     /// ```

@@ -1,10 +1,10 @@
-//! Metrics through the [`metrics`](https://docs.rs/metrics) crate's facade (feature
-//! `metrics`): every counter and gauge of [`MetricsSnapshot`](crate::MetricsSnapshot),
-//! the handshakes refused by [`Handshake`](crate::http::Handshake) and the closes of the
-//! socket runner, reported to whatever recorder the application installs (Prometheus,
-//! `StatsD`, OpenTelemetry, ...). Without a recorder, read
-//! [`ManagerFactory::metrics`](crate::ManagerFactory::metrics) instead: it is always
-//! there.
+//! The metric table, and (feature `metrics`) the reporting of every metric through the
+//! [`metrics`](https://docs.rs/metrics) crate's facade: every counter and gauge of
+//! [`MetricsSnapshot`](crate::MetricsSnapshot), the handshakes refused by
+//! [`Handshake`](crate::http::Handshake) and the closes of the socket runner, reported to
+//! whatever recorder the application installs (Prometheus, `StatsD`, OpenTelemetry, ...).
+//! Without a recorder, read [`ManagerFactory::metrics`](crate::ManagerFactory::metrics)
+//! instead: it is always there.
 //!
 //! # The names
 //!
@@ -28,9 +28,13 @@
 //!
 //! The factory also describes every metric (help text and unit) to the recorder.
 //!
+//! Without the feature, nothing is reported and nothing of the facade is compiled in;
+//! [`Metric`] stays, as the list of names.
+//!
 //! # Examples
 //!
-//! ```
+#![cfg_attr(feature = "metrics", doc = "```")]
+#![cfg_attr(not(feature = "metrics"), doc = "```ignore")]
 //! # use wsctx::{Context, Policy, SequenceGenerator, UuidGenerator};
 //! # let bound = Context::builder().user_id("user-8f14").build()
 //! #     .validate(&Policy::default(), &SequenceGenerator::new())?.bind(None, &UuidGenerator::new())?;
@@ -51,9 +55,6 @@
 //! assert_eq!(admitted, Some(&DebugValue::Counter(1)));
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
-// Without the feature this module is private and only the no-op handles are used: the
-// table is compiled but read by nobody.
-#![cfg_attr(not(feature = "metrics"), allow(unreachable_pub, dead_code))]
 
 use crate::rejection::ErrorCode;
 

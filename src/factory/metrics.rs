@@ -205,7 +205,9 @@ fn add(counter: &AtomicU64, n: usize) {
 ///
 /// Each counter is read on its own, so a snapshot taken while sockets come and go may
 /// be off by the transitions in flight; once they settle, `active == admitted - freed`.
-/// No counter is labelled with a user or client id.
+/// No counter is labelled with a user or client id. With the `metrics` feature each
+/// counter and gauge is also reported through the `metrics` crate's facade, under the
+/// names of `wsctx::metrics::Metric`, whose table names the field each one mirrors.
 ///
 /// # Examples
 ///
