@@ -466,7 +466,8 @@ mod handshake {
     use wsctx::http::{Handshake, HandshakeBuilder, Origins};
     use wsctx::metrics::Metric::HandshakeRejections;
     use wsctx::{
-        AuthError, AuthenticatedUser, ErrorCode, GenerateError, IdKind, Token, from_fn, verify_fn,
+        AuthError, AuthenticatedUser, ErrorCode, GenerateError, IdKind, Rejection, Token, from_fn,
+        verify_fn,
     };
 
     use super::support::metrics::{Reader, Series, series};
@@ -518,6 +519,22 @@ mod handshake {
         (diff(&before, reader.read()), out)
     }
 
+    /// Asserts that `step` is refused with `code` and moves that code's series, once,
+    /// and nothing else.
+    async fn refused_once<T: std::fmt::Debug>(
+        reader: &Reader,
+        code: ErrorCode,
+        step: impl Future<Output = Result<T, Rejection>>,
+    ) {
+        let (moved, refused) = moves(reader, step).await;
+        assert_eq!(refused.unwrap_err().code(), code);
+        assert_eq!(
+            moved,
+            sorted(&[(HandshakeRejections, Some(code), 1.0)]),
+            "{code:?}"
+        );
+    }
+
     #[tokio::test]
     async fn each_refusal_of_authenticate_and_bind_moves_its_code_only() {
         let (handshake, reader) = watched(|b| b.origins(Origins::list(["https://app.example"])));
@@ -534,48 +551,27 @@ mod handshake {
             header::ORIGIN,
             HeaderValue::from_static("https://evil.example"),
         );
-        let cases: [(ErrorCode, HeaderMap, Uri); 8] = [
-            (ErrorCode::Forbidden, elsewhere, ws.clone()),
-            (ErrorCode::NoToken, from_app(HeaderMap::new()), ws.clone()),
-            (
-                ErrorCode::InvalidFormat,
-                from_app(bearer("a!b")),
-                ws.clone(),
-            ),
-            (
-                ErrorCode::ValidationFailed,
-                from_app(bearer("forged")),
-                ws.clone(),
-            ),
-            (
-                ErrorCode::TokenExpired,
-                from_app(bearer("expired")),
-                ws.clone(),
-            ),
-            (
-                ErrorCode::MissingUserId,
-                from_app(bearer("anonymous")),
-                ws.clone(),
-            ),
-            (
-                ErrorCode::AuthUnavailable,
-                from_app(bearer("down")),
-                ws.clone(),
-            ),
-            (
-                ErrorCode::InvalidContext,
-                from_app(bearer("ok-user-a")),
-                Uri::from_static("/ws?thread_id=null"),
-            ),
+        let refused_token = [
+            (ErrorCode::NoToken, None),
+            (ErrorCode::InvalidFormat, Some("a!b")),
+            (ErrorCode::ValidationFailed, Some("forged")),
+            (ErrorCode::TokenExpired, Some("expired")),
+            (ErrorCode::MissingUserId, Some("anonymous")),
+            (ErrorCode::AuthUnavailable, Some("down")),
         ];
+        let mut cases = vec![(ErrorCode::Forbidden, elsewhere, ws.clone())];
+        for (code, token) in refused_token {
+            let headers = token.map_or_else(HeaderMap::new, bearer);
+            cases.push((code, from_app(headers), ws.clone()));
+        }
+        let bad_thread = Uri::from_static("/ws?thread_id=null");
+        cases.push((
+            ErrorCode::InvalidContext,
+            from_app(bearer("ok-user-a")),
+            bad_thread,
+        ));
         for (code, headers, uri) in cases {
-            let (moved, refused) = moves(&reader, handshake.authenticate(&headers, &uri)).await;
-            assert_eq!(refused.unwrap_err().code(), code);
-            assert_eq!(
-                moved,
-                sorted(&[(HandshakeRejections, Some(code), 1.0)]),
-                "{code:?}"
-            );
+            refused_once(&reader, code, handshake.authenticate(&headers, &uri)).await;
         }
         // An accepted handshake moves nothing.
         let headers = from_app(bearer("ok-user-a"));
@@ -595,16 +591,14 @@ mod handshake {
     #[tokio::test]
     async fn verifications_over_the_cap_move_overloaded() {
         let (handshake, reader) = watched(|b| b.max_in_flight(0));
-        let (moved, refused) = moves(
+        let headers = bearer("ok-user-a");
+        let ws = Uri::from_static("/ws");
+        refused_once(
             &reader,
-            handshake.authenticate(&bearer("ok-user-a"), &Uri::from_static("/ws")),
+            ErrorCode::Overloaded,
+            handshake.authenticate(&headers, &ws),
         )
         .await;
-        assert_eq!(refused.unwrap_err().code(), ErrorCode::Overloaded);
-        assert_eq!(
-            moved,
-            sorted(&[(HandshakeRejections, Some(ErrorCode::Overloaded), 1.0)])
-        );
     }
 
     #[tokio::test]
@@ -612,16 +606,12 @@ mod handshake {
         // Fails for everything: the context's missing ids cannot be generated.
         let (broken, reader) =
             watched(|b| b.id_generator(from_fn(|kind: IdKind| Err(GenerateError::new(kind)))));
-        let (moved, refused) = moves(
+        refused_once(
             &reader,
+            ErrorCode::InternalError,
             broken.authenticate(&bearer("ok-user-a"), &Uri::from_static("/ws")),
         )
         .await;
-        assert_eq!(refused.unwrap_err().code(), ErrorCode::InternalError);
-        assert_eq!(
-            moved,
-            sorted(&[(HandshakeRejections, Some(ErrorCode::InternalError), 1.0)])
-        );
 
         // Fails only for client ids: the context validates, the bind fails.
         let no_client_ids = from_fn(|kind: IdKind| match kind {
@@ -634,12 +624,10 @@ mod handshake {
             .authenticate(&headers, &Uri::from_static("/ws"))
             .await
             .unwrap();
-        let (moved, refused) = moves(&reader, async { handshake.bind(ctx, None) }).await;
-        assert_eq!(refused.unwrap_err().code(), ErrorCode::InternalError);
-        assert_eq!(
-            moved,
-            sorted(&[(HandshakeRejections, Some(ErrorCode::InternalError), 1.0)])
-        );
+        refused_once(&reader, ErrorCode::InternalError, async {
+            handshake.bind(ctx, None)
+        })
+        .await;
     }
 
     /// The axum extractor reads the resume point after the handshake's checks; a
@@ -661,30 +649,22 @@ mod handshake {
             parts
         };
         let mut malformed = request("/ws?resume=not-a-point");
-        let (moved, refused) = moves(
+        refused_once(
             &reader,
+            ErrorCode::InvalidContext,
             Authenticated::from_request_parts(&mut malformed, &handshake),
         )
         .await;
-        assert_eq!(refused.unwrap_err().code(), ErrorCode::InvalidContext);
-        assert_eq!(
-            moved,
-            sorted(&[(HandshakeRejections, Some(ErrorCode::InvalidContext), 1.0)])
-        );
 
         let mut anonymous = request("/ws?resume=0123456789abcdef.1");
         anonymous.headers.remove(header::AUTHORIZATION);
-        let (moved, refused) = moves(
+        // Refused by the checks before the resume point is read: counted once.
+        refused_once(
             &reader,
+            ErrorCode::NoToken,
             Authenticated::from_request_parts(&mut anonymous, &handshake),
         )
         .await;
-        assert_eq!(refused.unwrap_err().code(), ErrorCode::NoToken);
-        assert_eq!(
-            moved,
-            sorted(&[(HandshakeRejections, Some(ErrorCode::NoToken), 1.0)]),
-            "counted once"
-        );
 
         let mut resuming = request("/ws?resume=0123456789abcdef.1");
         let (moved, accepted) = moves(
