@@ -470,13 +470,21 @@ impl Bus {
         {
             task.abort();
         }
-        self.shared.counters.subscribed.store(false, Ordering::Relaxed);
+        self.shared
+            .counters
+            .subscribed
+            .store(false, Ordering::Relaxed);
     }
 }
 
 impl Drop for Shared {
     fn drop(&mut self) {
-        if let Some(task) = self.task.get_mut().unwrap_or_else(PoisonError::into_inner).take() {
+        if let Some(task) = self
+            .task
+            .get_mut()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take()
+        {
             task.abort();
         }
     }
@@ -618,7 +626,9 @@ impl Subscriber {
         let mut connection = Some(first);
         let mut backoff = MIN_BACKOFF;
         loop {
-            let Some(shared) = self.shared.upgrade() else { return };
+            let Some(shared) = self.shared.upgrade() else {
+                return;
+            };
             if connection.is_none() {
                 if let Ok(live) = Self::connect(&shared).await {
                     shared.counters.reconnects.fetch_add(1, Ordering::Relaxed);
@@ -631,11 +641,15 @@ impl Subscriber {
                     continue;
                 }
             }
-            let Some((sink, stream)) = connection.take() else { continue };
+            let Some((sink, stream)) = connection.take() else {
+                continue;
+            };
             shared.counters.subscribed.store(true, Ordering::Relaxed);
             drop(shared);
             let ended = self.serve(sink, stream).await;
-            let Some(shared) = self.shared.upgrade() else { return };
+            let Some(shared) = self.shared.upgrade() else {
+                return;
+            };
             shared.counters.subscribed.store(false, Ordering::Relaxed);
             for entry in shared.channels().values_mut() {
                 entry.confirmed = false;
@@ -761,7 +775,10 @@ impl Subscriber {
                 if origin == shared.instance {
                     return None; // delivered locally before it was published
                 }
-                let user = shared.channels().get(channel).map(|entry| entry.user.clone())?;
+                let user = shared
+                    .channels()
+                    .get(channel)
+                    .map(|entry| entry.user.clone())?;
                 shared.counters.received.fetch_add(1, Ordering::Relaxed);
                 (self.deliver)(Incoming { user, message });
                 None

@@ -106,7 +106,10 @@ fn header(kind: u8, origin: &Instance, body: usize) -> Vec<u8> {
 ///
 /// [`EnvelopeError::Unpublishable`] for a [`Frame::Close`]: closing every tab is a
 /// [`ClusterMessage::Disconnect`].
-pub(crate) fn encode(origin: &Instance, message: &ClusterMessage) -> Result<Vec<u8>, EnvelopeError> {
+pub(crate) fn encode(
+    origin: &Instance,
+    message: &ClusterMessage,
+) -> Result<Vec<u8>, EnvelopeError> {
     Ok(match message {
         ClusterMessage::Frame(Frame::Text(text)) => {
             let mut out = header(TEXT, origin, text.len());
@@ -214,7 +217,13 @@ mod tests {
         let probe = encode_probe(&ME, 3, u64::MAX);
         assert_eq!(
             decode(&probe),
-            Ok((ME, Envelope::Probe { sequence: 3, sent_us: u64::MAX }))
+            Ok((
+                ME,
+                Envelope::Probe {
+                    sequence: 3,
+                    sent_us: u64::MAX
+                }
+            ))
         );
     }
 
@@ -243,8 +252,14 @@ mod tests {
             (with(text.clone(), 1, 9), EnvelopeError::Kind),
             (with(text.clone(), HEADER, 0xff), EnvelopeError::Text),
             (disconnect[..=HEADER].to_vec(), EnvelopeError::Truncated),
-            (with(disconnect.clone(), HEADER, 0x03), EnvelopeError::CloseCode), // 0x0333 = 819
-            (encode_probe(&ME, 1, 2)[..HEADER + 15].to_vec(), EnvelopeError::Truncated),
+            (
+                with(disconnect.clone(), HEADER, 0x03),
+                EnvelopeError::CloseCode,
+            ), // 0x0333 = 819
+            (
+                encode_probe(&ME, 1, 2)[..HEADER + 15].to_vec(),
+                EnvelopeError::Truncated,
+            ),
         ];
         for (bytes, expected) in cases {
             assert_eq!(decode(&bytes), Err(expected), "{bytes:?}");

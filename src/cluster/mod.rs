@@ -78,7 +78,7 @@ mod lease;
 
 pub use backplane::{Backplane, BackplaneError, BackplaneErrorKind};
 pub use bus::{Bus, BusConfig, BusStatus, Incoming, Subscription};
-pub use envelope::ClusterMessage;
 pub use config::{ClusterConfig, ClusterConfigBuilder, ClusterConfigError, NodeId};
+pub use envelope::ClusterMessage;
 pub use keys::{ClientHash, HashingKey, Keyspace, MIN_HASHING_KEY_BYTES, UserHash, UserKeys};
 pub use lease::{Acquire, AcquireError, Lease, Released, Renewal, Revocation};
