@@ -398,3 +398,70 @@ async fn a_deaf_subscription_is_found_by_its_probe_and_reconnected() {
     assert_eq!(b.bus.status().deaf, 1);
     assert!(b.bus.status().reconnects >= 1);
 }
+
+/// The same delivery on a Redis Cluster of three masters, over sharded pub/sub: users'
+/// channels spread over the shards, each message reaches each other subscribed node once.
+#[cfg(feature = "redis-cluster")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sharded_channels_on_a_redis_cluster_deliver_once_to_each_other_node() {
+    use redis_support::RedisCluster;
+
+    let Some(cluster) = RedisCluster::start(3) else {
+        return;
+    };
+    let urls = cluster.urls();
+    let cluster_node = |name: &'static str| {
+        let urls = urls.clone();
+        async move {
+            let config = ClusterConfig::cluster_builder(
+                urls.iter().map(String::as_str),
+                HashingKey::new(KEY).unwrap(),
+            )
+            .node_id(NodeId::try_new(name).unwrap())
+            .build()
+            .unwrap();
+            let backplane = Backplane::connect(config).await.unwrap();
+            let (sender, inbox) = mpsc::unbounded_channel();
+            let bus = Bus::start(
+                backplane,
+                BusConfig::default().probe_interval(PROBE),
+                move |incoming| {
+                    let _ = sender.send(incoming);
+                },
+            )
+            .await
+            .unwrap();
+            Node { bus, inbox }
+        }
+    };
+    let (mut a, mut b, mut c) = (
+        cluster_node("a").await,
+        cluster_node("b").await,
+        cluster_node("c").await,
+    );
+    let users: Vec<UserId> = (0..12).map(|i| user(&format!("user-{i}"))).collect();
+    let mut held = Vec::new();
+    for id in &users {
+        held.push(b.bus.subscribe(id).await.unwrap());
+        held.push(c.bus.subscribe(id).await.unwrap());
+    }
+    for (i, id) in users.iter().enumerate() {
+        let message = text(&format!("to {i}"));
+        assert_eq!(a.bus.publish(id, &message).await.unwrap(), 2);
+        b.expect(id, message.clone()).await;
+        c.expect(id, message).await;
+    }
+    for node in [&mut a, &mut b, &mut c] {
+        node.quiet().await;
+    }
+    // The probes of every node come back over the shards too.
+    tokio::time::sleep(PROBE * 3).await;
+    for node in [&a, &b, &c] {
+        let status = node.bus.status();
+        assert!(
+            status.subscribed && status.probe_lag.is_some(),
+            "{status:?}"
+        );
+        assert_eq!(status.deaf, 0);
+    }
+}

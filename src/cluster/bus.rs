@@ -5,17 +5,19 @@ use std::collections::HashMap;
 use std::fmt;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
-use futures_util::StreamExt;
-use redis::aio::{PubSubSink, PubSubStream};
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
 use super::backplane::{Backplane, BackplaneError, BackplaneErrorKind};
-use super::config::Target;
-use super::envelope::{self, ClusterMessage, Envelope, Instance};
+use super::envelope::{self, ClusterMessage, Instance};
 use crate::UserId;
+
+mod task;
+mod transport;
+
+use task::Subscriber;
 
 /// Longest wait between two reconnection attempts of the subscriber.
 const MAX_BACKOFF: Duration = Duration::from_secs(1);
@@ -420,7 +422,7 @@ impl Bus {
     }
 
     async fn publish_raw(&self, channel: &str, payload: Vec<u8>) -> Result<usize, BackplaneError> {
-        publish(&self.shared.backplane, channel, payload).await
+        transport::publish(&self.shared.backplane, channel, payload).await
     }
 
     /// What the bus has done so far, and whether its subscription is live.
@@ -546,243 +548,5 @@ impl Drop for Subscription {
 impl fmt::Debug for Subscription {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Subscription").finish_non_exhaustive()
-    }
-}
-
-async fn publish(
-    backplane: &Backplane,
-    channel: &str,
-    payload: Vec<u8>,
-) -> Result<usize, BackplaneError> {
-    backplane
-        .call(|mut connection| async move {
-            redis::cmd("PUBLISH")
-                .arg(channel)
-                .arg(payload)
-                .query_async(&mut connection)
-                .await
-        })
-        .await
-}
-
-fn now_us() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX))
-}
-
-/// The subscriber task's state. Holds the bus weakly: the task ends when the last
-/// [`Bus`] and [`Subscription`] are gone.
-struct Subscriber {
-    shared: std::sync::Weak<Shared>,
-    config: BusConfig,
-    deliver: Deliver,
-    commands: mpsc::UnboundedReceiver<Command>,
-}
-
-/// Why the serving loop ended.
-enum Ended {
-    /// Reconnect (the connection ended, failed a command, or went deaf).
-    Reconnect,
-    /// The bus is gone.
-    Stop,
-}
-
-impl Subscriber {
-    /// Opens a pub/sub connection and subscribes to the node channel and every channel
-    /// held now, bounded by the connection and response timeouts.
-    async fn connect(shared: &Shared) -> Result<(PubSubSink, PubSubStream), BackplaneError> {
-        let config = shared.backplane.config();
-        let client = match &config.target {
-            Target::Standalone(client) => client.clone(),
-            #[cfg(feature = "redis-cluster")]
-            Target::Cluster { .. } => {
-                return Err(BackplaneError::protocol(
-                    "the pub/sub bus needs a standalone redis",
-                ));
-            }
-        };
-        let deadline = config.connection_timeout() + config.response_timeout();
-        let (mut sink, stream) = tokio::time::timeout(deadline, client.get_async_pubsub())
-            .await
-            .map_err(|_| BackplaneError::from_kind(BackplaneErrorKind::Timeout))??
-            .split();
-        let mut names: Vec<Box<str>> = shared.channels().keys().cloned().collect();
-        names.push(shared.node_channel.clone());
-        let args: Vec<&str> = names.iter().map(|name| &**name).collect();
-        tokio::time::timeout(config.response_timeout(), sink.subscribe(&args))
-            .await
-            .map_err(|_| BackplaneError::from_kind(BackplaneErrorKind::Timeout))??;
-        let mut channels = shared.channels();
-        for name in &names {
-            if let Some(entry) = channels.get_mut(name) {
-                entry.confirmed = true;
-            }
-        }
-        Ok((sink, stream))
-    }
-
-    async fn run(mut self, first: (PubSubSink, PubSubStream)) {
-        let mut connection = Some(first);
-        let mut backoff = MIN_BACKOFF;
-        loop {
-            let Some(shared) = self.shared.upgrade() else {
-                return;
-            };
-            if connection.is_none() {
-                if let Ok(live) = Self::connect(&shared).await {
-                    shared.counters.reconnects.fetch_add(1, Ordering::Relaxed);
-                    backoff = MIN_BACKOFF;
-                    connection = Some(live);
-                } else {
-                    drop(shared);
-                    tokio::time::sleep(backoff).await;
-                    backoff = (backoff * 2).min(MAX_BACKOFF);
-                    continue;
-                }
-            }
-            let Some((sink, stream)) = connection.take() else {
-                continue;
-            };
-            shared.counters.subscribed.store(true, Ordering::Relaxed);
-            drop(shared);
-            let ended = self.serve(sink, stream).await;
-            let Some(shared) = self.shared.upgrade() else {
-                return;
-            };
-            shared.counters.subscribed.store(false, Ordering::Relaxed);
-            for entry in shared.channels().values_mut() {
-                entry.confirmed = false;
-            }
-            if matches!(ended, Ended::Stop) {
-                return;
-            }
-        }
-    }
-
-    /// Serves one connection until it ends, fails or goes deaf.
-    async fn serve(&mut self, mut sink: PubSubSink, mut stream: PubSubStream) -> Ended {
-        let mut probes = tokio::time::interval(self.config.probe_interval);
-        probes.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let mut sequence = 0u64;
-        // The probe in flight: its sequence and when it was published.
-        let mut outstanding: Option<(u64, Instant)> = None;
-        loop {
-            tokio::select! {
-                message = stream.next() => {
-                    let Some(message) = message else { return Ended::Reconnect };
-                    let Some(shared) = self.shared.upgrade() else { return Ended::Stop };
-                    if let Some(lag) = self.handle(&shared, &message, outstanding) {
-                        shared.counters.probe_lag_us.store(
-                            u64::try_from(lag.as_micros()).unwrap_or(u64::MAX).saturating_add(1),
-                            Ordering::Relaxed,
-                        );
-                        shared.counters.subscribed.store(true, Ordering::Relaxed);
-                        outstanding = None;
-                    }
-                }
-                command = self.commands.recv() => {
-                    let Some(command) = command else { return Ended::Stop };
-                    let Some(shared) = self.shared.upgrade() else { return Ended::Stop };
-                    if !Self::command(&shared, &mut sink, command).await {
-                        return Ended::Reconnect;
-                    }
-                }
-                _ = probes.tick() => {
-                    let Some(shared) = self.shared.upgrade() else { return Ended::Stop };
-                    if let Some((_, sent)) = outstanding {
-                        if sent.elapsed() <= self.config.probe_timeout_value() {
-                            continue;
-                        }
-                        // Late: deaf if Redis answers others, merely away if it doesn't.
-                        if shared.backplane.ping().await.is_ok() {
-                            shared.counters.deaf.fetch_add(1, Ordering::Relaxed);
-                            return Ended::Reconnect;
-                        }
-                        shared.counters.subscribed.store(false, Ordering::Relaxed);
-                        outstanding = None;
-                        continue;
-                    }
-                    sequence += 1;
-                    let probe = envelope::encode_probe(&shared.instance, sequence, now_us());
-                    let sent = Instant::now();
-                    match publish(&shared.backplane, &shared.node_channel, probe).await {
-                        // Redis took it but nobody listens on our own channel: this
-                        // connection lost its subscriptions.
-                        Ok(0) => {
-                            shared.counters.deaf.fetch_add(1, Ordering::Relaxed);
-                            return Ended::Reconnect;
-                        }
-                        Ok(_) => outstanding = Some((sequence, sent)),
-                        // Redis is away: not deafness; the renewals and admissions
-                        // report it. Probe again next tick.
-                        Err(_) => shared.counters.subscribed.store(false, Ordering::Relaxed),
-                    }
-                }
-            }
-        }
-    }
-
-    /// Runs one subscribe/unsubscribe command; `false` when the connection failed it.
-    async fn command(shared: &Shared, sink: &mut PubSubSink, command: Command) -> bool {
-        let timeout = shared.backplane.config().response_timeout();
-        match command {
-            Command::Subscribe(channel, reply) => {
-                let result = match tokio::time::timeout(timeout, sink.subscribe(&*channel)).await {
-                    Ok(Ok(())) => Ok(()),
-                    Ok(Err(error)) => Err(BackplaneError::from(error)),
-                    Err(_) => Err(BackplaneError::from_kind(BackplaneErrorKind::Timeout)),
-                };
-                let ok = result.is_ok();
-                if ok && let Some(entry) = shared.channels().get_mut(&channel) {
-                    entry.confirmed = true;
-                }
-                let _ = reply.send(result);
-                ok
-            }
-            Command::Unsubscribe(channel) => {
-                if shared.channels().contains_key(&channel) {
-                    return true; // subscribed again meanwhile
-                }
-                matches!(
-                    tokio::time::timeout(timeout, sink.unsubscribe(&*channel)).await,
-                    Ok(Ok(()))
-                )
-            }
-        }
-    }
-
-    /// Handles one message; returns the probe's lag when it is this bus's outstanding
-    /// probe coming back.
-    fn handle(
-        &self,
-        shared: &Shared,
-        message: &redis::Msg,
-        outstanding: Option<(u64, Instant)>,
-    ) -> Option<Duration> {
-        let channel = message.get_channel_name();
-        let decoded = envelope::decode(message.get_payload_bytes());
-        let Ok((origin, envelope)) = decoded else {
-            shared.counters.malformed.fetch_add(1, Ordering::Relaxed);
-            return None;
-        };
-        match envelope {
-            Envelope::Probe { sequence, .. } => {
-                let (expected, sent) = outstanding?;
-                (origin == shared.instance && sequence == expected).then(|| sent.elapsed())
-            }
-            Envelope::User(message) => {
-                if origin == shared.instance {
-                    return None; // delivered locally before it was published
-                }
-                let user = shared
-                    .channels()
-                    .get(channel)
-                    .map(|entry| entry.user.clone())?;
-                shared.counters.received.fetch_add(1, Ordering::Relaxed);
-                (self.deliver)(Incoming { user, message });
-                None
-            }
-        }
     }
 }

@@ -146,6 +146,9 @@ pub(crate) enum Target {
     Cluster {
         client: Box<redis::cluster::ClusterClient>,
         seeds: Vec<String>,
+        /// The seeds' connection settings, for the pub/sub bus's own client (it needs a
+        /// push sender of its own).
+        infos: Vec<redis::ConnectionInfo>,
     },
 }
 
@@ -719,7 +722,7 @@ fn open_cluster(
         return Err(ClusterConfigError::InvalidUrl);
     }
     let seeds = infos.iter().map(|info| info.addr().to_string()).collect();
-    let client = redis::cluster::ClusterClientBuilder::new(infos)
+    let client = redis::cluster::ClusterClientBuilder::new(infos.clone())
         .use_protocol(redis::ProtocolVersion::RESP3)
         .connection_timeout(connection_timeout)
         .response_timeout(response_timeout)
@@ -728,6 +731,7 @@ fn open_cluster(
     Ok(Target::Cluster {
         client: Box::new(client),
         seeds,
+        infos,
     })
 }
 

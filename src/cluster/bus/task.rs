@@ -1,0 +1,222 @@
+//! The subscriber task: serves one connection at a time (messages, subscribe and
+//! unsubscribe commands, the self-probe) and reconnects when it ends or goes deaf.
+
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use tokio::sync::mpsc;
+
+use super::transport::{self, Delivered, Transport};
+use super::{BusConfig, Command, Deliver, Incoming, MAX_BACKOFF, MIN_BACKOFF, Shared};
+use crate::cluster::backplane::{BackplaneError, BackplaneErrorKind};
+use crate::cluster::envelope::{self, Envelope};
+
+fn now_us() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX))
+}
+
+/// The subscriber task's state. Holds the bus weakly: the task ends when the last
+/// [`Bus`] and [`Subscription`] are gone.
+pub(super) struct Subscriber {
+    pub(super) shared: std::sync::Weak<Shared>,
+    pub(super) config: BusConfig,
+    pub(super) deliver: Deliver,
+    pub(super) commands: mpsc::UnboundedReceiver<Command>,
+}
+
+/// Why the serving loop ended.
+enum Ended {
+    /// Reconnect (the connection ended, failed a command, or went deaf).
+    Reconnect,
+    /// The bus is gone.
+    Stop,
+}
+
+impl Subscriber {
+    /// Opens a pub/sub connection and subscribes to the node channel and every channel
+    /// held now, bounded by the connection and response timeouts.
+    pub(super) async fn connect(shared: &Shared) -> Result<Transport, BackplaneError> {
+        let config = shared.backplane.config();
+        let mut transport = Transport::connect(config).await?;
+        let mut names: Vec<Box<str>> = shared.channels().keys().cloned().collect();
+        names.push(shared.node_channel.clone());
+        let args: Vec<&str> = names.iter().map(|name| &**name).collect();
+        tokio::time::timeout(config.response_timeout(), transport.subscribe(&args))
+            .await
+            .map_err(|_| BackplaneError::from_kind(BackplaneErrorKind::Timeout))??;
+        let mut channels = shared.channels();
+        for name in &names {
+            if let Some(entry) = channels.get_mut(name) {
+                entry.confirmed = true;
+            }
+        }
+        Ok(transport)
+    }
+
+    pub(super) async fn run(mut self, first: Transport) {
+        let mut connection = Some(first);
+        let mut backoff = MIN_BACKOFF;
+        loop {
+            let Some(shared) = self.shared.upgrade() else {
+                return;
+            };
+            if connection.is_none() {
+                if let Ok(live) = Self::connect(&shared).await {
+                    shared.counters.reconnects.fetch_add(1, Ordering::Relaxed);
+                    backoff = MIN_BACKOFF;
+                    connection = Some(live);
+                } else {
+                    drop(shared);
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(MAX_BACKOFF);
+                    continue;
+                }
+            }
+            let Some(transport) = connection.take() else {
+                continue;
+            };
+            shared.counters.subscribed.store(true, Ordering::Relaxed);
+            drop(shared);
+            let ended = self.serve(transport).await;
+            let Some(shared) = self.shared.upgrade() else {
+                return;
+            };
+            shared.counters.subscribed.store(false, Ordering::Relaxed);
+            for entry in shared.channels().values_mut() {
+                entry.confirmed = false;
+            }
+            if matches!(ended, Ended::Stop) {
+                return;
+            }
+        }
+    }
+
+    /// Serves one connection until it ends, fails or goes deaf.
+    async fn serve(&mut self, mut transport: Transport) -> Ended {
+        let mut probes = tokio::time::interval(self.config.probe_interval);
+        probes.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut sequence = 0u64;
+        // The probe in flight: its sequence and when it was published.
+        let mut outstanding: Option<(u64, Instant)> = None;
+        loop {
+            tokio::select! {
+                message = transport.next() => {
+                    let Some(message) = message else { return Ended::Reconnect };
+                    let Some(shared) = self.shared.upgrade() else { return Ended::Stop };
+                    if let Some(lag) = self.handle(&shared, &message, outstanding) {
+                        shared.counters.probe_lag_us.store(
+                            u64::try_from(lag.as_micros()).unwrap_or(u64::MAX).saturating_add(1),
+                            Ordering::Relaxed,
+                        );
+                        shared.counters.subscribed.store(true, Ordering::Relaxed);
+                        outstanding = None;
+                    }
+                }
+                command = self.commands.recv() => {
+                    let Some(command) = command else { return Ended::Stop };
+                    let Some(shared) = self.shared.upgrade() else { return Ended::Stop };
+                    if !Self::command(&shared, &mut transport, command).await {
+                        return Ended::Reconnect;
+                    }
+                }
+                _ = probes.tick() => {
+                    let Some(shared) = self.shared.upgrade() else { return Ended::Stop };
+                    if let Some((_, sent)) = outstanding {
+                        if sent.elapsed() <= self.config.probe_timeout_value() {
+                            continue;
+                        }
+                        // Late: deaf if Redis answers others, merely away if it doesn't.
+                        if shared.backplane.ping().await.is_ok() {
+                            shared.counters.deaf.fetch_add(1, Ordering::Relaxed);
+                            return Ended::Reconnect;
+                        }
+                        shared.counters.subscribed.store(false, Ordering::Relaxed);
+                        outstanding = None;
+                        continue;
+                    }
+                    sequence += 1;
+                    let probe = envelope::encode_probe(&shared.instance, sequence, now_us());
+                    let sent = Instant::now();
+                    match transport::publish(&shared.backplane, &shared.node_channel, probe).await {
+                        // Redis took it but nobody listens on our own channel: this
+                        // connection lost its subscriptions.
+                        Ok(0) => {
+                            shared.counters.deaf.fetch_add(1, Ordering::Relaxed);
+                            return Ended::Reconnect;
+                        }
+                        Ok(_) => outstanding = Some((sequence, sent)),
+                        // Redis is away: not deafness; the renewals and admissions
+                        // report it. Probe again next tick.
+                        Err(_) => shared.counters.subscribed.store(false, Ordering::Relaxed),
+                    }
+                }
+            }
+        }
+    }
+
+    /// Runs one subscribe/unsubscribe command; `false` when the connection failed it.
+    async fn command(shared: &Shared, transport: &mut Transport, command: Command) -> bool {
+        let timeout = shared.backplane.config().response_timeout();
+        match command {
+            Command::Subscribe(channel, reply) => {
+                let result =
+                    match tokio::time::timeout(timeout, transport.subscribe(&[&*channel])).await {
+                        Ok(Ok(())) => Ok(()),
+                        Ok(Err(error)) => Err(BackplaneError::from(error)),
+                        Err(_) => Err(BackplaneError::from_kind(BackplaneErrorKind::Timeout)),
+                    };
+                let ok = result.is_ok();
+                if ok && let Some(entry) = shared.channels().get_mut(&channel) {
+                    entry.confirmed = true;
+                }
+                let _ = reply.send(result);
+                ok
+            }
+            Command::Unsubscribe(channel) => {
+                if shared.channels().contains_key(&channel) {
+                    return true; // subscribed again meanwhile
+                }
+                matches!(
+                    tokio::time::timeout(timeout, transport.unsubscribe(&channel)).await,
+                    Ok(Ok(()))
+                )
+            }
+        }
+    }
+
+    /// Handles one message; returns the probe's lag when it is this bus's outstanding
+    /// probe coming back.
+    fn handle(
+        &self,
+        shared: &Shared,
+        message: &Delivered,
+        outstanding: Option<(u64, Instant)>,
+    ) -> Option<Duration> {
+        let channel = message.channel.as_str();
+        let decoded = envelope::decode(&message.payload);
+        let Ok((origin, envelope)) = decoded else {
+            shared.counters.malformed.fetch_add(1, Ordering::Relaxed);
+            return None;
+        };
+        match envelope {
+            Envelope::Probe { sequence, .. } => {
+                let (expected, sent) = outstanding?;
+                (origin == shared.instance && sequence == expected).then(|| sent.elapsed())
+            }
+            Envelope::User(message) => {
+                if origin == shared.instance {
+                    return None; // delivered locally before it was published
+                }
+                let user = shared
+                    .channels()
+                    .get(channel)
+                    .map(|entry| entry.user.clone())?;
+                shared.counters.received.fetch_add(1, Ordering::Relaxed);
+                (self.deliver)(Incoming { user, message });
+                None
+            }
+        }
+    }
+}
