@@ -35,6 +35,7 @@ const MIN_BACKOFF: Duration = Duration::from_millis(50);
 ///     match incoming.message {
 ///         ClusterMessage::Frame(frame) => { /* factory.send_to_user(&incoming.user, frame) */ }
 ///         ClusterMessage::Disconnect(close) => { /* factory.disconnect_user(&incoming.user, &close) */ }
+///         ClusterMessage::Event { position, frame } => { /* positioned delivery */ }
 ///     }
 /// }
 /// # let _ = deliver;
@@ -423,6 +424,12 @@ impl Bus {
 
     async fn publish_raw(&self, channel: &str, payload: Vec<u8>) -> Result<usize, BackplaneError> {
         transport::publish(&self.shared.backplane, channel, payload).await
+    }
+
+    /// This bus's instance id: what the append script puts in the envelopes it
+    /// publishes for this node, so that the node skips them.
+    pub(crate) fn instance(&self) -> &Instance {
+        &self.shared.instance
     }
 
     /// What the bus has done so far, and whether its subscription is live.

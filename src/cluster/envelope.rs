@@ -4,16 +4,16 @@
 //! | bytes | field |
 //! |---|---|
 //! | 0 | format version, [`VERSION`] |
-//! | 1 | kind: 1 text frame, 2 binary frame, 3 disconnect, 4 probe |
+//! | 1 | kind: 1 text frame, 2 binary frame, 3 disconnect, 4 probe, 5 event |
 //! | 2..18 | the publishing bus's instance id (random, 16 bytes): a node skips its own messages |
-//! | 18.. | text: the UTF-8 text · binary: the bytes · disconnect: close code (u16, big endian) then the UTF-8 reason · probe: sequence (u64 BE) then send time (µs, u64 BE) |
+//! | 18.. | text: the UTF-8 text · binary: the bytes · disconnect: close code (u16, big endian) then the UTF-8 reason · probe: sequence (u64 BE) then send time (µs, u64 BE) · event: its position `<epoch>.<seq>`, a newline, the frame's UTF-8 text |
 //!
 //! Decoding never panics: anything else is an [`EnvelopeError`], counted and dropped.
 
 use std::fmt;
 use std::sync::Arc;
 
-use crate::{CloseCode, CloseFrame, Frame, MAX_CLOSE_REASON_BYTES};
+use crate::{CloseCode, CloseFrame, Frame, MAX_CLOSE_REASON_BYTES, ResumePoint};
 
 /// The envelope format this crate writes and reads.
 pub(crate) const VERSION: u8 = 1;
@@ -44,6 +44,14 @@ pub enum ClusterMessage {
     /// Close every socket of the user with this frame
     /// ([`ManagerFactory::disconnect_user`](crate::ManagerFactory::disconnect_user)).
     Disconnect(CloseFrame),
+    /// An event frame at its position in the user's stream (published by the script
+    /// that appends it to the stream).
+    Event {
+        /// The event's position.
+        position: ResumePoint,
+        /// The event frame, position included.
+        frame: Arc<str>,
+    },
 }
 
 /// A decoded envelope.
@@ -70,6 +78,8 @@ pub(crate) enum EnvelopeError {
     CloseCode,
     /// The envelope is for a frame kind that is never published (a close frame).
     Unpublishable,
+    /// An event without a valid position.
+    Position,
 }
 
 impl fmt::Display for EnvelopeError {
@@ -81,6 +91,7 @@ impl fmt::Display for EnvelopeError {
             Self::Text => "cluster envelope text is not valid",
             Self::CloseCode => "cluster envelope close code may not be sent",
             Self::Unpublishable => "a close frame is published as a disconnect, not a frame",
+            Self::Position => "cluster envelope event has no valid position",
         })
     }
 }
@@ -91,6 +102,7 @@ const TEXT: u8 = 1;
 const BINARY: u8 = 2;
 const DISCONNECT: u8 = 3;
 const PROBE: u8 = 4;
+const EVENT: u8 = 5;
 
 fn header(kind: u8, origin: &Instance, body: usize) -> Vec<u8> {
     let mut out = Vec::with_capacity(HEADER + body);
@@ -122,6 +134,13 @@ pub(crate) fn encode(
             out
         }
         ClusterMessage::Frame(Frame::Close(_)) => return Err(EnvelopeError::Unpublishable),
+        ClusterMessage::Event { position, frame } => {
+            let mut out = event_prefix(origin);
+            out.extend_from_slice(position.to_string().as_bytes());
+            out.push(b'\n');
+            out.extend_from_slice(frame.as_bytes());
+            out
+        }
         ClusterMessage::Disconnect(frame) => {
             let reason = frame.reason.as_str();
             let mut out = header(DISCONNECT, origin, 2 + reason.len());
@@ -130,6 +149,12 @@ pub(crate) fn encode(
             out
         }
     })
+}
+
+/// The header of an event envelope: a script in Redis appends the position, a
+/// newline and the frame.
+pub(crate) fn event_prefix(origin: &Instance) -> Vec<u8> {
+    header(EVENT, origin, 0)
 }
 
 /// Encodes a probe.
@@ -172,6 +197,23 @@ pub(crate) fn decode(bytes: &[u8]) -> Result<(Instance, Envelope), EnvelopeError
             }
             Envelope::User(ClusterMessage::Disconnect(CloseFrame::new(code, reason)))
         }
+        EVENT => {
+            let newline = body
+                .iter()
+                .position(|&b| b == b'\n')
+                .ok_or(EnvelopeError::Position)?;
+            let (position, frame) = (&body[..newline], &body[newline + 1..]);
+            let position = std::str::from_utf8(position)
+                .ok()
+                .and_then(|text| text.parse::<ResumePoint>().ok())
+                .filter(|point| point.seq() > 0)
+                .ok_or(EnvelopeError::Position)?;
+            let frame = std::str::from_utf8(frame).map_err(|_| EnvelopeError::Text)?;
+            Envelope::User(ClusterMessage::Event {
+                position,
+                frame: Arc::from(frame),
+            })
+        }
         PROBE => {
             let (Some(sequence), Some(sent_us)) = (
                 body.get(..8).and_then(|b| b.try_into().ok()),
@@ -210,6 +252,10 @@ mod tests {
         round_trip(&ClusterMessage::Frame(Frame::text("héllo")));
         round_trip(&ClusterMessage::Frame(Frame::text("")));
         round_trip(&ClusterMessage::Frame(Frame::binary(vec![0, 255, 1])));
+        round_trip(&ClusterMessage::Event {
+            position: ResumePoint::new(u64::MAX, 7),
+            frame: Arc::from("{\"seq\":7}\nsecond line"),
+        });
         round_trip(&ClusterMessage::Disconnect(CloseFrame::new(
             CloseCode::FORBIDDEN,
             &"é".repeat(61),
@@ -264,6 +310,19 @@ mod tests {
         for (bytes, expected) in cases {
             assert_eq!(decode(&bytes), Err(expected), "{bytes:?}");
         }
+        for bad in [
+            &b"no newline"[..],
+            b"00000000000000ff.0\n{}",
+            b"ff.1\n{}",
+            b"\n{}",
+        ] {
+            let mut event = event_prefix(&ME);
+            event.extend_from_slice(bad);
+            assert_eq!(decode(&event), Err(EnvelopeError::Position), "{bad:?}");
+        }
+        let mut event = event_prefix(&ME);
+        event.extend_from_slice(b"00000000000000ff.1\n\xff");
+        assert_eq!(decode(&event), Err(EnvelopeError::Text));
         let mut long = header(DISCONNECT, &ME, 0);
         long.extend_from_slice(&4403u16.to_be_bytes());
         long.extend_from_slice(&[b'a'; MAX_CLOSE_REASON_BYTES + 1]);

@@ -302,6 +302,7 @@ impl Keyspace {
             owners: name("owners"),
             revoked: name("revoked"),
             stream: name("stream"),
+            position: name("pos"),
             channel: name("ch"),
         }
     }
@@ -340,6 +341,7 @@ impl fmt::Debug for Keyspace {
 /// | [`owners`](Self::owners) | hash | [`ClientHash`] → when the lease was acquired (µs, Redis's clock) and which admission owns it |
 /// | [`revoked`](Self::revoked) | string, with a TTL | the last disconnect of the user: when, and the close code and reason |
 /// | [`stream`](Self::stream) | stream | the user's recent events, for replay on any node |
+/// | [`position`](Self::position) | hash, with a TTL | the epoch of the user's event stream and its last sequence number |
 /// | [`channel`](Self::channel) | pub/sub channel | messages for the user's sockets on other nodes |
 ///
 /// # Examples
@@ -348,7 +350,7 @@ impl fmt::Debug for Keyspace {
 /// # use wsctx::{UserId, cluster::{HashingKey, Keyspace}};
 /// let keys = Keyspace::new("wsctx", &HashingKey::new([1u8; 32])?)?;
 /// let user = keys.user_keys(keys.user_hash(&UserId::try_new("alice")?));
-/// for name in [user.leases(), user.owners(), user.revoked(), user.stream(), user.channel()] {
+/// for name in [user.leases(), user.owners(), user.revoked(), user.stream(), user.position(), user.channel()] {
 ///     assert!(name.contains(user.tag()));
 /// }
 /// # Ok::<(), Box<dyn std::error::Error>>(())
@@ -360,6 +362,7 @@ pub struct UserKeys {
     owners: Box<str>,
     revoked: Box<str>,
     stream: Box<str>,
+    position: Box<str>,
     channel: Box<str>,
 }
 
@@ -460,6 +463,22 @@ impl UserKeys {
     #[must_use]
     pub fn stream(&self) -> &str {
         &self.stream
+    }
+
+    /// Where the user's event stream is: its epoch and its last sequence number.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use wsctx::{UserId, cluster::{HashingKey, Keyspace}};
+    /// # let keys = Keyspace::new("wsctx", &HashingKey::new([1u8; 32])?)?;
+    /// let user = keys.user_keys(keys.user_hash(&UserId::try_new("alice")?));
+    /// assert!(user.position().ends_with(":pos"));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    #[must_use]
+    pub fn position(&self) -> &str {
+        &self.position
     }
 
     /// The user's pub/sub channel.

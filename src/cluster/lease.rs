@@ -22,7 +22,7 @@ use crate::cluster::keys::{ClientHash, UserHash, UserKeys};
 use crate::id::{UserId, WebSocketClientId};
 
 /// Helpers every script starts with.
-const PRELUDE: &str = r"
+pub(super) const PRELUDE: &str = r"
 -- Redis's clock, in microseconds. Lua numbers are doubles: exact below 2^53.
 local function now_us()
   local t = redis.call('TIME')

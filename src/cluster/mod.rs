@@ -75,6 +75,7 @@ mod config;
 mod envelope;
 mod keys;
 mod lease;
+mod stream;
 
 pub use backplane::{Backplane, BackplaneError, BackplaneErrorKind};
 pub use bus::{Bus, BusConfig, BusStatus, Incoming, Subscription};

@@ -44,11 +44,18 @@ impl EventHeader {
     }
 }
 
+/// What an event frame starts with, up to the event's name.
+const HEAD: &[u8] = br#"{"type":"event","event":""#;
+/// Between the name and the epoch's hex digits.
+const EPOCH: &[u8] = br#"","epoch":""#;
+/// Between the epoch and the sequence number.
+const SEQ: &[u8] = br#"","seq":"#;
+
 /// An event frame rendered up to its position: everything but the epoch and the
 /// sequence number, which the user's replay ring assigns under its lock. Rendering (the
 /// expensive part: serializing the data) happens before that lock is taken.
 #[derive(Debug)]
-pub(super) struct PreparedEvent<'a> {
+pub(crate) struct PreparedEvent<'a> {
     event: &'a EventType,
     /// `,"thread_id":…,"data":…}`: the frame after `seq`.
     tail: Vec<u8>,
@@ -88,11 +95,22 @@ impl<'a> PreparedEvent<'a> {
         Ok(Self { event, tail })
     }
 
+    /// The frame around its position: what comes before the epoch's hex digits, what
+    /// comes between them and the sequence number, and what follows it. Another
+    /// renderer (cluster mode: a script in Redis) puts the position in between and
+    /// gets the bytes [`render`](Self::render) would.
+    #[cfg(feature = "redis")]
+    pub(crate) fn parts(&self) -> (Vec<u8>, &'static [u8], &[u8]) {
+        let event = self.event.as_str().as_bytes();
+        let mut head = Vec::with_capacity(HEAD.len() + event.len() + EPOCH.len());
+        head.extend_from_slice(HEAD);
+        head.extend_from_slice(event);
+        head.extend_from_slice(EPOCH);
+        (head, SEQ, &self.tail)
+    }
+
     /// The whole frame, at position `seq` of `epoch`.
-    pub(super) fn render(&self, epoch: u64, seq: u64) -> Arc<str> {
-        const HEAD: &[u8] = br#"{"type":"event","event":""#;
-        const EPOCH: &[u8] = br#"","epoch":""#;
-        const SEQ: &[u8] = br#"","seq":"#;
+    pub(crate) fn render(&self, epoch: u64, seq: u64) -> Arc<str> {
         let event = self.event.as_str().as_bytes();
         let mut frame = Vec::with_capacity(
             HEAD.len() + event.len() + EPOCH.len() + 16 + SEQ.len() + 20 + self.tail.len(),

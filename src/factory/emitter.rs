@@ -142,6 +142,40 @@ impl Emitter {
     }
 }
 
+/// Cluster mode's use of an emitter: the event is positioned by the user's stream in
+/// Redis, not by this node's ring.
+#[cfg(feature = "redis")]
+impl Emitter {
+    /// The user the events are for.
+    pub(crate) fn user(&self) -> &UserId {
+        &self.inner.user
+    }
+
+    /// Renders `event` with `data` up to its position, checking the data's size.
+    pub(crate) fn prepare<'a>(
+        &self,
+        event: &'a EventType,
+        data: &(impl Serialize + ?Sized),
+    ) -> Result<PreparedEvent<'a>, EmitError> {
+        let inner = &*self.inner;
+        PreparedEvent::new(
+            event,
+            &inner.header,
+            SystemTime::now(),
+            data,
+            inner.max_data_bytes,
+        )
+    }
+
+    /// Delivers a prepared event to the user's sockets here in an epoch of this node
+    /// alone: what cluster mode does when the user's stream cannot be reached.
+    pub(crate) fn emit_detached(&self, prepared: &PreparedEvent<'_>) -> Delivery {
+        let inner = &*self.inner;
+        let render = |epoch, seq| prepared.render(epoch, seq);
+        inner.shard.emit_detached(inner.hash, &inner.user, render)
+    }
+}
+
 impl fmt::Debug for Emitter {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Emitter")

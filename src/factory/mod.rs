@@ -14,6 +14,7 @@
 //! | `registry` | the shards, and the keyed hash that picks one |
 //! | `manager`, `outbound`, `emitter` | [`IsolatedManager`], [`Outbound`], `Emitter`: handles holding their shard |
 //! | this file | [`ManagerFactory`] and the transitions that span shards |
+//! | `positioned` | cluster mode's hooks: events positioned by the user's stream, admission after a fetched run, ring holds |
 
 #[cfg(feature = "serde")]
 mod emit;
@@ -26,6 +27,8 @@ mod limits;
 mod manager;
 mod metrics;
 mod outbound;
+#[cfg(feature = "redis")]
+mod positioned;
 mod registry;
 mod replay;
 mod shard;
@@ -48,6 +51,8 @@ pub use limits::{Limits, ReplayLimits};
 pub use manager::IsolatedManager;
 pub use metrics::MetricsSnapshot;
 pub use outbound::Outbound;
+#[cfg(feature = "redis")]
+pub(crate) use positioned::RingHold;
 
 use crate::close::CloseFrame;
 use crate::context::Context;

@@ -141,6 +141,17 @@ pub(super) struct Pushed {
     pub(super) stored: bool,
 }
 
+/// The outcome of [`ReplayRing::insert`].
+#[cfg(feature = "redis")]
+#[derive(Debug, PartialEq, Eq)]
+pub(super) enum Inserted {
+    /// A position the ring had not reached: deliver it live. `stored`: whether the ring
+    /// holds it.
+    New { stored: bool },
+    /// Already received here (or not a position at all): deliver nothing.
+    Duplicate,
+}
+
 /// What a resuming client is owed, from [`ReplayRing::since`].
 #[derive(Debug, PartialEq, Eq)]
 pub(super) enum Replay {
@@ -169,6 +180,10 @@ pub(super) struct ReplayRing {
     last_event_at: Option<Instant>,
     /// When the user's last socket left; `None` while a socket is attached.
     left_at: Option<Instant>,
+    /// Cluster mode: the epoch and numbers come from the user's stream in Redis (see
+    /// [`insert`](Self::insert)); `false` for a ring that numbers its own events.
+    #[cfg(feature = "redis")]
+    positioned: bool,
 }
 
 impl ReplayRing {
@@ -183,6 +198,8 @@ impl ReplayRing {
             bytes: 0,
             last_event_at: None,
             left_at: None,
+            #[cfg(feature = "redis")]
+            positioned: false,
         }
     }
 
@@ -265,6 +282,135 @@ impl ReplayRing {
             frame,
             stored: true,
         }
+    }
+
+    /// Takes an event whose position was given elsewhere (cluster mode: by the user's
+    /// stream in Redis) and returns whether it is new here. A position the ring has
+    /// passed in its epoch is a duplicate (already delivered). Another epoch starts the
+    /// ring over in that epoch; a position beyond the next one (events this node never
+    /// received) lets go of everything held, since the ring never holds a run with a
+    /// hole. Position 0 and `u64::MAX` are never given, and are refused as duplicates.
+    #[cfg(feature = "redis")]
+    pub(super) fn insert(&mut self, now: Instant, point: ResumePoint, frame: Arc<str>) -> Inserted {
+        let (epoch, seq) = (point.epoch(), point.seq());
+        if seq == 0
+            || seq == u64::MAX
+            || (self.positioned && epoch == self.epoch && seq < self.next_seq)
+        {
+            return Inserted::Duplicate;
+        }
+        if !self.positioned || epoch != self.epoch || seq > self.next_seq {
+            self.restart(epoch, seq);
+        }
+        self.positioned = true;
+        let pushed = self.push_with(now, |_, _| frame);
+        Inserted::New {
+            stored: pushed.stored,
+        }
+    }
+
+    /// Merges a run fetched from the user's stream elsewhere: `run` holds the events
+    /// `first`, `first + 1`, … of `epoch` (an empty run still says where the stream is:
+    /// its next event is `first`). Returns the events that are new to the ring beyond
+    /// its newest, in order: the caller delivers them to the live sockets, as it would
+    /// have had they come live (their live copies are then duplicates).
+    ///
+    /// A ring that has no position from the stream yet takes the run whole, as history.
+    /// A positioned ring keeps what it holds, gains the run's events older than its
+    /// oldest one when the run reaches it without a hole, and takes the newer ones as
+    /// new. A run of another epoch than a positioned ring's is ignored.
+    #[cfg(feature = "redis")]
+    pub(super) fn backfill(
+        &mut self,
+        now: Instant,
+        epoch: u64,
+        first: u64,
+        mut run: Vec<Arc<str>>,
+    ) -> Vec<Arc<str>> {
+        let first = first.max(1);
+        let Some(next) = u64::try_from(run.len())
+            .ok()
+            .and_then(|n| first.checked_add(n))
+        else {
+            return Vec::new();
+        };
+        if next == u64::MAX || (self.positioned && epoch != self.epoch) {
+            return Vec::new();
+        }
+        if !self.positioned || first > self.next_seq {
+            // Nothing to merge with (no position yet, or a hole before the run).
+            let newer = if self.positioned {
+                run.clone()
+            } else {
+                Vec::new()
+            };
+            self.restart(epoch, first);
+            self.positioned = true;
+            for frame in run {
+                self.push_with(now, |_, _| frame);
+            }
+            return newer;
+        }
+        let newer = if next > self.next_seq {
+            run.split_off(usize::try_from(self.next_seq - first).unwrap_or(usize::MAX))
+        } else {
+            Vec::new()
+        };
+        // `run` is now `first..` up to at most the ring's newest.
+        let held = u64::try_from(self.events.len()).unwrap_or(u64::MAX);
+        let oldest = self.next_seq - held;
+        let reaches = first.saturating_add(u64::try_from(run.len()).unwrap_or(u64::MAX));
+        if first < oldest && reaches >= oldest {
+            let prefix = usize::try_from(oldest - first).unwrap_or(usize::MAX);
+            let kept = std::mem::take(&mut self.events);
+            self.pool.release(self.bytes);
+            self.bytes = 0;
+            let next_seq = self.next_seq;
+            self.next_seq = first;
+            for frame in run.into_iter().take(prefix) {
+                self.push_with(now, |_, _| frame);
+            }
+            for entry in kept {
+                self.push_with(entry.at, |_, _| entry.frame);
+            }
+            debug_assert_eq!(self.next_seq, next_seq);
+        }
+        for frame in &newer {
+            self.push_with(now, |_, _| Arc::clone(frame));
+        }
+        newer
+    }
+
+    /// Assigns the next position like [`push_with`](Self::push_with), in an epoch of
+    /// this node alone: a positioned ring (cluster mode) whose stream cannot be reached
+    /// starts a fresh random epoch first, so that no position it gives can collide with
+    /// one the stream gives. A client that resumes from it gets a gap.
+    #[cfg(feature = "redis")]
+    pub(super) fn push_detached(
+        &mut self,
+        now: Instant,
+        render: impl FnOnce(u64, u64) -> Arc<str>,
+    ) -> Pushed {
+        if self.positioned {
+            self.restart(random_epoch(), 1);
+            self.positioned = false;
+        }
+        self.push_with(now, render)
+    }
+
+    /// Forgets where the user's stream is (cluster mode): the ring keeps what it holds
+    /// for nobody, and the next positioned event or run places it again.
+    #[cfg(feature = "redis")]
+    pub(super) fn forget_position(&mut self) {
+        self.positioned = false;
+    }
+
+    /// Throws away every event and continues in `epoch` at `next_seq`.
+    #[cfg(feature = "redis")]
+    fn restart(&mut self, epoch: u64, next_seq: u64) {
+        self.clear();
+        self.epoch = epoch;
+        self.next_seq = next_seq;
     }
 
     /// Every event after `point`, oldest first, if the ring still holds all of them at

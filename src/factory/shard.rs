@@ -22,6 +22,8 @@ use crate::factory::error::FactoryError;
 use crate::factory::frame::{Delivery, Frame};
 use crate::factory::global::Global;
 use crate::factory::metrics::{Counter, Counters, MetricsSnapshot};
+#[cfg(any(feature = "serde", feature = "redis"))]
+use crate::factory::replay::Pushed;
 use crate::factory::replay::{Replay, ReplayRing, random_epoch};
 use crate::factory::socket::{Push, Socket};
 use crate::id::UserId;
@@ -29,6 +31,12 @@ use crate::rejection::{CloseStyle, ErrorCode};
 use crate::resume::ResumePoint;
 use crate::state::Bound;
 use crate::trace::{debug_event, warn_event};
+
+#[cfg(feature = "redis")]
+mod positioned;
+
+#[cfg(feature = "redis")]
+pub(super) use positioned::Backfill;
 
 /// The map key is already a keyed `SipHash` of the user id: pass it through.
 #[derive(Default)]
@@ -65,10 +73,14 @@ struct Entry {
 struct UserRing {
     user: UserId,
     ring: Mutex<ReplayRing>,
+    /// Cluster mode: admissions in progress that keep the ring fed while they fetch
+    /// the user's stream (see `positioned.rs`). Changed under the shard's write lock.
+    #[cfg(feature = "redis")]
+    holds: usize,
 }
 
 impl UserRing {
-    #[cfg(feature = "serde")]
+    #[cfg(any(feature = "serde", feature = "redis"))]
     fn lock(&self) -> std::sync::MutexGuard<'_, ReplayRing> {
         // Nothing panics while holding this lock; recover rather than propagate if
         // that ever changes.
@@ -77,6 +89,14 @@ impl UserRing {
 
     fn get_mut(&mut self) -> &mut ReplayRing {
         self.ring.get_mut().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Whether an admission in progress keeps the ring (cluster mode).
+    fn is_held(&self) -> bool {
+        #[cfg(feature = "redis")]
+        return self.holds > 0;
+        #[cfg(not(feature = "redis"))]
+        false
     }
 }
 
@@ -87,7 +107,7 @@ impl Entry {
             .filter(move |socket| socket.belongs_to(user))
     }
 
-    #[cfg(feature = "serde")]
+    #[cfg(any(feature = "serde", feature = "redis"))]
     fn ring_of(&self, user: &UserId) -> Option<&UserRing> {
         self.rings.iter().find(|ring| ring.user == *user)
     }
@@ -109,6 +129,8 @@ impl Entry {
         self.rings.push(UserRing {
             user: user.clone(),
             ring: Mutex::new(ReplayRing::new(Arc::clone(global.replay()), random_epoch())),
+            #[cfg(feature = "redis")]
+            holds: 0,
         });
         (self.rings.len() - 1, true)
     }
@@ -133,7 +155,7 @@ fn user_sockets<'a>(
 }
 
 /// What an admission queues on the new socket before anything else.
-#[derive(Clone, Copy, Debug)]
+#[derive(Debug)]
 pub(super) enum Start {
     /// Nothing.
     Plain,
@@ -142,6 +164,11 @@ pub(super) enum Start {
     /// The events after this point, then `{"type":"resumed",…}`; or
     /// `{"type":"resume_gap"}`.
     Resume(ResumePoint),
+    /// Cluster mode: merge a run fetched from the user's stream into the ring first
+    /// (its part newer than the ring goes to the user's other sockets here), then
+    /// `Resume` from the point, or `Position` without one.
+    #[cfg(feature = "redis")]
+    Backfilled(Backfill, Option<ResumePoint>),
 }
 
 /// A slice of the registry. Aligned to 128 bytes so that two shards never share a
@@ -213,6 +240,11 @@ impl Shard {
                 self.counters
                     .add(Counter::RingsCreated, usize::from(created));
             }
+            #[cfg(feature = "redis")]
+            Start::Backfilled(run, resume) => {
+                let frames = self.merge_backfill(entry, user, run, resume, now);
+                socket.preload(frames);
+            }
         }
         entry.sockets.push(Arc::clone(&socket));
         self.counters.add(Counter::Admitted, 1);
@@ -224,6 +256,8 @@ impl Shard {
     fn start_frames(&self, ring: &mut ReplayRing, start: Start, now: Instant) -> Vec<Frame> {
         match start {
             Start::Plain => Vec::new(),
+            #[cfg(feature = "redis")]
+            Start::Backfilled(..) => Vec::new(),
             Start::Position => {
                 let position = ring.position();
                 vec![Frame::text(format!(
@@ -340,45 +374,54 @@ impl Shard {
     ) -> Delivery {
         self.counters.add(Counter::Emitted, 1);
         let now = Instant::now();
+        self.with_ring(hash, user, |ring, sockets| {
+            let pushed = ring.push_with(now, render);
+            self.push_event(ring, sockets, pushed)
+        })
+        .unwrap_or_default()
+    }
+
+    /// Runs `f` on the ring of `user` and the user's sockets, under the ring's lock,
+    /// creating the ring when the user has sockets but no ring yet. `None` when the
+    /// user has neither here.
+    #[cfg(any(feature = "serde", feature = "redis"))]
+    fn with_ring<R>(
+        &self,
+        hash: u64,
+        user: &UserId,
+        f: impl FnOnce(&mut ReplayRing, &mut dyn Iterator<Item = &Arc<Socket>>) -> R,
+    ) -> Option<R> {
         {
             let users = self.read();
-            let Some(entry) = users.get(&hash) else {
-                return Delivery::default();
-            };
+            let entry = users.get(&hash)?;
             if let Some(ring) = entry.ring_of(user) {
-                return self.push_event(&mut ring.lock(), entry.sockets_of(user), render, now);
+                return Some(f(&mut ring.lock(), &mut entry.sockets_of(user)));
             }
-            if entry.sockets_of(user).next().is_none() {
-                return Delivery::default();
-            }
+            entry.sockets_of(user).next()?;
         }
         // The user's first event: creating the ring takes the write lock. The state may
         // have changed in between, so look again.
         let mut users = self.write();
-        let Some(entry) = users.get_mut(&hash) else {
-            return Delivery::default();
-        };
-        if entry.ring_of(user).is_none() && entry.sockets_of(user).next().is_none() {
-            return Delivery::default();
+        let entry = users.get_mut(&hash)?;
+        if entry.ring_of(user).is_none() {
+            entry.sockets_of(user).next()?;
         }
         let (index, created) = entry.ring_index(user, &self.global);
         self.counters
             .add(Counter::RingsCreated, usize::from(created));
         let Entry { sockets, rings } = entry;
-        let sockets = sockets.iter().filter(|socket| socket.belongs_to(user));
-        self.push_event(rings[index].get_mut(), sockets, render, now)
+        let mut sockets = sockets.iter().filter(|socket| socket.belongs_to(user));
+        Some(f(rings[index].get_mut(), &mut sockets))
     }
 
-    /// Pushes the event `render` builds into `ring` and fans its frame out to `sockets`.
-    #[cfg(feature = "serde")]
+    /// Fans the frame of the event just pushed into `ring` out to `sockets`.
+    #[cfg(any(feature = "serde", feature = "redis"))]
     fn push_event<'a>(
         &self,
-        ring: &mut ReplayRing,
+        ring: &ReplayRing,
         sockets: impl Iterator<Item = &'a Arc<Socket>>,
-        render: impl FnOnce(u64, u64) -> Arc<str>,
-        now: Instant,
+        pushed: Pushed,
     ) -> Delivery {
-        let pushed = ring.push_with(now, render);
         let mut delivery = self.fan_out(sockets, &Frame::Text(pushed.frame));
         delivery.position = Some(ResumePoint::new(ring.epoch(), pushed.seq));
         delivery.buffered = pushed.stored;
@@ -442,10 +485,13 @@ impl Shard {
         let mut users = self.write();
         users.retain(|_, entry| {
             let Entry { sockets, rings } = entry;
-            rings.retain_mut(|UserRing { user, ring }| {
+            rings.retain_mut(|user_ring| {
+                let held = user_ring.is_held();
+                let UserRing { user, ring, .. } = user_ring;
                 let ring = ring.get_mut().unwrap_or_else(PoisonError::into_inner);
                 ring.prune(now);
-                let kept = !ring.is_expired(now) || sockets.iter().any(|s| s.belongs_to(user));
+                let kept =
+                    held || !ring.is_expired(now) || sockets.iter().any(|s| s.belongs_to(user));
                 freed += usize::from(!kept);
                 kept
             });

@@ -534,3 +534,155 @@ proptest! {
         run(limits, 3, &ops, false)?;
     }
 }
+
+/// Cluster mode: positions given by the user's stream elsewhere.
+#[cfg(feature = "redis")]
+mod positioned {
+    use super::*;
+
+    const STREAM: u64 = 0x5eed;
+
+    fn given(ring: &mut ReplayRing, now: Instant, seq: u64) -> Inserted {
+        ring.insert(now, ResumePoint::new(STREAM, seq), frame(STREAM, seq, 10))
+    }
+
+    fn run(range: std::ops::RangeInclusive<u64>) -> Vec<Arc<str>> {
+        range.map(|seq| frame(STREAM, seq, 10)).collect()
+    }
+
+    fn from(seq: u64) -> ResumePoint {
+        ResumePoint::new(STREAM, seq)
+    }
+
+    #[test]
+    fn the_first_given_position_sets_the_epoch_and_passed_ones_are_duplicates() {
+        let t0 = Instant::now();
+        let mut ring = ring(ReplayLimits::DEFAULT);
+        assert_eq!(given(&mut ring, t0, 7), Inserted::New { stored: true });
+        assert_eq!(ring.position(), from(7));
+        assert_eq!(given(&mut ring, t0, 8), Inserted::New { stored: true });
+        for passed in [1, 7, 8] {
+            assert_eq!(given(&mut ring, t0, passed), Inserted::Duplicate);
+        }
+        assert_eq!(given(&mut ring, t0, 0), Inserted::Duplicate);
+        assert_eq!(given(&mut ring, t0, u64::MAX), Inserted::Duplicate);
+        assert_eq!(seqs(&ring.since(from(6), t0)), Some(vec![7, 8]));
+        assert_eq!(ring.since(from(5), t0), Replay::Gap);
+    }
+
+    #[test]
+    fn a_hole_or_another_epoch_starts_over() {
+        let t0 = Instant::now();
+        let mut ring = ring(ReplayLimits::DEFAULT);
+        for seq in 1..=3 {
+            given(&mut ring, t0, seq);
+        }
+        // 4 and 5 never came: nothing before 6 can be replayed any more.
+        assert_eq!(given(&mut ring, t0, 6), Inserted::New { stored: true });
+        assert_eq!(ring.len(), 1);
+        assert_eq!(ring.since(from(3), t0), Replay::Gap);
+        assert_eq!(seqs(&ring.since(from(5), t0)), Some(vec![6]));
+        // The stream started another epoch (it expired): follow it.
+        let other = ResumePoint::new(0xbeef, 1);
+        assert_eq!(
+            ring.insert(t0, other, frame(0xbeef, 1, 10)),
+            Inserted::New { stored: true }
+        );
+        assert_eq!(ring.position(), other);
+        assert_eq!(ring.since(from(6), t0), Replay::Gap);
+    }
+
+    #[test]
+    fn an_unpositioned_ring_takes_a_backfill_whole() {
+        let t0 = Instant::now();
+        let mut ring = ring(ReplayLimits::DEFAULT);
+        // History, nothing to deliver: the ring had no position.
+        assert_eq!(
+            ring.backfill(t0, STREAM, 4, run(4..=9)),
+            Vec::<Arc<str>>::new()
+        );
+        assert_eq!(ring.position(), from(9));
+        assert_eq!(seqs(&ring.since(from(3), t0)), Some(vec![4, 5, 6, 7, 8, 9]));
+        // The live copies of what the run brought are duplicates; the next is new.
+        assert_eq!(given(&mut ring, t0, 9), Inserted::Duplicate);
+        assert_eq!(given(&mut ring, t0, 10), Inserted::New { stored: true });
+
+        // An empty run only positions: the stream's next event is 1, or 42.
+        let mut fresh = super::ring(ReplayLimits::DEFAULT);
+        assert!(fresh.backfill(t0, STREAM, 42, Vec::new()).is_empty());
+        assert_eq!(fresh.position(), from(41));
+        assert_eq!(seqs(&fresh.since(from(41), t0)), Some(vec![]));
+    }
+
+    #[test]
+    fn a_positioned_ring_gains_only_older_events_that_reach_it() {
+        let t0 = Instant::now();
+        let mut ring = ring(ReplayLimits::DEFAULT);
+        for seq in 5..=7 {
+            given(&mut ring, t0, seq);
+        }
+        // Events newer than the ring's newest are taken as new, and returned for the
+        // live sockets; their live copies are duplicates then.
+        let newer = ring.backfill(t0, STREAM, 6, run(6..=9));
+        assert_eq!(newer, run(8..=9));
+        assert_eq!(ring.position(), from(9));
+        assert_eq!(given(&mut ring, t0, 8), Inserted::Duplicate);
+        assert_eq!(seqs(&ring.since(from(4), t0)), Some(vec![5, 6, 7, 8, 9]));
+        // A run that stops short of the oldest held event leaves a hole: not taken.
+        assert!(ring.backfill(t0, STREAM, 1, run(1..=3)).is_empty());
+        assert_eq!(ring.since(from(2), t0), Replay::Gap);
+        // Another epoch: not taken.
+        assert!(ring.backfill(t0, 0xbeef, 1, run(1..=4)).is_empty());
+        assert_eq!(ring.since(from(2), t0), Replay::Gap);
+        // A run that reaches it fills in the older part, overlapping or touching; it
+        // is history, nothing to deliver.
+        assert_eq!(
+            ring.backfill(t0, STREAM, 2, run(2..=6)),
+            Vec::<Arc<str>>::new()
+        );
+        assert_eq!(ring.position(), from(9));
+        assert_eq!(
+            seqs(&ring.since(from(1), t0)),
+            Some(vec![2, 3, 4, 5, 6, 7, 8, 9])
+        );
+        assert_eq!(ring.bytes(), 8 * (10 + EVENT_OVERHEAD_BYTES));
+        assert_eq!(given(&mut ring, t0, 10), Inserted::New { stored: true });
+        // A run after a hole: the ring starts over with it, and it is all new.
+        assert_eq!(ring.backfill(t0, STREAM, 20, run(20..=21)), run(20..=21));
+        assert_eq!(ring.since(from(10), t0), Replay::Gap);
+        assert_eq!(seqs(&ring.since(from(19), t0)), Some(vec![20, 21]));
+    }
+
+    #[test]
+    fn a_backfill_respects_the_limits() {
+        let t0 = Instant::now();
+        let mut ring = ring(limits(3, SECOND * 60, 1 << 20, 1 << 20));
+        given(&mut ring, t0, 10);
+        assert_eq!(
+            ring.backfill(t0, STREAM, 1, run(1..=10)),
+            Vec::<Arc<str>>::new()
+        );
+        assert_eq!(ring.len(), 3);
+        assert_eq!(seqs(&ring.since(from(7), t0)), Some(vec![8, 9, 10]));
+        assert_eq!(ring.since(from(6), t0), Replay::Gap);
+    }
+
+    #[test]
+    fn a_detached_event_gets_an_epoch_of_its_own() {
+        let t0 = Instant::now();
+        let mut ring = ring(ReplayLimits::DEFAULT);
+        given(&mut ring, t0, 3);
+        let pushed = push_detached(&mut ring, t0);
+        assert_eq!(pushed.seq, 1);
+        assert_ne!(ring.epoch(), STREAM);
+        // Resuming from the detached position works here; the stream's next event
+        // brings the ring back to the stream's epoch.
+        assert_eq!(seqs(&ring.since(at(&ring, 0), t0)), Some(vec![1]));
+        assert_eq!(given(&mut ring, t0, 4), Inserted::New { stored: true });
+        assert_eq!(ring.position(), from(4));
+    }
+
+    fn push_detached(ring: &mut ReplayRing, at: Instant) -> Pushed {
+        ring.push_detached(at, |epoch, seq| frame(epoch, seq, 10))
+    }
+}
