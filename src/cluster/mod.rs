@@ -71,10 +71,14 @@
 
 mod backplane;
 mod config;
+mod factory;
 mod keys;
 mod lease;
 
 pub use backplane::{Backplane, BackplaneError, BackplaneErrorKind};
 pub use config::{ClusterConfig, ClusterConfigBuilder, ClusterConfigError, NodeId};
+pub use factory::{
+    AdmitError, ClusterDelivery, ClusterDisconnect, ClusterFactory, ClusterManager, RemoteDelivery,
+};
 pub use keys::{ClientHash, HashingKey, Keyspace, MIN_HASHING_KEY_BYTES, UserHash, UserKeys};
 pub use lease::{Acquire, AcquireError, Lease, Released, Renewal, Revocation};
