@@ -19,7 +19,7 @@ use wsctx::cluster::{
 use wsctx::state::Bound;
 use wsctx::{
     CloseCode, CloseFrame, CloseReason, Context, ErrorCode, Frame, Limits, ManagerFactory,
-    Outbound, Policy, Rejection, SequenceGenerator, TryRecvError, UuidGenerator,
+    Outbound, Policy, Rejection, ResumePoint, SequenceGenerator, TryRecvError, UuidGenerator,
 };
 
 const KEY: &[u8; 32] = b"cluster-tests-hashing-key-32byte";
@@ -196,8 +196,9 @@ async fn drops_racing_with_renewals_leave_no_lease_behind() {
         return;
     };
     // Two nodes renew every 50 ms while their tabs come and go; the third node's leases
-    // live 3 s, and alice's keys live as long: a lease a renewal re-created after its
-    // release would still be counted at the end.
+    // live 3 s. Every lease must be gone within half a second of the last drop: one
+    // never released, or re-created by a renewal after its release, would still be
+    // counted. (Whether a renewal and a release meet in between is up to the scheduler.)
     let ttl = Duration::from_millis(150);
     let nodes = [
         node_with(&redis, "a", 200, ttl).await,
@@ -456,4 +457,27 @@ async fn renewals_rebuild_the_leases_after_redis_lost_its_data() {
         refused(&c, "alice", "t1").await.code(),
         ErrorCode::DuplicateClient
     );
+}
+
+#[tokio::test]
+async fn a_resuming_admission_holds_a_lease_and_replays_from_this_node() {
+    let Some(redis) = RedisServer::start() else {
+        return;
+    };
+    let [a, b, _c] = nodes(&redis, 2).await;
+    let (_t1, _out1) = admit(&b, "alice", "t1").await;
+    // A point this node's replay ring never saw: the tab must reload.
+    let point: ResumePoint = "0123456789abcdef.1".parse().unwrap();
+    let (_t2, mut t2) = a.admit_resuming(bound("alice", "t2"), point).await.unwrap();
+    assert_eq!(
+        t2.try_recv().unwrap(),
+        Frame::text(r#"{"type":"resume_gap"}"#)
+    );
+    assert_eq!(a.held(&user("alice")).await.unwrap(), 2);
+    let error = a
+        .admit_resuming(bound("alice", "t3"), point)
+        .await
+        .unwrap_err();
+    assert_eq!(error.code(), ErrorCode::ConnectionLimit);
+    assert_eq!(a.local().connections(&user("alice")), 1);
 }

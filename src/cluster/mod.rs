@@ -19,6 +19,13 @@
 //! A node that crashes stops renewing, and its leases expire after one lease TTL
 //! (default 30 s): nothing has to clean up after it.
 //!
+//! [`ClusterFactory`] does all of this for a node: it admits sockets on its local
+//! [`ManagerFactory`](crate::ManagerFactory) first and then on a lease, renews the
+//! node's leases in the background, closes sockets whose lease was revoked or taken,
+//! and releases a lease when its [`ClusterManager`] is dropped. Delivery across nodes
+//! and replay across nodes are not part of it yet: [`ClusterFactory::send_to_user`]
+//! reaches the sockets of its own node, and a tab resumes from its node's replay ring.
+//!
 //! # Keys never name a user
 //!
 //! Keys and channels carry a keyed hash of the user id ([`UserHash`], HMAC-SHA-256 under
