@@ -54,12 +54,15 @@ async fn node(redis: &RedisServer, name: &str, per_user: usize) -> ClusterFactor
     node_with(redis, name, per_user, TTL).await
 }
 
-async fn nodes(redis: &RedisServer, per_user: usize) -> [ClusterFactory; 3] {
-    [
-        node(redis, "a", per_user).await,
-        node(redis, "b", per_user).await,
-        node(redis, "c", per_user).await,
-    ]
+/// A private Redis and three nodes on it (`None` only when skipping was asked for).
+async fn cluster(per_user: usize) -> Option<(RedisServer, [ClusterFactory; 3])> {
+    let redis = RedisServer::start()?;
+    let nodes = [
+        node(&redis, "a", per_user).await,
+        node(&redis, "b", per_user).await,
+        node(&redis, "c", per_user).await,
+    ];
+    Some((redis, nodes))
 }
 
 fn bound(user_id: &str, client: &str) -> Context<Bound> {
@@ -112,10 +115,9 @@ async fn next_frame(outbound: &mut Outbound, within: Duration) -> Frame {
 
 #[tokio::test]
 async fn the_per_user_limit_counts_every_node() {
-    let Some(redis) = RedisServer::start() else {
+    let Some((_redis, [a, b, c])) = cluster(3).await else {
         return;
     };
-    let [a, b, c] = nodes(&redis, 3).await;
     let _tabs = [
         admit(&a, "alice", "t1").await,
         admit(&b, "alice", "t2").await,
@@ -141,10 +143,9 @@ async fn the_per_user_limit_counts_every_node() {
 
 #[tokio::test]
 async fn a_client_id_live_on_another_node_is_a_duplicate() {
-    let Some(redis) = RedisServer::start() else {
+    let Some((_redis, [a, b, _c])) = cluster(5).await else {
         return;
     };
-    let [a, b, _c] = nodes(&redis, 5).await;
     let (_tab, _out) = admit(&a, "alice", "tab-1").await;
     let error = refused(&b, "alice", "tab-1").await;
     assert!(matches!(error, AdmitError::DuplicateClient), "{error:?}");
@@ -160,10 +161,9 @@ async fn a_client_id_live_on_another_node_is_a_duplicate() {
 
 #[tokio::test]
 async fn dropping_a_manager_frees_its_slot_on_every_node_exactly_once() {
-    let Some(redis) = RedisServer::start() else {
+    let Some((_redis, [a, b, c])) = cluster(2).await else {
         return;
     };
-    let [a, b, c] = nodes(&redis, 2).await;
     let (t1, _out1) = admit(&a, "alice", "t1").await;
     let (_t2, _out2) = admit(&b, "alice", "t2").await;
     assert_eq!(
@@ -223,10 +223,9 @@ async fn drops_racing_with_renewals_leave_no_lease_behind() {
 
 #[tokio::test]
 async fn a_crashed_nodes_slots_free_after_the_lease_ttl() {
-    let Some(redis) = RedisServer::start() else {
+    let Some((_redis, [a, _b, c])) = cluster(2).await else {
         return;
     };
-    let [a, _b, c] = nodes(&redis, 2).await;
     let tabs = [
         admit(&c, "alice", "t1").await,
         admit(&c, "alice", "t2").await,
@@ -267,10 +266,9 @@ async fn a_crashed_nodes_slots_free_after_the_lease_ttl() {
 
 #[tokio::test]
 async fn a_disconnect_on_one_node_closes_the_users_tabs_on_the_others() {
-    let Some(redis) = RedisServer::start() else {
+    let Some((_redis, [a, b, c])) = cluster(5).await else {
         return;
     };
-    let [a, b, c] = nodes(&redis, 5).await;
     let (_a1, mut a1) = admit(&a, "alice", "t1").await;
     let (_b2, mut b2) = admit(&b, "alice", "t2").await;
     let (_c3, mut c3) = admit(&c, "alice", "t3").await;
@@ -405,10 +403,9 @@ async fn a_paused_redis_refuses_admissions_in_time_and_releases_follow_when_it_i
 
 #[tokio::test]
 async fn sockets_stay_open_while_redis_is_away_and_their_leases_come_back() {
-    let Some(redis) = RedisServer::start() else {
+    let Some((redis, [a, b, _c])) = cluster(2).await else {
         return;
     };
-    let [a, b, _c] = nodes(&redis, 2).await;
     let (_t1, mut t1) = admit(&a, "alice", "t1").await;
     let (_t2, t2) = admit(&b, "alice", "t2").await;
     redis.pause();
@@ -435,10 +432,9 @@ async fn sockets_stay_open_while_redis_is_away_and_their_leases_come_back() {
 
 #[tokio::test]
 async fn renewals_rebuild_the_leases_after_redis_lost_its_data() {
-    let Some(mut redis) = RedisServer::start() else {
+    let Some((mut redis, [a, b, c])) = cluster(3).await else {
         return;
     };
-    let [a, b, c] = nodes(&redis, 3).await;
     let _alice = [
         admit(&a, "alice", "t1").await,
         admit(&a, "alice", "t2").await,
@@ -461,10 +457,9 @@ async fn renewals_rebuild_the_leases_after_redis_lost_its_data() {
 
 #[tokio::test]
 async fn a_resuming_admission_holds_a_lease_and_replays_from_this_node() {
-    let Some(redis) = RedisServer::start() else {
+    let Some((_redis, [a, b, _c])) = cluster(2).await else {
         return;
     };
-    let [a, b, _c] = nodes(&redis, 2).await;
     let (_t1, _out1) = admit(&b, "alice", "t1").await;
     // A point this node's replay ring never saw: the tab must reload.
     let point: ResumePoint = "0123456789abcdef.1".parse().unwrap();
