@@ -476,3 +476,24 @@ async fn a_resuming_admission_holds_a_lease_and_replays_from_this_node() {
     assert_eq!(error.code(), ErrorCode::ConnectionLimit);
     assert_eq!(a.local().connections(&user("alice")), 1);
 }
+
+#[tokio::test]
+async fn an_admission_given_up_while_redis_decides_leaves_no_lease() {
+    let Some(redis) = RedisServer::start() else {
+        return;
+    };
+    // Leases that outlive the test: only a release can bring the count back to 0.
+    let a = node_with(&redis, "a", 5, Duration::from_secs(6)).await;
+    redis.pause();
+    // The caller gives up (a handshake timeout, a closed connection) before Redis,
+    // stopped, could answer; Redis then grants the lease it had received.
+    let gave_up = tokio::time::timeout(Duration::from_millis(100), a.admit(bound("alice", "t1")));
+    assert!(gave_up.await.is_err());
+    assert_eq!(a.local().connections(&user("alice")), 0);
+    redis.resume();
+    // Asked on the same connection, so after the acquisition ran.
+    held_becomes(&a, "alice", 0, Duration::from_secs(1)).await;
+    tokio::time::sleep(RENEW).await;
+    assert_eq!(a.held(&user("alice")).await.unwrap(), 0);
+    assert_eq!(a.leases(), 0);
+}
