@@ -50,9 +50,7 @@ async fn node_at(url: &str, name: &str) -> Node {
         move |incoming| {
             let _ = sender.send(incoming);
         },
-    )
-    .await
-    .unwrap();
+    );
     Node { bus, inbox }
 }
 
@@ -428,9 +426,7 @@ async fn sharded_channels_on_a_redis_cluster_deliver_once_to_each_other_node() {
                 move |incoming| {
                     let _ = sender.send(incoming);
                 },
-            )
-            .await
-            .unwrap();
+            );
             Node { bus, inbox }
         }
     };

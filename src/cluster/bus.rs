@@ -200,8 +200,7 @@ pub struct BusStatus {
 /// let backplane = Backplane::connect(config).await?;
 /// let bus = Bus::start(backplane, BusConfig::default(), |incoming| {
 ///     println!("a message for one of our users: {:?}", incoming.message);
-/// })
-/// .await?;
+/// });
 ///
 /// let alice = UserId::try_new("alice")?;
 /// let _held = bus.subscribe(&alice).await?; // while one of alice's sockets is here
@@ -268,32 +267,37 @@ impl Shared {
 }
 
 impl Bus {
-    /// Opens the subscription connection, subscribes to this node's own channel and
-    /// starts the subscriber task on the current tokio runtime. `deliver` is called on
-    /// that task for every message another node publishes for a user this node holds a
-    /// [`Subscription`] of: it must not block (hand the message to the local
+    /// Starts the subscriber task on the current tokio runtime: it connects, subscribes
+    /// to this node's own channel and to every channel held, and keeps doing so after
+    /// every loss of its connection. `deliver` is called on that task for every message
+    /// another node publishes for a user this node holds a [`Subscription`] of: it must
+    /// not block (hand the message to the local
     /// [`ManagerFactory`](crate::ManagerFactory), whose sends never wait).
     ///
-    /// # Errors
+    /// Nothing waits for Redis here: [`subscribe`](Self::subscribe) does, and
+    /// [`status`](Self::status) tells whether the subscription is live.
     ///
-    /// A [`BackplaneError`] when the first connection or subscription fails within the
-    /// connection timeout plus the response timeout.
+    /// # Panics
+    ///
+    /// Outside a tokio runtime, as [`tokio::spawn`] does.
     ///
     /// # Examples
     ///
     /// ```no_run
     /// # use wsctx::cluster::{Backplane, Bus, BusConfig};
-    /// # async fn run(backplane: Backplane) -> Result<(), wsctx::cluster::BackplaneError> {
-    /// let bus = Bus::start(backplane, BusConfig::default(), |_incoming| {}).await?;
+    /// # async fn run(backplane: Backplane) -> Result<(), Box<dyn std::error::Error>> {
+    /// let bus = Bus::start(backplane, BusConfig::default(), |_incoming| {});
+    /// let _held = bus.subscribe(&wsctx::UserId::try_new("alice")?).await?; // waits for Redis
     /// assert!(bus.status().subscribed);
     /// # Ok(())
     /// # }
     /// ```
-    pub async fn start(
+    #[must_use]
+    pub fn start(
         backplane: Backplane,
         config: BusConfig,
         deliver: impl Fn(Incoming) + Send + Sync + 'static,
-    ) -> Result<Self, BackplaneError> {
+    ) -> Self {
         let (commands, receiver) = mpsc::unbounded_channel();
         let node_channel = backplane
             .config()
@@ -309,17 +313,15 @@ impl Bus {
             counters: Counters::default(),
             task: Mutex::new(None),
         });
-        let first = Subscriber::connect(&shared).await?;
-        shared.counters.subscribed.store(true, Ordering::Relaxed);
         let subscriber = Subscriber {
             shared: Arc::downgrade(&shared),
             config,
             deliver: Arc::new(deliver),
             commands: receiver,
         };
-        let task = tokio::spawn(subscriber.run(first));
+        let task = tokio::spawn(subscriber.run());
         *shared.task.lock().unwrap_or_else(PoisonError::into_inner) = Some(task);
-        Ok(Self { shared })
+        Self { shared }
     }
 
     /// Holds `user`'s channel subscribed while the returned [`Subscription`] lives

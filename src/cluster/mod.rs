@@ -19,6 +19,13 @@
 //! A node that crashes stops renewing, and its leases expire after one lease TTL
 //! (default 30 s): nothing has to clean up after it.
 //!
+//! [`ClusterFactory`] does all of this for a node: it admits sockets on its local
+//! [`ManagerFactory`](crate::ManagerFactory) first and then on a lease, renews the
+//! node's leases in the background, closes sockets whose lease was revoked or taken,
+//! and releases a lease when its [`ClusterManager`] is dropped. Delivery across nodes
+//! and replay across nodes are not part of it yet: [`ClusterFactory::send_to_user`]
+//! reaches the sockets of its own node, and a tab resumes from its node's replay ring.
+//!
 //! # Keys never name a user
 //!
 //! Keys and channels carry a keyed hash of the user id ([`UserHash`], HMAC-SHA-256 under
@@ -73,6 +80,7 @@ mod backplane;
 mod bus;
 mod config;
 mod envelope;
+mod factory;
 mod keys;
 mod lease;
 mod stream;
@@ -81,5 +89,8 @@ pub use backplane::{Backplane, BackplaneError, BackplaneErrorKind};
 pub use bus::{Bus, BusConfig, BusStatus, Incoming, Subscription};
 pub use config::{ClusterConfig, ClusterConfigBuilder, ClusterConfigError, NodeId};
 pub use envelope::ClusterMessage;
+pub use factory::{
+    AdmitError, ClusterDelivery, ClusterDisconnect, ClusterFactory, ClusterManager, RemoteDelivery,
+};
 pub use keys::{ClientHash, HashingKey, Keyspace, MIN_HASHING_KEY_BYTES, UserHash, UserKeys};
 pub use lease::{Acquire, AcquireError, Lease, Released, Renewal, Revocation};

@@ -37,7 +37,7 @@ enum Ended {
 impl Subscriber {
     /// Opens a pub/sub connection and subscribes to the node channel and every channel
     /// held now, bounded by the connection and response timeouts.
-    pub(super) async fn connect(shared: &Shared) -> Result<Transport, BackplaneError> {
+    async fn connect(shared: &Shared) -> Result<Transport, BackplaneError> {
         let config = shared.backplane.config();
         let mut transport = Transport::connect(config).await?;
         let mut names: Vec<Box<str>> = shared.channels().keys().cloned().collect();
@@ -55,8 +55,9 @@ impl Subscriber {
         Ok(transport)
     }
 
-    pub(super) async fn run(mut self, first: Transport) {
-        let mut connection = Some(first);
+    pub(super) async fn run(mut self) {
+        let mut connection = None;
+        let mut connected_once = false;
         let mut backoff = MIN_BACKOFF;
         loop {
             let Some(shared) = self.shared.upgrade() else {
@@ -64,7 +65,10 @@ impl Subscriber {
             };
             if connection.is_none() {
                 if let Ok(live) = Self::connect(&shared).await {
-                    shared.counters.reconnects.fetch_add(1, Ordering::Relaxed);
+                    if connected_once {
+                        shared.counters.reconnects.fetch_add(1, Ordering::Relaxed);
+                    }
+                    connected_once = true;
                     backoff = MIN_BACKOFF;
                     connection = Some(live);
                 } else {
