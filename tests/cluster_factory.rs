@@ -13,8 +13,8 @@ use std::time::{Duration, Instant};
 
 use redis_support::{RedisServer, tab, user};
 use wsctx::cluster::{
-    AdmitError, Backplane, ClusterConfig, ClusterFactory, ClusterManager, HashingKey, NodeId,
-    RemoteDelivery,
+    AdmitError, Backplane, BackplaneErrorKind, ClusterConfig, ClusterFactory, ClusterManager,
+    HashingKey, NodeId, RemoteDelivery,
 };
 use wsctx::state::Bound;
 use wsctx::{
@@ -370,9 +370,13 @@ async fn a_paused_redis_refuses_admissions_in_time_and_releases_follow_when_it_i
         "the refused socket is gone"
     );
     // Local delivery goes on.
-    let sent = a.send_to_user(&user("alice"), Frame::text("still here"));
+    let sent = a
+        .send_to_user(&user("alice"), Frame::text("still here"))
+        .await;
     assert_eq!(sent.local.delivered, 1);
-    assert_eq!(sent.remote, RemoteDelivery::NotPublished);
+    assert!(
+        matches!(sent.remote, RemoteDelivery::Failed(kind) if kind == BackplaneErrorKind::Timeout)
+    );
     assert_eq!(t1.try_recv().unwrap(), Frame::text("still here"));
     tokio::time::sleep(Duration::from_millis(700)).await;
     redis.resume();
@@ -414,6 +418,7 @@ async fn sockets_stay_open_while_redis_is_away_and_their_leases_come_back() {
     assert!(!t1.is_closing() && !t2.is_closing());
     assert_eq!(
         a.send_to_user(&user("alice"), Frame::text("hi"))
+            .await
             .local
             .delivered,
         1

@@ -428,8 +428,17 @@ impl Bus {
         transport::publish(&self.shared.backplane, channel, payload).await
     }
 
+    /// Whether this node holds a subscription of `user`'s channel now.
+    #[cfg(feature = "serde")]
+    pub(crate) fn is_subscribed(&self, user: &UserId) -> bool {
+        self.shared
+            .channels()
+            .contains_key(&self.shared.channel_of(user))
+    }
+
     /// This bus's instance id: what the append script puts in the envelopes it
     /// publishes for this node, so that the node skips them.
+    #[cfg(feature = "serde")]
     pub(crate) fn instance(&self) -> &Instance {
         &self.shared.instance
     }

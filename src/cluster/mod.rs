@@ -89,6 +89,8 @@ pub use backplane::{Backplane, BackplaneError, BackplaneErrorKind};
 pub use bus::{Bus, BusConfig, BusStatus, Incoming, Subscription};
 pub use config::{ClusterConfig, ClusterConfigBuilder, ClusterConfigError, NodeId};
 pub use envelope::ClusterMessage;
+#[cfg(feature = "serde")]
+pub use factory::ClusterEmitter;
 pub use factory::{
     AdmitError, ClusterDelivery, ClusterDisconnect, ClusterFactory, ClusterManager, RemoteDelivery,
 };

@@ -35,7 +35,8 @@ pub(crate) const POSITION_TTL: Duration = Duration::from_secs(24 * 60 * 60);
 /// KEYS: position, stream, channel. ARGV: epoch if the user has none (16 hex digits),
 /// max events, max age (ms), position TTL (ms), the frame's head (up to the epoch),
 /// between epoch and sequence number, tail (after it), the envelope's header, the
-/// publish command. Returns {epoch, seq}.
+/// publish command. Returns {epoch, seq, subscribers that received it}.
+#[cfg(feature = "serde")]
 const APPEND: &str = r"
 local epoch = redis.call('HGET', KEYS[1], 'e')
 if not epoch then
@@ -51,8 +52,8 @@ if oldest_ms > 0 then
   redis.call('XTRIM', KEYS[2], 'MINID', int(oldest_ms))
 end
 redis.call('PEXPIRE', KEYS[2], ARGV[3])
-redis.call(ARGV[9], KEYS[3], ARGV[8] .. epoch .. '.' .. seq .. '\n' .. frame)
-return {epoch, seq}
+local receivers = redis.call(ARGV[9], KEYS[3], ARGV[8] .. epoch .. '.' .. seq .. '\n' .. frame)
+return {epoch, seq, receivers}
 ";
 
 /// KEYS: position, stream. ARGV: epoch if the user has none, position TTL (ms), the
@@ -86,6 +87,7 @@ return {epoch, int(last), out}
 ";
 
 struct Scripts {
+    #[cfg(feature = "serde")]
     append: Script,
     since: Script,
 }
@@ -93,6 +95,7 @@ struct Scripts {
 static SCRIPTS: LazyLock<Scripts> = LazyLock::new(|| {
     let script = |body: &str| Script::new(&format!("{PRELUDE}{body}"));
     Scripts {
+        #[cfg(feature = "serde")]
         append: script(APPEND),
         since: script(SINCE),
     }
@@ -100,10 +103,21 @@ static SCRIPTS: LazyLock<Scripts> = LazyLock::new(|| {
 
 /// An event frame around its position, for [`Backplane::append_event`]: the bytes before
 /// the epoch's 16 hex digits, between them and the sequence number, and after it.
+#[cfg(feature = "serde")]
 pub(crate) struct FrameParts<'a> {
     pub(crate) head: &'a [u8],
     pub(crate) middle: &'a [u8],
     pub(crate) tail: &'a [u8],
+}
+
+/// What [`Backplane::append_event`] did: the event's position, and how many
+/// subscribers of the user's channel (this node's included, when it subscribes) Redis
+/// handed it to.
+#[cfg(feature = "serde")]
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) struct Appended {
+    pub(crate) position: ResumePoint,
+    pub(crate) receivers: usize,
 }
 
 /// What [`Backplane::stream_since`] read: the stream's epoch, its last sequence number,
@@ -148,6 +162,7 @@ impl Backplane {
         keyspace.user_keys(keyspace.user_hash(user))
     }
 
+    #[cfg(feature = "serde")]
     fn publish_command(&self) -> &'static str {
         match &self.config().target {
             Target::Standalone(_) => "PUBLISH",
@@ -157,15 +172,16 @@ impl Backplane {
     }
 
     /// Appends an event of `user` to the user's stream and publishes it on the user's
-    /// channel, as the bus instance `origin`; returns its position. `epoch` is the
-    /// epoch to start when the user has none.
+    /// channel, as the bus instance `origin`; returns its position and how many
+    /// subscribers got it. `epoch` is the epoch to start when the user has none.
+    #[cfg(feature = "serde")]
     pub(crate) async fn append_event(
         &self,
         user: &UserId,
         parts: &FrameParts<'_>,
         origin: &Instance,
         epoch: u64,
-    ) -> Result<ResumePoint, BackplaneError> {
+    ) -> Result<Appended, BackplaneError> {
         let keys = self.user_keys(user);
         let config = self.config();
         let mut invocation = SCRIPTS.append.prepare_invoke();
@@ -185,16 +201,7 @@ impl Backplane {
         let reply: Value = self
             .call(|mut connection| async move { invocation.invoke_async(&mut connection).await })
             .await?;
-        match &reply {
-            Value::Array(items) => match items.as_slice() {
-                [epoch, seq] => parse_epoch(epoch)
-                    .zip(parse_seq(seq))
-                    .map(|(epoch, seq)| ResumePoint::new(epoch, seq)),
-                _ => None,
-            },
-            _ => None,
-        }
-        .ok_or_else(|| BackplaneError::protocol("unexpected append reply"))
+        parse_appended(&reply).ok_or_else(|| BackplaneError::protocol("unexpected append reply"))
     }
 
     /// Reads where `user`'s stream is, and the held events after `point` when it is of
@@ -220,6 +227,21 @@ impl Backplane {
             .await?;
         parse_fetched(&reply).ok_or_else(|| BackplaneError::protocol("unexpected stream reply"))
     }
+}
+
+/// `{epoch, seq, receivers}` → [`Appended`].
+#[cfg(feature = "serde")]
+fn parse_appended(reply: &Value) -> Option<Appended> {
+    let Value::Array(items) = reply else {
+        return None;
+    };
+    let [epoch, seq, receivers] = items.as_slice() else {
+        return None;
+    };
+    Some(Appended {
+        position: ResumePoint::new(parse_epoch(epoch)?, parse_seq(seq)?),
+        receivers: usize::try_from(parse_seq(receivers)?).ok()?,
+    })
 }
 
 /// `{epoch, last, {seq, frame, …}}` → the contiguous run that ends at `last` (a run

@@ -51,8 +51,6 @@ pub use limits::{Limits, ReplayLimits};
 pub use manager::IsolatedManager;
 pub use metrics::MetricsSnapshot;
 pub use outbound::Outbound;
-#[cfg(feature = "redis")]
-pub(crate) use positioned::RingHold;
 
 use crate::close::CloseFrame;
 use crate::context::Context;

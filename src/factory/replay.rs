@@ -385,7 +385,7 @@ impl ReplayRing {
     /// this node alone: a positioned ring (cluster mode) whose stream cannot be reached
     /// starts a fresh random epoch first, so that no position it gives can collide with
     /// one the stream gives. A client that resumes from it gets a gap.
-    #[cfg(feature = "redis")]
+    #[cfg(all(feature = "redis", feature = "serde"))]
     pub(super) fn push_detached(
         &mut self,
         now: Instant,

@@ -235,7 +235,7 @@ impl Shard {
                 let (index, created) = entry.ring_index(user, &self.global);
                 let ring = entry.rings[index].get_mut();
                 ring.socket_arrived();
-                let frames = self.start_frames(ring, start, now);
+                let frames = self.start_frames(ring, &start, now);
                 socket.preload(frames);
                 self.counters
                     .add(Counter::RingsCreated, usize::from(created));
@@ -253,7 +253,7 @@ impl Shard {
     }
 
     /// The frames a socket starting at `start` gets first, counted.
-    fn start_frames(&self, ring: &mut ReplayRing, start: Start, now: Instant) -> Vec<Frame> {
+    fn start_frames(&self, ring: &mut ReplayRing, start: &Start, now: Instant) -> Vec<Frame> {
         match start {
             Start::Plain => Vec::new(),
             #[cfg(feature = "redis")]
@@ -266,7 +266,7 @@ impl Shard {
                     position.seq()
                 ))]
             }
-            Start::Resume(point) => match ring.since(point, now) {
+            Start::Resume(point) => match ring.since(*point, now) {
                 Replay::Missed(missed) => {
                     let n = missed.len();
                     self.counters.add(Counter::Resumed, 1);

@@ -2,7 +2,7 @@
 //! refused), [`ClusterDelivery`] and [`RemoteDelivery`] (what a send reached), and
 //! [`ClusterDisconnect`] (what a disconnect closed). A leaf of the cluster factory.
 
-use crate::cluster::backplane::BackplaneError;
+use crate::cluster::backplane::{BackplaneError, BackplaneErrorKind};
 use crate::factory::{Delivery, FactoryError};
 use crate::rejection::{ErrorCode, Rejection};
 
@@ -89,10 +89,12 @@ impl From<AdmitError> for Rejection {
 ///
 /// ```no_run
 /// # use wsctx::{Frame, UserId, cluster::{ClusterFactory, RemoteDelivery}};
-/// # fn run(factory: ClusterFactory) -> Result<(), Box<dyn std::error::Error>> {
-/// let sent = factory.send_to_user(&UserId::try_new("alice")?, Frame::text("report ready"));
+/// # async fn run(factory: ClusterFactory) -> Result<(), Box<dyn std::error::Error>> {
+/// let sent = factory.send_to_user(&UserId::try_new("alice")?, Frame::text("report ready")).await;
 /// println!("{} tabs on this node", sent.local.delivered);
-/// assert_eq!(sent.remote, RemoteDelivery::NotPublished);
+/// if let RemoteDelivery::Published { nodes } = sent.remote {
+///     println!("{nodes} other nodes hold alice's tabs");
+/// }
 /// # Ok(())
 /// # }
 /// ```
@@ -111,16 +113,44 @@ pub struct ClusterDelivery {
 /// # Examples
 ///
 /// ```
-/// use wsctx::cluster::RemoteDelivery;
+/// use wsctx::cluster::{BackplaneErrorKind, RemoteDelivery};
 ///
-/// assert_eq!(format!("{:?}", RemoteDelivery::NotPublished), "NotPublished");
+/// let sent = RemoteDelivery::Published { nodes: 2 };
+/// assert!(sent.is_published());
+/// assert!(!RemoteDelivery::Failed(BackplaneErrorKind::Timeout).is_published());
 /// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum RemoteDelivery {
-    /// Nothing was sent to other nodes: this version of the cluster factory delivers to
-    /// the sockets of its own node only (delivery across nodes is not built yet).
-    NotPublished,
+    /// Published on the user's channel; `nodes` other nodes hold sockets of the user
+    /// and received it (each then queues it on its own sockets of the user).
+    Published {
+        /// Other nodes that received it.
+        nodes: usize,
+    },
+    /// Not published: Redis did not answer in time or refused. The local part stands.
+    Failed(BackplaneErrorKind),
+}
+
+impl RemoteDelivery {
+    /// Whether Redis took the message.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// assert!(wsctx::cluster::RemoteDelivery::Published { nodes: 0 }.is_published());
+    /// ```
+    #[must_use]
+    pub fn is_published(&self) -> bool {
+        matches!(self, Self::Published { .. })
+    }
+
+    pub(crate) fn from_result(result: &Result<usize, BackplaneError>) -> Self {
+        match result {
+            Ok(nodes) => Self::Published { nodes: *nodes },
+            Err(error) => Self::Failed(error.kind()),
+        }
+    }
 }
 
 /// What [`ClusterFactory::disconnect_user`](crate::cluster::ClusterFactory::disconnect_user)
@@ -154,4 +184,7 @@ pub struct ClusterDisconnect {
     /// node closes the user's older sockets at its next lease renewal, within a third
     /// of the lease TTL.
     pub remote: Result<u64, BackplaneError>,
+    /// The disconnect published on the user's channel: the other nodes holding the
+    /// user's sockets close them at once, without waiting for their renewal.
+    pub published: RemoteDelivery,
 }

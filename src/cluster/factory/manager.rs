@@ -4,6 +4,7 @@ use std::fmt;
 use std::ops::Deref;
 use std::sync::Arc;
 
+use crate::cluster::bus::Subscription;
 use crate::cluster::factory::held::LeaseGuard;
 use crate::factory::IsolatedManager;
 
@@ -40,13 +41,20 @@ pub struct ClusterManager {
     // Dropped in this order: the node's slot first, then the lease.
     manager: Arc<IsolatedManager>,
     _lease: LeaseGuard,
+    /// Keeps the user's channel subscribed on this node while the socket lives.
+    _subscription: Subscription,
 }
 
 impl ClusterManager {
-    pub(super) fn new(manager: Arc<IsolatedManager>, lease: LeaseGuard) -> Self {
+    pub(super) fn new(
+        manager: Arc<IsolatedManager>,
+        lease: LeaseGuard,
+        subscription: Subscription,
+    ) -> Self {
         Self {
             manager,
             _lease: lease,
+            _subscription: subscription,
         }
     }
 }

@@ -7,11 +7,13 @@
 //! | `held` | the leases this node holds, and the guard that releases one exactly once |
 //! | `releaser`, `renewer` | the two background tasks: batched releases with retries; renewals every third of the lease TTL |
 //! | `manager` | [`ClusterManager`] |
+//! | `push` | delivery across nodes: `send_to_user`, the [`ClusterEmitter`], what a node does with messages from the others |
 //! | this file | [`ClusterFactory`] |
 
 mod error;
 mod held;
 mod manager;
+mod push;
 mod releaser;
 mod renewer;
 
@@ -23,12 +25,16 @@ use tokio::task::JoinHandle;
 
 pub use error::{AdmitError, ClusterDelivery, ClusterDisconnect, RemoteDelivery};
 pub use manager::ClusterManager;
+#[cfg(feature = "serde")]
+pub use push::ClusterEmitter;
 
 use crate::close::{CloseCode, CloseFrame, CloseReason};
 use crate::cluster::backplane::{Backplane, BackplaneError, BackplaneErrorKind};
+use crate::cluster::bus::{Bus, BusConfig, Subscription};
+use crate::cluster::envelope::ClusterMessage;
 use crate::cluster::lease::{Acquire, Lease};
 use crate::context::Context;
-use crate::factory::{FactoryError, Frame, IsolatedManager, ManagerFactory, Outbound};
+use crate::factory::{FactoryError, IsolatedManager, ManagerFactory, Outbound};
 use crate::id::UserId;
 use crate::resume::ResumePoint;
 use crate::state::Bound;
@@ -97,6 +103,7 @@ pub struct ClusterFactory {
 struct Inner {
     local: ManagerFactory,
     backplane: Backplane,
+    bus: Bus,
     held: Arc<Held>,
     renewer: JoinHandle<()>,
 }
@@ -104,6 +111,7 @@ struct Inner {
 impl Drop for Inner {
     fn drop(&mut self) {
         self.renewer.abort();
+        self.bus.shutdown();
     }
 }
 
@@ -128,14 +136,41 @@ impl ClusterFactory {
     /// ```
     #[must_use]
     pub fn start(local: ManagerFactory, backplane: Backplane) -> Self {
+        Self::start_with(local, backplane, BusConfig::default())
+    }
+
+    /// Like [`start`](Self::start), with the pub/sub bus's probe settings.
+    ///
+    /// # Panics
+    ///
+    /// Outside a tokio runtime.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # use std::time::Duration;
+    /// # use wsctx::{ManagerFactory, cluster::{Backplane, BusConfig, ClusterFactory}};
+    /// # async fn run(backplane: Backplane) {
+    /// let probe = BusConfig::default().probe_interval(Duration::from_secs(1));
+    /// let factory = ClusterFactory::start_with(ManagerFactory::default(), backplane, probe);
+    /// # let _ = factory;
+    /// # }
+    /// ```
+    #[must_use]
+    pub fn start_with(local: ManagerFactory, backplane: Backplane, bus: BusConfig) -> Self {
         let (releases, queue) = mpsc::unbounded_channel();
         let held = Arc::new(Held::new(releases));
         tokio::spawn(releaser::run(backplane.clone(), queue));
         let renewer = tokio::spawn(renewer::run(backplane.clone(), Arc::clone(&held)));
+        let deliver_to = local.clone();
+        let bus = Bus::start(backplane.clone(), bus, move |incoming| {
+            push::deliver_incoming(&deliver_to, incoming);
+        });
         Self {
             inner: Arc::new(Inner {
                 local,
                 backplane,
+                bus,
                 held,
                 renewer,
             }),
@@ -172,8 +207,48 @@ impl ClusterFactory {
         &self,
         ctx: Context<Bound>,
     ) -> Result<(ClusterManager, Outbound), AdmitError> {
+        let subscription = self.subscribe(ctx.user_id()).await?;
         let admitted = self.inner.local.create(ctx);
-        self.lease(admitted).await
+        self.lease(admitted, subscription).await
+    }
+
+    /// Holds the user's channel subscribed for one socket, so that nothing published
+    /// for the user after the socket is admitted is missed here.
+    async fn subscribe(&self, user: &UserId) -> Result<Subscription, AdmitError> {
+        self.inner
+            .bus
+            .subscribe(user)
+            .await
+            .map_err(AdmitError::Backplane)
+    }
+
+    /// An admission that starts from the user's stream in Redis: hold the user's ring
+    /// here (so every event from now on reaches it), subscribe, read the stream, then
+    /// admit locally, merging what was read, in one step.
+    async fn admit_from_stream(
+        &self,
+        ctx: Context<Bound>,
+        resume: Option<ResumePoint>,
+    ) -> Result<(ClusterManager, Outbound), AdmitError> {
+        let user = ctx.user_id().clone();
+        let hold = self.inner.local.hold_ring(&user);
+        let subscription = self.subscribe(&user).await?;
+        let epoch = uuid::Uuid::new_v4().as_u64_pair().0;
+        let fetched = self
+            .inner
+            .backplane
+            .stream_since(&user, resume, epoch)
+            .await
+            .map_err(AdmitError::Backplane)?;
+        let admitted = self.inner.local.admit_backfilled(
+            ctx,
+            fetched.epoch,
+            fetched.first,
+            fetched.frames,
+            resume,
+        );
+        drop(hold);
+        self.lease(admitted, subscription).await
     }
 
     /// Admits like [`admit`](Self::admit) through [`ManagerFactory::create_resuming`]:
@@ -203,14 +278,41 @@ impl ClusterFactory {
         ctx: Context<Bound>,
         point: ResumePoint,
     ) -> Result<(ClusterManager, Outbound), AdmitError> {
-        let admitted = self.inner.local.create_resuming(ctx, point);
-        self.lease(admitted).await
+        self.admit_from_stream(ctx, Some(point)).await
+    }
+
+    /// Admits like [`admit`](Self::admit) and queues first
+    /// `{"type":"position","epoch":…,"seq":n}`: where the user's stream in Redis is now,
+    /// as [`ManagerFactory::create_with_position`] does for one node. A tab that stores
+    /// it can resume on any node.
+    ///
+    /// # Errors
+    ///
+    /// As [`admit`](Self::admit).
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # use wsctx::{Context, Rejection, state::Bound, cluster::ClusterFactory};
+    /// # async fn run(factory: ClusterFactory, bound: Context<Bound>) -> Result<(), Rejection> {
+    /// let (manager, mut outbound) = factory.admit_with_position(bound).await?;
+    /// let position = outbound.recv().await; // {"type":"position",...}
+    /// # let _ = (manager, position);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn admit_with_position(
+        &self,
+        ctx: Context<Bound>,
+    ) -> Result<(ClusterManager, Outbound), AdmitError> {
+        self.admit_from_stream(ctx, None).await
     }
 
     /// The lease step of an admission.
     async fn lease(
         &self,
         admitted: Result<(IsolatedManager, Outbound), FactoryError>,
+        subscription: Subscription,
     ) -> Result<(ClusterManager, Outbound), AdmitError> {
         let (manager, outbound) = admitted?;
         let per_user = self.inner.local.limits().per_user;
@@ -238,41 +340,24 @@ impl ClusterFactory {
             .await
             .unwrap_or_else(|_| Err(BackplaneError::from_kind(BackplaneErrorKind::Connection)));
         match decided {
-            Ok(Acquire::Granted { lease, .. }) => Ok((self.hold(lease, manager), outbound)),
+            Ok(Acquire::Granted { lease, .. }) => {
+                Ok((self.hold(lease, manager, subscription), outbound))
+            }
             Ok(Acquire::Duplicate { .. }) => Err(AdmitError::DuplicateClient),
             Ok(_) => Err(AdmitError::ConnectionLimit),
             Err(error) => Err(AdmitError::Backplane(error)),
         }
     }
 
-    fn hold(&self, lease: Lease, manager: IsolatedManager) -> ClusterManager {
+    fn hold(
+        &self,
+        lease: Lease,
+        manager: IsolatedManager,
+        subscription: Subscription,
+    ) -> ClusterManager {
         let manager = Arc::new(manager);
         let guard = self.inner.held.insert(lease, &manager);
-        ClusterManager::new(manager, guard)
-    }
-
-    /// Queues `frame` on every live socket of `user` **on this node**, as
-    /// [`ManagerFactory::send_to_user`] does. Delivery to the user's sockets on other
-    /// nodes is not built yet: the result says so in
-    /// [`remote`](ClusterDelivery::remote), apart from the local count, which Redis can
-    /// never change.
-    ///
-    /// # Examples
-    ///
-    /// ```no_run
-    /// # use wsctx::{Frame, UserId, cluster::ClusterFactory};
-    /// # fn run(factory: ClusterFactory) -> Result<(), Box<dyn std::error::Error>> {
-    /// let sent = factory.send_to_user(&UserId::try_new("alice")?, Frame::text("report ready"));
-    /// println!("{} tabs here", sent.local.delivered);
-    /// # Ok(())
-    /// # }
-    /// ```
-    #[must_use = "the delivery says which sockets got the frame"]
-    pub fn send_to_user(&self, user: &UserId, frame: Frame) -> ClusterDelivery {
-        ClusterDelivery {
-            local: self.inner.local.send_to_user(user, frame),
-            remote: RemoteDelivery::NotPublished,
-        }
+        ClusterManager::new(manager, guard, subscription)
     }
 
     /// Closes every socket of `user`, on every node: those on this node at once, with
@@ -308,7 +393,16 @@ impl ClusterFactory {
         };
         let local = self.inner.local.disconnect_user(user, &frame);
         let remote = self.inner.backplane.revoke(user, code, reason).await;
-        ClusterDisconnect { local, remote }
+        let published = self
+            .inner
+            .bus
+            .publish(user, &ClusterMessage::Disconnect(frame))
+            .await;
+        ClusterDisconnect {
+            local,
+            remote,
+            published: RemoteDelivery::from_result(&published),
+        }
     }
 
     /// How many live leases `user` holds in Redis, across every node, on Redis's clock.
@@ -361,6 +455,7 @@ impl ClusterFactory {
     pub fn shutdown(&self) {
         self.inner.local.shutdown();
         self.inner.renewer.abort();
+        self.inner.bus.shutdown();
     }
 
     /// This node's factory: its limits, metrics, idle reaper and emitters.
@@ -375,6 +470,23 @@ impl ClusterFactory {
     #[must_use]
     pub fn local(&self) -> &ManagerFactory {
         &self.inner.local
+    }
+
+    /// The pub/sub bus's status: whether this node's subscription is live (a health
+    /// check reports the node degraded when it is not), and its counters.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # fn run(factory: wsctx::cluster::ClusterFactory) {
+    /// if !factory.bus_status().subscribed {
+    ///     println!("degraded: messages from other nodes are not reaching this one");
+    /// }
+    /// # }
+    /// ```
+    #[must_use]
+    pub fn bus_status(&self) -> crate::cluster::BusStatus {
+        self.inner.bus.status()
     }
 
     /// The connection to Redis.

@@ -98,7 +98,7 @@ impl Shard {
             self.fan_out(here, &Frame::Text(frame));
         }
         let then = resume.map_or(Start::Position, Start::Resume);
-        self.start_frames(ring, then, now)
+        self.start_frames(ring, &then, now)
     }
 
     /// Keeps the ring of `user` (created if needed) while an admission fetches the
