@@ -71,7 +71,9 @@ async fn ws(
     auth: Result<Authenticated, Rejection>,
     ws: WebSocketUpgrade,
 ) -> Response {
-    endpoint.accept(ws, auth, wsctx::axum::RejectMode::BeforeUpgrade)
+    endpoint
+        .accept(ws, auth, wsctx::axum::RejectMode::BeforeUpgrade)
+        .await
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]

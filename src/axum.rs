@@ -64,7 +64,7 @@
 //! }
 //!
 //! async fn ws(State(endpoint): State<Endpoint<Echo>>, auth: Authenticated, ws: WebSocketUpgrade) -> Response {
-//!     endpoint.accept(ws, Ok(auth), RejectMode::BeforeUpgrade)
+//!     endpoint.accept(ws, Ok(auth), RejectMode::BeforeUpgrade).await
 //! }
 //!
 //! async fn browser(
@@ -72,7 +72,7 @@
 //!     auth: Result<Authenticated, Rejection>,
 //!     ws: WebSocketUpgrade,
 //! ) -> Response {
-//!     endpoint.accept(ws, auth, RejectMode::AfterUpgrade)
+//!     endpoint.accept(ws, auth, RejectMode::AfterUpgrade).await
 //! }
 //!
 //! # async fn run() -> Result<(), Box<dyn std::error::Error>> {

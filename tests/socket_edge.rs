@@ -124,7 +124,7 @@ async fn ws(
     auth: Result<Authenticated, Rejection>,
     ws: WebSocketUpgrade,
 ) -> Response {
-    endpoint.accept(ws, auth, RejectMode::BeforeUpgrade)
+    endpoint.accept(ws, auth, RejectMode::BeforeUpgrade).await
 }
 
 impl Edge {

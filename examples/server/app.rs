@@ -315,7 +315,7 @@ async fn ws<const BROWSER: bool>(
     } else {
         RejectMode::BeforeUpgrade
     };
-    state.endpoint.accept(ws, auth, mode)
+    state.endpoint.accept(ws, auth, mode).await
 }
 
 /// **Demo only** (see [`DemoTokens`]): a fresh token for the user of the bearer token

@@ -10,8 +10,10 @@ use ::axum::response::{IntoResponse, Response};
 
 use super::config::EndpointConfig;
 use super::connection::{Connection, reject};
-use super::session::{Admission, MessageHandler};
+use super::session::{Admission, Held, MessageHandler};
 use super::{Authenticated, RejectMode};
+#[cfg(feature = "redis")]
+use crate::cluster::ClusterFactory;
 use crate::factory::ManagerFactory;
 use crate::http::Handshake;
 use crate::rejection::Rejection;
@@ -25,6 +27,9 @@ use crate::trace::debug_event;
 pub struct Endpoint<H> {
     handshake: Handshake,
     factory: ManagerFactory,
+    /// Cluster mode: admissions also take a lease and subscribe (feature `redis`).
+    #[cfg(feature = "redis")]
+    cluster: Option<ClusterFactory>,
     handler: Arc<H>,
     config: EndpointConfig,
 }
@@ -34,6 +39,8 @@ impl<H> Clone for Endpoint<H> {
         Self {
             handshake: self.handshake.clone(),
             factory: self.factory.clone(),
+            #[cfg(feature = "redis")]
+            cluster: self.cluster.clone(),
             handler: Arc::clone(&self.handler),
             config: self.config,
         }
@@ -82,9 +89,48 @@ impl<H: MessageHandler> Endpoint<H> {
         Self {
             handshake,
             factory,
+            #[cfg(feature = "redis")]
+            cluster: None,
             handler: Arc::new(handler),
             config: EndpointConfig::DEFAULT,
         }
+    }
+
+    /// An endpoint in cluster mode (feature `redis`): sockets are admitted through
+    /// `cluster` ([`ClusterFactory::admit`], `admit_resuming`, `admit_with_position`),
+    /// so per-user limits and duplicate client ids count every node, and
+    /// [`Session::send_to_user`](super::Session::send_to_user) reaches the user's
+    /// sockets on every node. [`factory`](Self::factory) is the cluster's local factory.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # use wsctx::axum::{Endpoint, MessageHandler, Session};
+    /// # struct Quiet;
+    /// # impl MessageHandler for Quiet {
+    /// #     async fn on_message(&self, _: &Session, _: axum::extract::ws::Message) {}
+    /// # }
+    /// # async fn run(handshake: wsctx::http::Handshake, cluster: wsctx::cluster::ClusterFactory) {
+    /// let endpoint = Endpoint::clustered(handshake, cluster, Quiet);
+    /// assert!(endpoint.cluster().is_some());
+    /// # }
+    /// ```
+    #[cfg(feature = "redis")]
+    pub fn clustered(handshake: Handshake, cluster: ClusterFactory, handler: H) -> Self {
+        let mut endpoint = Self::new(handshake, cluster.local().clone(), handler);
+        endpoint.cluster = Some(cluster);
+        endpoint
+    }
+
+    /// The cluster this endpoint admits through, when it is in cluster mode.
+    ///
+    /// # Examples
+    ///
+    /// See [`clustered`](Self::clustered).
+    #[cfg(feature = "redis")]
+    #[must_use]
+    pub fn cluster(&self) -> Option<&ClusterFactory> {
+        self.cluster.as_ref()
     }
 
     /// The same endpoint with `config` (limits, timeouts, buffer sizes).
@@ -171,7 +217,9 @@ impl<H: MessageHandler> Endpoint<H> {
         &self.factory
     }
 
-    /// Binds the authenticated context to its peer and admits it to the factory: with
+    /// Binds the authenticated context to its peer and admits it (in cluster mode
+    /// through the [`ClusterFactory`](crate::cluster::ClusterFactory), feature `redis`,
+    /// which also waits for Redis): with
     /// [`ManagerFactory::create_resuming`] when the client sent a `resume` point (the
     /// events it missed are queued first), else with
     /// [`ManagerFactory::create_with_position`] when
@@ -201,16 +249,32 @@ impl<H: MessageHandler> Endpoint<H> {
     ///         .validate(&Policy::default(), &UuidGenerator::new())?;
     ///     Ok(Authenticated::new(ctx, None, None))
     /// };
-    /// let _admission = endpoint.admit(tab()?)?;
-    /// let again = endpoint.admit(tab()?).unwrap_err();
+    /// # tokio::runtime::Builder::new_current_thread().build()?.block_on(async {
+    /// let _admission = endpoint.admit(tab()?).await?;
+    /// let again = endpoint.admit(tab()?).await.unwrap_err();
     /// assert_eq!(again.code(), ErrorCode::DuplicateClient);
     /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # })?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
-    pub fn admit(&self, auth: Authenticated) -> Result<Admission, Rejection> {
+    pub async fn admit(&self, auth: Authenticated) -> Result<Admission, Rejection> {
         let expires_at = auth.expires_at();
         let peer = auth.peer_addr();
         let resume = auth.resume();
         let bound = self.handshake.bind(auth.into_context(), peer)?;
+        #[cfg(feature = "redis")]
+        if let Some(cluster) = &self.cluster {
+            let admitted = match resume {
+                Some(point) => cluster.admit_resuming(bound, point).await,
+                None if self.config.send_position => cluster.admit_with_position(bound).await,
+                None => cluster.admit(bound).await,
+            };
+            let (manager, outbound) = admitted.map_err(|error| {
+                debug_event!(error_code = error.code().as_str(), "admission refused");
+                Rejection::from(error)
+            })?;
+            return Ok(Admission::new(Held::Cluster(manager), outbound, expires_at));
+        }
         let admitted = match resume {
             Some(point) => self.factory.create_resuming(bound, point),
             None if self.config.send_position => self.factory.create_with_position(bound),
@@ -220,7 +284,7 @@ impl<H: MessageHandler> Endpoint<H> {
             debug_event!(error_code = error.code().as_str(), "admission refused");
             Rejection::from(error)
         })?;
-        Ok(Admission::new(manager, outbound, expires_at))
+        Ok(Admission::new(Held::Local(manager), outbound, expires_at))
     }
 
     /// Applies this endpoint's subprotocols, message limit and buffer sizes to an
@@ -261,16 +325,19 @@ impl<H: MessageHandler> Endpoint<H> {
     ///     auth: Result<Authenticated, Rejection>,
     ///     ws: WebSocketUpgrade,
     /// ) -> Response {
-    ///     endpoint.accept(ws, auth, RejectMode::AfterUpgrade)
+    ///     endpoint.accept(ws, auth, RejectMode::AfterUpgrade).await
     /// }
     /// ```
-    pub fn accept(
+    pub async fn accept(
         &self,
         ws: WebSocketUpgrade,
         auth: Result<Authenticated, Rejection>,
         mode: RejectMode,
     ) -> Response {
-        let admitted = auth.and_then(|auth| self.admit(auth));
+        let admitted = match auth {
+            Ok(auth) => self.admit(auth).await,
+            Err(rejection) => Err(rejection),
+        };
         if let (Err(rejection), RejectMode::BeforeUpgrade) = (&admitted, mode) {
             return rejection.clone().into_response();
         }
@@ -315,7 +382,7 @@ impl<H: MessageHandler> Endpoint<H> {
     ///     auth: Authenticated,
     ///     ws: WebSocketUpgrade,
     /// ) -> Response {
-    ///     match endpoint.admit(auth) {
+    ///     match endpoint.admit(auth).await {
     ///         Ok(admission) => endpoint.configure(ws).on_upgrade(move |socket| async move {
     ///             endpoint.serve(socket, admission).await;
     ///         }),

@@ -17,6 +17,34 @@ use crate::rejection::{ErrorCode, Rejection};
 use crate::state::Bound;
 use crate::trace::debug_event;
 
+/// The admission a socket holds: a slot on this node, and in cluster mode also a lease
+/// and a subscription of the user's channel.
+pub(super) enum Held {
+    Local(IsolatedManager),
+    #[cfg(feature = "redis")]
+    Cluster(crate::cluster::ClusterManager),
+}
+
+impl Held {
+    fn manager(&self) -> &IsolatedManager {
+        match self {
+            Self::Local(manager) => manager,
+            #[cfg(feature = "redis")]
+            Self::Cluster(manager) => manager,
+        }
+    }
+
+    /// Sends to the user's sockets here; in cluster mode also queues the publication
+    /// to the other nodes (in order, without waiting).
+    fn send_to_user(&self, frame: Frame) -> Delivery {
+        match self {
+            Self::Local(manager) => manager.send_to_user(frame),
+            #[cfg(feature = "redis")]
+            Self::Cluster(manager) => manager.send_to_user_queued(frame),
+        }
+    }
+}
+
 /// One admitted socket before its upgrade: the factory slot (held until the socket is
 /// done, or freed if this value is dropped), its outbound queue, and its credential's
 /// expiry. Give it to [`Endpoint::serve`](super::Endpoint::serve).
@@ -36,26 +64,25 @@ use crate::trace::debug_event;
 ///
 /// let endpoint = Endpoint::new(handshake, wsctx::ManagerFactory::default(), Quiet);
 /// let ctx = Context::builder().user_id("user-8f14").build().validate(&Policy::default(), &UuidGenerator::new())?;
-/// let admission = endpoint.admit(Authenticated::new(ctx, None, None))?;
+/// # tokio::runtime::Builder::new_current_thread().build()?.block_on(async {
+/// let admission = endpoint.admit(Authenticated::new(ctx, None, None)).await?;
 /// assert_eq!(endpoint.factory().metrics().active, 1);
 /// assert_eq!(admission.expires_at(), None);
 /// drop(admission); // never upgraded: the slot is freed
 /// assert_eq!(endpoint.factory().metrics().active, 0);
+/// # Ok::<(), wsctx::Rejection>(())
+/// # })?;
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 #[must_use = "dropping an admission frees its slot"]
 pub struct Admission {
-    manager: IsolatedManager,
+    manager: Held,
     outbound: Outbound,
     expires_at: Option<SystemTime>,
 }
 
 impl Admission {
-    pub(super) fn new(
-        manager: IsolatedManager,
-        outbound: Outbound,
-        expires_at: Option<SystemTime>,
-    ) -> Self {
+    pub(super) fn new(manager: Held, outbound: Outbound, expires_at: Option<SystemTime>) -> Self {
         Self {
             manager,
             outbound,
@@ -64,7 +91,7 @@ impl Admission {
     }
 
     /// The manager, the outbound queue and the expiry, for the runner.
-    pub(super) fn into_parts(self) -> (IsolatedManager, Outbound, Option<SystemTime>) {
+    pub(super) fn into_parts(self) -> (Held, Outbound, Option<SystemTime>) {
         (self.manager, self.outbound, self.expires_at)
     }
 
@@ -74,7 +101,7 @@ impl Admission {
     ///
     /// See [`Admission`].
     pub fn manager(&self) -> &IsolatedManager {
-        &self.manager
+        self.manager.manager()
     }
 
     /// When the socket's credential expires; see [`Session::expires_at`].
@@ -91,7 +118,7 @@ impl Admission {
 impl fmt::Debug for Admission {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Admission")
-            .field("manager", &self.manager)
+            .field("manager", self.manager.manager())
             .field("expires_at", &self.expires_at)
             .finish_non_exhaustive()
     }
@@ -101,7 +128,7 @@ impl fmt::Debug for Admission {
 /// sends only to the sockets of its own user), a reply channel to this socket alone, and
 /// the expiry of the credential it was opened with.
 pub struct Session {
-    manager: IsolatedManager,
+    manager: Held,
     replies: mpsc::Sender<Frame>,
     handshake: Handshake,
     expires_at: Mutex<Option<SystemTime>>,
@@ -112,7 +139,7 @@ pub struct Session {
 impl fmt::Debug for Session {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Session")
-            .field("manager", &self.manager)
+            .field("manager", self.manager.manager())
             .field("expires_at", &self.expires_at())
             .finish_non_exhaustive()
     }
@@ -125,7 +152,7 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 
 impl Session {
     pub(super) fn new(
-        manager: IsolatedManager,
+        manager: Held,
         replies: mpsc::Sender<Frame>,
         handshake: Handshake,
         expires_at: Option<SystemTime>,
@@ -158,7 +185,7 @@ impl Session {
     /// }
     /// ```
     pub fn context(&self) -> &Context<Bound> {
-        self.manager.context()
+        self.manager().context()
     }
 
     /// The socket's manager.
@@ -178,11 +205,15 @@ impl Session {
     /// }
     /// ```
     pub fn manager(&self) -> &IsolatedManager {
-        &self.manager
+        self.manager.manager()
     }
 
     /// Sends `frame` to every socket of this socket's user (this one included) and to
-    /// nobody else. See [`IsolatedManager::send_to_user`].
+    /// nobody else. See [`IsolatedManager::send_to_user`]. On an endpoint in cluster
+    /// mode ([`Endpoint::clustered`](super::Endpoint::clustered), feature `redis`) the
+    /// frame also goes to the user's sockets on the other nodes: published in the
+    /// background, in the order of this node's sends; the delivery returned counts this
+    /// node's sockets.
     ///
     /// # Examples
     ///
@@ -228,8 +259,8 @@ impl Session {
     /// ```
     pub fn reply(&self, frame: Frame) -> bool {
         match frame {
-            Frame::Close(close) => self.manager.close(&close),
-            frame => !self.manager.is_closing() && self.replies.try_send(frame).is_ok(),
+            Frame::Close(close) => self.manager().close(&close),
+            frame => !self.manager().is_closing() && self.replies.try_send(frame).is_ok(),
         }
     }
 
@@ -256,7 +287,7 @@ impl Session {
     pub fn close_with(&self, rejection: &Rejection) -> bool {
         // Set before the close is requested: the runner reads it when it sees the close.
         *lock(&self.error_frame) = Some(rejection.error_frame());
-        let closed = self.manager.close_with(rejection);
+        let closed = self.manager().close_with(rejection);
         if !closed {
             *lock(&self.error_frame) = None;
         }

@@ -19,6 +19,9 @@ mod transport;
 
 use task::Subscriber;
 
+/// Publications [`Bus::publish_in_order`] may queue; more are refused.
+const PUBLISH_QUEUE: usize = 4096;
+
 /// Longest wait between two reconnection attempts of the subscriber.
 const MAX_BACKOFF: Duration = Duration::from_secs(1);
 /// First wait before a reconnection attempt.
@@ -223,8 +226,11 @@ struct Shared {
     /// Channel name → the user it is for and how many sockets here hold it.
     channels: Mutex<HashMap<Box<str>, Channel>>,
     commands: mpsc::UnboundedSender<Command>,
+    /// Publications queued by [`Bus::publish_in_order`], for the publisher task.
+    queue: mpsc::Sender<(Box<str>, Vec<u8>)>,
     counters: Counters,
     task: Mutex<Option<JoinHandle<()>>>,
+    publisher: Mutex<Option<JoinHandle<()>>>,
 }
 
 struct Channel {
@@ -299,6 +305,7 @@ impl Bus {
         deliver: impl Fn(Incoming) + Send + Sync + 'static,
     ) -> Self {
         let (commands, receiver) = mpsc::unbounded_channel();
+        let (queue, queued) = mpsc::channel(PUBLISH_QUEUE);
         let node_channel = backplane
             .config()
             .keyspace()
@@ -310,8 +317,10 @@ impl Bus {
             node_channel,
             channels: Mutex::new(HashMap::new()),
             commands,
+            queue,
             counters: Counters::default(),
             task: Mutex::new(None),
+            publisher: Mutex::new(None),
         });
         let subscriber = Subscriber {
             shared: Arc::downgrade(&shared),
@@ -321,6 +330,11 @@ impl Bus {
         };
         let task = tokio::spawn(subscriber.run());
         *shared.task.lock().unwrap_or_else(PoisonError::into_inner) = Some(task);
+        let publisher = tokio::spawn(publish_queued(Arc::downgrade(&shared), queued));
+        *shared
+            .publisher
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = Some(publisher);
         Self { shared }
     }
 
@@ -428,6 +442,39 @@ impl Bus {
         transport::publish(&self.shared.backplane, channel, payload).await
     }
 
+    /// Queues `message` for `user`'s channel without waiting: one task per bus
+    /// publishes the queue in order, so two messages queued here reach every other node
+    /// in the order they were queued. For callers that cannot await (a socket's
+    /// handler sending through `Session::send_to_user` of the axum runner).
+    /// Returns `false`, counting a publish error, when the message is refused (a close
+    /// frame) or the queue is full (Redis away for long).
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # use wsctx::{Frame, UserId, cluster::{Bus, ClusterMessage}};
+    /// # fn run(bus: Bus) -> Result<(), Box<dyn std::error::Error>> {
+    /// let queued = bus.publish_in_order(&UserId::try_new("alice")?, &ClusterMessage::Frame(Frame::text("hi")));
+    /// assert!(queued);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn publish_in_order(&self, user: &UserId, message: &ClusterMessage) -> bool {
+        let queued = envelope::encode(&self.shared.instance, message)
+            .ok()
+            .is_some_and(|payload| {
+                let channel = self.shared.channel_of(user);
+                self.shared.queue.try_send((channel, payload)).is_ok()
+            });
+        if !queued {
+            self.shared
+                .counters
+                .publish_errors
+                .fetch_add(1, Ordering::Relaxed);
+        }
+        queued
+    }
+
     /// Whether this node holds a subscription of `user`'s channel now.
     #[cfg(feature = "serde")]
     pub(crate) fn is_subscribed(&self, user: &UserId) -> bool {
@@ -481,14 +528,10 @@ impl Bus {
     /// # }
     /// ```
     pub fn shutdown(&self) {
-        if let Some(task) = self
-            .shared
-            .task
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .take()
-        {
-            task.abort();
+        for task in [&self.shared.task, &self.shared.publisher] {
+            if let Some(task) = task.lock().unwrap_or_else(PoisonError::into_inner).take() {
+                task.abort();
+            }
         }
         self.shared
             .counters
@@ -499,14 +542,33 @@ impl Bus {
 
 impl Drop for Shared {
     fn drop(&mut self) {
-        if let Some(task) = self
-            .task
-            .get_mut()
-            .unwrap_or_else(PoisonError::into_inner)
-            .take()
-        {
-            task.abort();
+        for task in [&mut self.task, &mut self.publisher] {
+            if let Some(task) = task
+                .get_mut()
+                .unwrap_or_else(PoisonError::into_inner)
+                .take()
+            {
+                task.abort();
+            }
         }
+    }
+}
+
+/// The publisher task of [`Bus::publish_in_order`]: one publication at a time, in queue
+/// order. Ends when the bus is gone.
+async fn publish_queued(
+    shared: std::sync::Weak<Shared>,
+    mut queued: mpsc::Receiver<(Box<str>, Vec<u8>)>,
+) {
+    while let Some((channel, payload)) = queued.recv().await {
+        let Some(shared) = shared.upgrade() else {
+            return;
+        };
+        let counter = match transport::publish(&shared.backplane, &channel, payload).await {
+            Ok(_) => &shared.counters.published,
+            Err(_) => &shared.counters.publish_errors,
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
     }
 }
 

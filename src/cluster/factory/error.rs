@@ -130,6 +130,9 @@ pub enum RemoteDelivery {
     },
     /// Not published: Redis did not answer in time or refused. The local part stands.
     Failed(BackplaneErrorKind),
+    /// Not published because the send itself was refused: a close frame (closing is
+    /// `disconnect_user`'s job), or a send from a socket whose close was requested.
+    Refused,
 }
 
 impl RemoteDelivery {

@@ -4,9 +4,12 @@ use std::fmt;
 use std::ops::Deref;
 use std::sync::Arc;
 
-use crate::cluster::bus::Subscription;
+use crate::cluster::bus::{Bus, Subscription};
+use crate::cluster::envelope::ClusterMessage;
 use crate::cluster::factory::held::LeaseGuard;
+use crate::cluster::factory::{ClusterDelivery, RemoteDelivery};
 use crate::factory::IsolatedManager;
+use crate::factory::{Delivery, Frame};
 
 /// One socket admitted by a [`ClusterFactory`](crate::cluster::ClusterFactory): an
 /// [`IsolatedManager`] (it derefs to one: send, close, record activity) that also holds
@@ -43,6 +46,7 @@ pub struct ClusterManager {
     _lease: LeaseGuard,
     /// Keeps the user's channel subscribed on this node while the socket lives.
     _subscription: Subscription,
+    bus: Bus,
 }
 
 impl ClusterManager {
@@ -50,12 +54,66 @@ impl ClusterManager {
         manager: Arc<IsolatedManager>,
         lease: LeaseGuard,
         subscription: Subscription,
+        bus: Bus,
     ) -> Self {
         Self {
             manager,
             _lease: lease,
             _subscription: subscription,
+            bus,
         }
+    }
+
+    /// Queues `frame` on every socket of this socket's user on this node, as
+    /// [`IsolatedManager::send_to_user`] does, then publishes it to the other nodes
+    /// holding the user's sockets. The remote part is
+    /// [`RemoteDelivery::Refused`] when the local send was refused (a close frame, or a
+    /// socket whose close was requested).
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # use wsctx::{Frame, cluster::ClusterManager};
+    /// # async fn run(manager: ClusterManager) {
+    /// let sent = manager.send_to_user(Frame::text("from this tab")).await;
+    /// println!("{} tabs here, other nodes: {:?}", sent.local.delivered, sent.remote);
+    /// # }
+    /// ```
+    pub async fn send_to_user(&self, frame: Frame) -> ClusterDelivery {
+        let refused = frame.is_close() || self.manager.is_closing();
+        let local = self.manager.send_to_user(frame.clone());
+        let remote = if refused {
+            RemoteDelivery::Refused
+        } else {
+            let user = self.manager.context().user_id();
+            let published = self.bus.publish(user, &ClusterMessage::Frame(frame)).await;
+            RemoteDelivery::from_result(&published)
+        };
+        ClusterDelivery { local, remote }
+    }
+
+    /// Like [`send_to_user`](Self::send_to_user) without waiting: the publication is
+    /// queued on this node's bus, which publishes in order (see
+    /// [`Bus::publish_in_order`]). Returns the local part. For code that cannot await.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # use wsctx::{Frame, cluster::ClusterManager};
+    /// # fn run(manager: ClusterManager) {
+    /// let here = manager.send_to_user_queued(Frame::text("from this tab"));
+    /// println!("{} tabs here", here.delivered);
+    /// # }
+    /// ```
+    pub fn send_to_user_queued(&self, frame: Frame) -> Delivery {
+        let refused = frame.is_close() || self.manager.is_closing();
+        let local = self.manager.send_to_user(frame.clone());
+        if !refused {
+            let user = self.manager.context().user_id();
+            self.bus
+                .publish_in_order(user, &ClusterMessage::Frame(frame));
+        }
+        local
     }
 }
 

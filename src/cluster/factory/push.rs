@@ -50,7 +50,7 @@ impl ClusterFactory {
         let local = self.inner.local.send_to_user(user, frame.clone());
         let remote = if frame.is_close() {
             // Refused locally too: closing is `disconnect_user`'s job.
-            RemoteDelivery::Published { nodes: 0 }
+            RemoteDelivery::Refused
         } else {
             let published = self
                 .inner
