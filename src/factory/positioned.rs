@@ -53,11 +53,12 @@ impl ManagerFactory {
     pub(crate) fn hold_ring(&self, user: &UserId) -> RingHold {
         let hash = self.shared.registry.hash(user);
         let shard = Arc::clone(self.shared.registry.shard(hash));
-        shard.hold_ring(hash, user);
+        let position = shard.hold_ring(hash, user);
         RingHold {
             shard,
             hash,
             user: user.clone(),
+            position,
         }
     }
 }
@@ -67,6 +68,17 @@ pub(crate) struct RingHold {
     shard: Arc<Shard>,
     hash: u64,
     user: UserId,
+    position: Option<ResumePoint>,
+}
+
+impl RingHold {
+    /// Where the held ring was in the user's stream when the hold was taken (`None`:
+    /// not placed, it takes whatever run comes). A fetch for an admission must start
+    /// there at the latest: the run is merged into the ring, and what lies between its
+    /// position and the run's start would be missing.
+    pub(crate) fn position(&self) -> Option<ResumePoint> {
+        self.position
+    }
 }
 
 impl Drop for RingHold {

@@ -398,6 +398,13 @@ impl ReplayRing {
         self.push_with(now, render)
     }
 
+    /// Where the ring is in the user's stream (cluster mode), when it has been placed
+    /// there: the position of the newest event it received.
+    #[cfg(feature = "redis")]
+    pub(super) fn stream_position(&self) -> Option<ResumePoint> {
+        self.positioned.then(|| self.position())
+    }
+
     /// Forgets where the user's stream is (cluster mode): the ring keeps what it holds
     /// for nobody, and the next positioned event or run places it again.
     #[cfg(feature = "redis")]

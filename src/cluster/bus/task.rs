@@ -9,7 +9,7 @@ use tokio::sync::mpsc;
 use super::transport::{self, Delivered, Transport};
 use super::{BusConfig, Command, Deliver, Incoming, MAX_BACKOFF, MIN_BACKOFF, Shared};
 use crate::cluster::backplane::{BackplaneError, BackplaneErrorKind};
-use crate::cluster::envelope::{self, Envelope};
+use crate::cluster::envelope::{self, ClusterMessage, Envelope};
 
 fn now_us() -> u64 {
     SystemTime::now()
@@ -24,6 +24,12 @@ pub(super) struct Subscriber {
     pub(super) config: BusConfig,
     pub(super) deliver: Deliver,
     pub(super) commands: mpsc::UnboundedReceiver<Command>,
+}
+
+/// One of this bus's own probes came back.
+struct Heard {
+    /// How long it took, when it was the outstanding one.
+    lag: Option<Duration>,
 }
 
 /// Why the serving loop ended.
@@ -104,18 +110,25 @@ impl Subscriber {
         let mut sequence = 0u64;
         // The probe in flight: its sequence and when it was published.
         let mut outstanding: Option<(u64, Instant)> = None;
+        // Overdue probes in a row while Redis answered: the second one is deafness (the
+        // first may have been held up by Redis itself, stopped or busy for a while).
+        let mut overdue = 0_u32;
         loop {
             tokio::select! {
                 message = transport.next() => {
                     let Some(message) = message else { return Ended::Reconnect };
                     let Some(shared) = self.shared.upgrade() else { return Ended::Stop };
-                    if let Some(lag) = self.handle(&shared, &message, outstanding) {
-                        shared.counters.probe_lag_us.store(
-                            u64::try_from(lag.as_micros()).unwrap_or(u64::MAX).saturating_add(1),
-                            Ordering::Relaxed,
-                        );
+                    if let Some(heard) = self.handle(&shared, &message, outstanding) {
+                        // One of our probes came back: the subscription hears.
+                        if let Some(lag) = heard.lag {
+                            shared.counters.probe_lag_us.store(
+                                u64::try_from(lag.as_micros()).unwrap_or(u64::MAX).saturating_add(1),
+                                Ordering::Relaxed,
+                            );
+                        }
                         shared.counters.subscribed.store(true, Ordering::Relaxed);
                         outstanding = None;
+                        overdue = 0;
                     }
                 }
                 command = self.commands.recv() => {
@@ -131,14 +144,19 @@ impl Subscriber {
                         if sent.elapsed() <= self.config.probe_timeout_value() {
                             continue;
                         }
-                        // Late: deaf if Redis answers others, merely away if it doesn't.
-                        if shared.backplane.ping().await.is_ok() {
+                        outstanding = None;
+                        // Late: merely away if Redis answers nobody; deaf if it answers
+                        // others and a second probe is late too.
+                        if shared.backplane.ping().await.is_err() {
+                            shared.counters.subscribed.store(false, Ordering::Relaxed);
+                            overdue = 0;
+                            continue;
+                        }
+                        overdue += 1;
+                        if overdue >= 2 {
                             shared.counters.deaf.fetch_add(1, Ordering::Relaxed);
                             return Ended::Reconnect;
                         }
-                        shared.counters.subscribed.store(false, Ordering::Relaxed);
-                        outstanding = None;
-                        continue;
                     }
                     sequence += 1;
                     let probe = envelope::encode_probe(&shared.instance, sequence, now_us());
@@ -190,14 +208,14 @@ impl Subscriber {
         }
     }
 
-    /// Handles one message; returns the probe's lag when it is this bus's outstanding
-    /// probe coming back.
+    /// Handles one message; returns `Some` when it is one of this bus's probes coming
+    /// back, with the lag when it is the outstanding one.
     fn handle(
         &self,
         shared: &Shared,
         message: &Delivered,
         outstanding: Option<(u64, Instant)>,
-    ) -> Option<Duration> {
+    ) -> Option<Heard> {
         let channel = message.channel.as_str();
         let decoded = envelope::decode(&message.payload);
         let Ok((origin, envelope)) = decoded else {
@@ -205,13 +223,18 @@ impl Subscriber {
             return None;
         };
         match envelope {
-            Envelope::Probe { sequence, .. } => {
-                let (expected, sent) = outstanding?;
-                (origin == shared.instance && sequence == expected).then(|| sent.elapsed())
-            }
+            Envelope::Probe { sequence, .. } => (origin == shared.instance).then(|| Heard {
+                lag: outstanding
+                    .filter(|(expected, _)| *expected == sequence)
+                    .map(|(_, sent)| sent.elapsed()),
+            }),
             Envelope::User(message) => {
-                if origin == shared.instance {
-                    return None; // delivered locally before it was published
+                // This node's own frames and disconnects were delivered here before
+                // they were published. Its own events were not: every node, this one
+                // included, takes a user's events from the channel, in the order the
+                // stream gave them.
+                if origin == shared.instance && !matches!(message, ClusterMessage::Event { .. }) {
+                    return None;
                 }
                 let user = shared
                     .channels()

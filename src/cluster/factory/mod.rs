@@ -234,10 +234,22 @@ impl ClusterFactory {
         let hold = self.inner.local.hold_ring(&user);
         let subscription = self.subscribe(&user).await?;
         let epoch = uuid::Uuid::new_v4().as_u64_pair().0;
+        // The run must cover what the client missed and what the ring here lacks.
+        let from = match (resume, hold.position()) {
+            (Some(point), Some(ring)) if point.epoch() == ring.epoch() => {
+                Some(if point.seq() < ring.seq() {
+                    point
+                } else {
+                    ring
+                })
+            }
+            (_, Some(ring)) => Some(ring),
+            (point, None) => point,
+        };
         let fetched = self
             .inner
             .backplane
-            .stream_since(&user, resume, epoch)
+            .stream_since(&user, from, epoch)
             .await
             .map_err(AdmitError::Backplane)?;
         let admitted = self.inner.local.admit_backfilled(

@@ -73,16 +73,22 @@ mod emitter {
     use crate::cluster::stream::FrameParts;
     use crate::context::Context;
     use crate::event::EventType;
-    use crate::factory::{EmitError, Emitter};
+    use crate::factory::{Delivery, EmitError, Emitter};
     use crate::state::Valid;
 
     /// Sends events on behalf of an execution context to every socket of its user, on
     /// every node (feature `serde`). From [`ClusterFactory::emitter`].
     ///
     /// Each event gets its position from the user's stream in Redis: one script numbers
-    /// it, keeps it in the stream (capped by count and age) and publishes it to the
-    /// nodes holding the user's sockets, and this node then queues it on its own. A tab
-    /// that reconnects to any node resumes from the stream without loss or duplicates.
+    /// it, keeps it in the stream (capped by count and age) and publishes it on the
+    /// user's channel. Every node holding the user's sockets, this one included, queues
+    /// it on them when it comes off the channel, so that every node sees the user's
+    /// events in the stream's order whichever node emitted them. A tab that reconnects
+    /// to any node resumes from the stream without loss or duplicates.
+    ///
+    /// The result's `local` part carries the event's position only (its counts are
+    /// zero: this node's sockets get the event from the channel, moments later);
+    /// `remote` counts the other nodes that received it.
     ///
     /// When Redis cannot be reached the event still reaches this node's sockets, in an
     /// epoch of this node alone (a tab that resumes from it gets a gap and reloads),
@@ -167,12 +173,14 @@ mod emitter {
                 .await;
             Ok(match appended {
                 Ok(appended) => {
-                    let frame = prepared.render(appended.position.epoch(), appended.position.seq());
-                    let local = inner.local.deliver_event(user, appended.position, frame);
                     let subscribed_here = inner.bus.is_subscribed(user);
                     let nodes = appended
                         .receivers
                         .saturating_sub(usize::from(subscribed_here));
+                    let local = Delivery {
+                        position: Some(appended.position),
+                        ..Delivery::default()
+                    };
                     ClusterDelivery {
                         local,
                         remote: RemoteDelivery::Published { nodes },

@@ -104,7 +104,9 @@ impl Shard {
     /// Keeps the ring of `user` (created if needed) while an admission fetches the
     /// user's stream. A ring no socket here kept fed may have missed events: its
     /// position is forgotten, and the next event or the fetched run positions it again.
-    pub(in crate::factory) fn hold_ring(&self, hash: u64, user: &UserId) {
+    /// Returns where the ring is in the stream after that, if anywhere: the fetch must
+    /// start there at the latest, or the ring would miss what lies between.
+    pub(in crate::factory) fn hold_ring(&self, hash: u64, user: &UserId) -> Option<ResumePoint> {
         let mut users = self.write();
         let entry = users.entry(hash).or_default();
         let (index, created) = entry.ring_index(user, &self.global);
@@ -118,6 +120,7 @@ impl Shard {
         if !fed {
             ring.forget_position();
         }
+        ring.stream_position()
     }
 
     /// Lets go of a hold taken by [`hold_ring`](Self::hold_ring). The last hold of a
