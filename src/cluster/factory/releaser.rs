@@ -48,12 +48,8 @@ pub(super) async fn run(backplane: Backplane, mut queue: UnboundedReceiver<Lease
         }
         match backplane.release(&batch).await {
             Ok(_) => pending.clear(),
-            Err(error) => {
-                debug_event!(
-                    error_code = error.code().as_str(),
-                    leases = batch.len(),
-                    "lease release failed; retrying"
-                );
+            Err(_) => {
+                debug_event!(leases = batch.len(), "lease release failed; retrying");
                 tokio::time::sleep(retry).await;
             }
         }
