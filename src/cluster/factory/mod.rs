@@ -267,7 +267,6 @@ impl ClusterFactory {
     /// # Ok(())
     /// # }
     /// ```
-    #[must_use = "the delivery says which sockets got the frame"]
     pub fn send_to_user(&self, user: &UserId, frame: Frame) -> ClusterDelivery {
         ClusterDelivery {
             local: self.inner.local.send_to_user(user, frame),

@@ -36,7 +36,7 @@ pub(super) async fn run(backplane: Backplane, held: Arc<Held>) {
 ///
 /// A renewal error (Redis away) closes nothing: the sockets stay open and the next round
 /// tries again; a lease that expired meanwhile is re-created then.
-pub(super) async fn renew_once(backplane: &Backplane, held: &Held) {
+async fn renew_once(backplane: &Backplane, held: &Held) {
     let (ids, leases) = held.snapshot();
     if leases.is_empty() {
         return;
