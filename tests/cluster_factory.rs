@@ -18,8 +18,9 @@ use wsctx::cluster::{
 };
 use wsctx::state::Bound;
 use wsctx::{
-    CloseCode, CloseFrame, CloseReason, Context, ErrorCode, Frame, Limits, ManagerFactory,
-    Outbound, Policy, Rejection, ResumePoint, SequenceGenerator, TryRecvError, UuidGenerator,
+    CloseCode, CloseFrame, CloseReason, Context, ErrorCode, FactoryError, Frame, Limits,
+    ManagerFactory, Outbound, Policy, Rejection, ResumePoint, SequenceGenerator, TryRecvError,
+    UuidGenerator,
 };
 
 const KEY: &[u8; 32] = b"cluster-tests-hashing-key-32byte";
@@ -497,4 +498,31 @@ async fn an_admission_given_up_while_redis_decides_leaves_no_lease() {
     tokio::time::sleep(RENEW).await;
     assert_eq!(a.held(&user("alice")).await.unwrap(), 0);
     assert_eq!(a.leases(), 0);
+}
+
+#[tokio::test]
+async fn a_draining_node_refuses_new_sockets_and_still_releases_its_old_ones() {
+    let Some((_redis, [a, b, _c])) = cluster(2).await else {
+        return;
+    };
+    let (t1, mut out1) = admit(&a, "alice", "t1").await;
+    let (_t2, _out2) = admit(&b, "alice", "t2").await;
+    a.shutdown();
+    let frame = out1.try_recv().unwrap();
+    assert!(
+        matches!(&frame, Frame::Close(close) if close.code == CloseCode::SERVICE_RESTART),
+        "{frame:?}"
+    );
+    let error = refused(&a, "alice", "t3").await;
+    assert!(
+        matches!(error, AdmitError::Local(FactoryError::ShuttingDown)),
+        "{error:?}"
+    );
+    assert_eq!(b.held(&user("alice")).await.unwrap(), 2);
+    // The socket ends after the drain began: its lease is released at once, not left
+    // to expire.
+    drop(t1);
+    let took = held_becomes(&b, "alice", 1, TTL).await;
+    assert!(took < TTL / 2, "released after {took:?}");
+    let _t3 = admit(&b, "alice", "t3").await;
 }
