@@ -262,7 +262,8 @@ async fn a_crashed_nodes_slots_free_after_the_lease_ttl() {
         freed_after >= TTL / 3,
         "freed after {freed_after:?}"
     );
-    assert_eq!(a.held(&user("alice")).await.unwrap(), 1);
+    // The other crashed lease expires too (it was granted a little later).
+    held_becomes(&a, "alice", 1, TTL).await;
     drop(admitted);
 }
 
