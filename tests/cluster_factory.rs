@@ -18,8 +18,9 @@ use wsctx::cluster::{
 };
 use wsctx::state::Bound;
 use wsctx::{
-    CloseCode, CloseFrame, CloseReason, Context, ErrorCode, Frame, Limits, ManagerFactory,
-    Outbound, Policy, Rejection, ResumePoint, SequenceGenerator, TryRecvError, UuidGenerator,
+    CloseCode, CloseFrame, CloseReason, Context, ErrorCode, FactoryError, Frame, Limits,
+    ManagerFactory, Outbound, Policy, Rejection, ResumePoint, SequenceGenerator, TryRecvError,
+    UuidGenerator,
 };
 
 const KEY: &[u8; 32] = b"cluster-tests-hashing-key-32byte";
@@ -196,7 +197,7 @@ async fn drops_racing_with_renewals_leave_no_lease_behind() {
         return;
     };
     // Two nodes renew every 50 ms while their tabs come and go; the third node's leases
-    // live 3 s. Every lease must be gone within half a second of the last drop: one
+    // live 3 s. Every lease must be gone within a second of the last drop: one
     // never released, or re-created by a renewal after its release, would still be
     // counted. (Whether a renewal and a release meet in between is up to the scheduler.)
     let ttl = Duration::from_millis(150);
@@ -215,7 +216,7 @@ async fn drops_racing_with_renewals_leave_no_lease_behind() {
         tokio::time::sleep(Duration::from_millis(7 * (round % 5))).await;
         drop(tabs);
     }
-    held_becomes(&long, "alice", 0, Duration::from_millis(500)).await;
+    held_becomes(&long, "alice", 0, Duration::from_secs(1)).await;
     for node in nodes.iter().chain([&long]) {
         assert_eq!(node.leases(), 0);
     }
@@ -256,11 +257,13 @@ async fn a_crashed_nodes_slots_free_after_the_lease_ttl() {
     };
     let freed_after = crashed.elapsed();
     assert!(
-        // TTL - RENEW, less 50 ms for the clocks.
-        freed_after >= Duration::from_millis(550),
+        // At least TTL - RENEW after the last renewal; a third of the TTL leaves room
+        // for a renewer that ran late on a busy machine.
+        freed_after >= TTL / 3,
         "freed after {freed_after:?}"
     );
-    assert_eq!(a.held(&user("alice")).await.unwrap(), 1);
+    // The other crashed lease expires too (it was granted a little later).
+    held_becomes(&a, "alice", 1, TTL).await;
     drop(admitted);
 }
 
@@ -501,4 +504,31 @@ async fn an_admission_given_up_while_redis_decides_leaves_no_lease() {
     tokio::time::sleep(RENEW).await;
     assert_eq!(a.held(&user("alice")).await.unwrap(), 0);
     assert_eq!(a.leases(), 0);
+}
+
+#[tokio::test]
+async fn a_draining_node_refuses_new_sockets_and_still_releases_its_old_ones() {
+    let Some((_redis, [a, b, _c])) = cluster(2).await else {
+        return;
+    };
+    let (t1, mut out1) = admit(&a, "alice", "t1").await;
+    let (_t2, _out2) = admit(&b, "alice", "t2").await;
+    a.shutdown();
+    let frame = out1.try_recv().unwrap();
+    assert!(
+        matches!(&frame, Frame::Close(close) if close.code == CloseCode::SERVICE_RESTART),
+        "{frame:?}"
+    );
+    let error = refused(&a, "alice", "t3").await;
+    assert!(
+        matches!(error, AdmitError::Local(FactoryError::ShuttingDown)),
+        "{error:?}"
+    );
+    assert_eq!(b.held(&user("alice")).await.unwrap(), 2);
+    // The socket ends after the drain began: its lease is released at once, not left
+    // to expire.
+    drop(t1);
+    let took = held_becomes(&b, "alice", 1, TTL).await;
+    assert!(took < TTL / 2, "released after {took:?}");
+    let _t3 = admit(&b, "alice", "t3").await;
 }

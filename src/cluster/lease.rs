@@ -223,6 +223,18 @@ pub struct Lease {
 }
 
 impl Lease {
+    /// A lease as Redis might have granted it, for unit tests that need no Redis.
+    #[cfg(test)]
+    pub(crate) fn for_tests(user: u8, client: u8, owner: &str) -> Self {
+        Self {
+            user: UserHash::from_bytes([user; 16]),
+            client: ClientHash::from_bytes([client; 16]),
+            owner: owner.into(),
+            acquired_us: 1,
+            expires_ms: 1,
+        }
+    }
+
     /// The user's hash.
     ///
     /// # Examples
@@ -928,13 +940,7 @@ mod tests {
 
     #[test]
     fn groups_keep_first_seen_order() {
-        let lease = |user: u8, n: u8| Lease {
-            user: UserHash::from_bytes([user; 16]),
-            client: ClientHash::from_bytes([n; 16]),
-            owner: "n:0:0".into(),
-            acquired_us: 1,
-            expires_ms: 1,
-        };
+        let lease = |user: u8, n: u8| Lease::for_tests(user, n, "n:0:0");
         let leases = [lease(2, 0), lease(1, 1), lease(2, 2)];
         let groups = group_by_user(&leases);
         assert_eq!(groups.len(), 2);

@@ -114,3 +114,57 @@ impl Drop for LeaseGuard {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Context, ManagerFactory, Policy, SequenceGenerator, UuidGenerator};
+
+    fn manager(factory: &ManagerFactory, client: &str) -> Arc<IsolatedManager> {
+        let ids = SequenceGenerator::new();
+        let bound = Context::builder()
+            .user_id("user-a")
+            .websocket_client_id(client)
+            .build()
+            .validate(&Policy::default(), &ids)
+            .unwrap()
+            .bind(None, &UuidGenerator::new())
+            .unwrap();
+        Arc::new(factory.create(bound).unwrap().0)
+    }
+
+    #[test]
+    fn a_guard_queues_its_release_once_and_only_live_renewing_leases_are_renewed() {
+        let (releases, mut queue) = tokio::sync::mpsc::unbounded_channel();
+        let held = Arc::new(Held::new(releases));
+        let factory = ManagerFactory::default();
+        let (one, two) = (manager(&factory, "t1"), manager(&factory, "t2"));
+        let first = held.insert(Lease::for_tests(1, 1, "n:0:1"), &one);
+        let second = held.insert(Lease::for_tests(1, 2, "n:0:2"), &two);
+        let (ids, leases) = held.snapshot();
+        assert_eq!((ids.len(), leases.len(), held.len()), (2, 2, 2));
+
+        // A revoked or taken lease is closed once and not renewed again.
+        let stopped = held.stop_renewing(second.id).expect("its manager is live");
+        assert!(Arc::ptr_eq(&stopped, &two));
+        assert!(held.stop_renewing(second.id).is_none());
+        assert_eq!(held.snapshot().1, [Lease::for_tests(1, 1, "n:0:1")]);
+        assert!(held.contains(second.id));
+
+        // Each drop queues exactly its own lease, once.
+        drop(first);
+        assert_eq!(queue.try_recv().unwrap(), Lease::for_tests(1, 1, "n:0:1"));
+        assert!(queue.try_recv().is_err());
+        drop(second);
+        assert_eq!(queue.try_recv().unwrap(), Lease::for_tests(1, 2, "n:0:2"));
+        assert!(queue.try_recv().is_err());
+        assert_eq!(held.len(), 0);
+        assert!(held.snapshot().1.is_empty());
+
+        // A manager gone before its guard is not handed out.
+        let three = manager(&factory, "t3");
+        let third = held.insert(Lease::for_tests(1, 3, "n:0:3"), &three);
+        drop(three);
+        assert!(held.stop_renewing(third.id).is_none());
+    }
+}

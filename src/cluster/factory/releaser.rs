@@ -46,16 +46,11 @@ pub(super) async fn run(backplane: Backplane, mut queue: UnboundedReceiver<Lease
         if batch.is_empty() {
             continue;
         }
-        match backplane.release(&batch).await {
-            Ok(_) => pending.clear(),
-            Err(error) => {
-                debug_event!(
-                    error_code = error.code().as_str(),
-                    leases = batch.len(),
-                    "lease release failed; retrying"
-                );
-                tokio::time::sleep(retry).await;
-            }
+        if backplane.release(&batch).await.is_ok() {
+            pending.clear();
+        } else {
+            debug_event!(leases = batch.len(), "lease release failed; retrying");
+            tokio::time::sleep(retry).await;
         }
     }
 }

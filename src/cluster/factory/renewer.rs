@@ -36,13 +36,13 @@ pub(super) async fn run(backplane: Backplane, held: Arc<Held>) {
 ///
 /// A renewal error (Redis away) closes nothing: the sockets stay open and the next round
 /// tries again; a lease that expired meanwhile is re-created then.
-pub(super) async fn renew_once(backplane: &Backplane, held: &Held) {
+async fn renew_once(backplane: &Backplane, held: &Held) {
     let (ids, leases) = held.snapshot();
     if leases.is_empty() {
         return;
     }
     let results = backplane.renew(&leases).await;
-    let mut failed = 0_usize;
+    let (mut failed, mut closed) = (0_usize, 0_usize);
     for ((id, lease), result) in ids.into_iter().zip(leases).zip(results) {
         match result {
             Ok(Renewal::Revoked(revocation)) => {
@@ -54,12 +54,14 @@ pub(super) async fn renew_once(backplane: &Backplane, held: &Held) {
                             reason: revocation.reason,
                         },
                     );
-                    manager.close(&frame);
+                    closed += usize::from(manager.close(&frame));
                 }
             }
             Ok(Renewal::Taken) => {
                 if let Some(manager) = held.stop_renewing(id) {
-                    manager.close_with(&Rejection::new(ErrorCode::DuplicateClient));
+                    closed += usize::from(
+                        manager.close_with(&Rejection::new(ErrorCode::DuplicateClient)),
+                    );
                 }
             }
             other => {
@@ -72,5 +74,8 @@ pub(super) async fn renew_once(backplane: &Backplane, held: &Held) {
     }
     if failed > 0 {
         debug_event!(leases = failed, "lease renewal failed; retrying next round");
+    }
+    if closed > 0 {
+        debug_event!(sockets = closed, "sockets closed: lease revoked or taken");
     }
 }
