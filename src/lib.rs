@@ -125,6 +125,28 @@
 // set here, for the library target only, rather than in `Cargo.toml`.
 #![warn(clippy::unwrap_used)]
 
+/// `FromStr` and `TryFrom<&str>` for `$ty`, both through its parser `$ty::$parse`
+/// (`fn(&str) -> Result<$ty, $err>`), so the two conversions cannot disagree.
+macro_rules! impl_str_parse {
+    ($ty:ty, $err:ty, $parse:ident) => {
+        impl ::core::str::FromStr for $ty {
+            type Err = $err;
+
+            fn from_str(text: &str) -> Result<Self, Self::Err> {
+                Self::$parse(text)
+            }
+        }
+
+        impl TryFrom<&str> for $ty {
+            type Error = $err;
+
+            fn try_from(text: &str) -> Result<Self, Self::Error> {
+                Self::$parse(text)
+            }
+        }
+    };
+}
+
 mod auth;
 #[cfg(feature = "axum")]
 pub mod axum;
