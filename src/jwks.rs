@@ -535,43 +535,13 @@ impl fmt::Debug for JwksBuilder {
 }
 
 impl JwksBuilder {
-    /// Requires an `aud` claim naming one of `audiences`.
-    ///
-    /// # Examples
-    ///
-    /// See [`JwksVerifier`].
-    pub fn audience<I>(mut self, audiences: I) -> Self
-    where
-        I: IntoIterator,
-        I::Item: Into<String>,
-    {
-        self.rules.audience = Some(ClaimRules::names(audiences));
-        self
-    }
-
-    /// Requires an `iss` claim naming one of `issuers`.
-    ///
-    /// # Examples
-    ///
-    /// See [`JwksVerifier`].
-    pub fn issuer<I>(mut self, issuers: I) -> Self
-    where
-        I: IntoIterator,
-        I::Item: Into<String>,
-    {
-        self.rules.issuer = Some(ClaimRules::names(issuers));
-        self
-    }
-
-    /// The clock-skew allowance for `exp` and `nbf`, in whole seconds (default
-    /// [`DEFAULT_LEEWAY`](crate::jwt::DEFAULT_LEEWAY)).
-    ///
-    /// # Examples
-    ///
-    /// See [`JwksVerifier`].
-    pub fn leeway(mut self, leeway: Duration) -> Self {
-        self.rules.leeway_secs = leeway.as_secs();
-        self
+    crate::jwt::claim_rule_setters! {
+        audience:
+        /// See [`JwksVerifier`].
+        issuer:
+        /// See [`JwksVerifier`].
+        leeway:
+        /// See [`JwksVerifier`].
     }
 
     /// How old the set may get before it is fetched again (default
