@@ -2,7 +2,8 @@
 //! (two users, one hot user), `send_to_user` fan-out to the five sockets of a user, and
 //! (feature `serde`) server push: `emit` to a user with five tabs next to
 //! `ManagerFactory::send_to_user` of the same frame pre-serialized, and a resume that
-//! replays 256 missed events.
+//! replays 256 missed events; (feature `metrics`) admission and fan-out with the factory
+//! reporting to a Prometheus recorder, next to a factory reporting nowhere.
 //!
 //! `cargo bench --bench factory -- --warm-up-time 1 --measurement-time 3`
 //! Results and the machine they ran on: BENCHMARKS.md.
@@ -230,8 +231,52 @@ fn events(c: &mut Criterion) {
     group.finish();
 }
 
+/// What reporting through the `metrics` facade adds (feature `metrics`): admission and
+/// fan-out on a factory created under a Prometheus recorder, next to the same on a
+/// factory created under no recorder (its handles go nowhere).
+fn metrics_overhead(c: &mut Criterion) {
+    #[cfg(feature = "metrics")]
+    {
+        let recorder = metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder();
+        let factories = [
+            ("no_recorder", ManagerFactory::default()),
+            (
+                "prometheus",
+                metrics::with_local_recorder(&recorder, ManagerFactory::default),
+            ),
+        ];
+        let mut group = c.benchmark_group("metrics");
+        group.throughput(Throughput::Elements(1));
+        let frame = Frame::text("{\"type\":\"message\",\"text\":\"hello\"}");
+        for (name, factory) in &factories {
+            let template = bound("user-a", "tab-1");
+            group.bench_function(format!("create_drop/{name}"), |b| {
+                b.iter_batched(
+                    || template.clone(),
+                    |ctx| drop(black_box(factory.create(ctx).unwrap())),
+                    BatchSize::SmallInput,
+                );
+            });
+            let mut sockets = contexts::tabs::<5>(factory, "user-b");
+            group.bench_function(format!("send_only_5_sockets/{name}"), |b| {
+                b.iter_custom(|iters| {
+                    let (managers, outbounds) = split(&mut sockets);
+                    sends_in_runs(iters, outbounds, || {
+                        black_box(managers[0].send_to_user(frame.clone()));
+                    })
+                });
+            });
+        }
+        group.finish();
+        let text = recorder.handle().render();
+        assert!(text.contains("wsctx_messages_delivered_total"), "{text}");
+    }
+    #[cfg(not(feature = "metrics"))]
+    let _ = c;
+}
+
 #[cfg(feature = "serde")]
-criterion_group!(benches, admission, fan_out, events);
+criterion_group!(benches, admission, fan_out, events, metrics_overhead);
 #[cfg(not(feature = "serde"))]
-criterion_group!(benches, admission, fan_out);
+criterion_group!(benches, admission, fan_out, metrics_overhead);
 criterion_main!(benches);

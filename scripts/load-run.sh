@@ -15,7 +15,7 @@ rounds="${2:-3}"
 export WSCTX_JWT_SECRET="load-run-secret-$(date +%s%N)-$RANDOM-$RANDOM-$RANDOM"
 ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
 
-cargo build --release --features axum,jwt --example server --example bare_server --example loadgen >&2
+cargo build --release --features axum,jwt,metrics --example server --example bare_server --example loadgen >&2
 bin=target/release/examples
 
 run() { # label port command...

@@ -306,7 +306,7 @@ where
             .authenticate_user(&parts.headers, &parts.uri)
             .await?;
         // Read after the credential, like the other query fields.
-        let resume = query_resume(&parts.uri)?;
+        let resume = query_resume(&parts.uri).map_err(|r| handshake.refused(r))?;
         let peer = parts
             .extensions
             .get::<ConnectInfo<SocketAddr>>()

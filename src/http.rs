@@ -35,6 +35,7 @@ use crate::auth::{AuthError, AuthenticatedUser, Token, TokenSource, TokenVerifie
 use crate::context::{Context, ContextBuilder};
 use crate::error::{Field, FieldError, FieldErrorKind, ValidationError};
 use crate::generate::{IdGenerator, UuidGenerator};
+use crate::metrics::{ByCode, Metric, describe};
 use crate::rejection::{CloseStyle, ErrorCode, Rejection};
 use crate::resume::ResumePoint;
 use crate::rule::Policy;
@@ -766,6 +767,8 @@ struct Inner {
     /// Permits for verifications in flight.
     in_flight: Semaphore,
     max_in_flight: usize,
+    /// Refusals by error code, on the `metrics` facade (nothing without the feature).
+    refusals: ByCode,
 }
 
 /// Everything a server needs to admit a handshake: a verifier, the [`Policy`], an
@@ -837,6 +840,12 @@ impl Handshake {
     /// query token), [`DEFAULT_VERIFY_TIMEOUT`], no subprotocols, [`CloseStyle::Detailed`],
     /// [`Origins::Any`], [`DEFAULT_MAX_IN_FLIGHT`] verifications at once.
     ///
+    /// With the `metrics` feature, the handshake takes its handle on
+    /// `wsctx_handshake_rejections_total` here, from the recorder in force. Every
+    /// refusal of [`authenticate`](Handshake::authenticate), of [`bind`](Handshake::bind)
+    /// and of the axum extractor is counted once under its error code; the building
+    /// blocks called on their own (`extract_token`, `verify_capped`, `context`) are not.
+    ///
     /// # Examples
     ///
     /// ```
@@ -860,6 +869,10 @@ impl Handshake {
                 origins: Origins::Any,
                 in_flight: Semaphore::new(DEFAULT_MAX_IN_FLIGHT),
                 max_in_flight: DEFAULT_MAX_IN_FLIGHT,
+                refusals: {
+                    describe();
+                    ByCode::register(Metric::HandshakeRejections)
+                },
             },
         }
     }
@@ -1032,6 +1045,23 @@ impl Handshake {
         headers: &HeaderMap,
         uri: &Uri,
     ) -> Result<(Context<Validated>, AuthenticatedUser), Rejection> {
+        self.checks(headers, uri).await.map_err(|r| self.refused(r))
+    }
+
+    /// Counts a refusal of this handshake (by its code, on the `metrics` facade) and
+    /// hands it back. Every refusal of [`authenticate`](Self::authenticate) and
+    /// [`bind`](Self::bind) goes through here, and the axum extractor's.
+    pub(crate) fn refused(&self, rejection: Rejection) -> Rejection {
+        self.inner.refusals.add(rejection.code());
+        rejection
+    }
+
+    /// The checks of [`authenticate`](Self::authenticate), uncounted.
+    async fn checks(
+        &self,
+        headers: &HeaderMap,
+        uri: &Uri,
+    ) -> Result<(Context<Validated>, AuthenticatedUser), Rejection> {
         if !self.inner.origins.allows(headers) {
             debug_event!(error_code = "FORBIDDEN", "origin refused");
             return Err(Rejection::new(ErrorCode::Forbidden));
@@ -1069,7 +1099,9 @@ impl Handshake {
         context: Context<Validated>,
         peer: Option<SocketAddr>,
     ) -> Result<Context<Bound>, Rejection> {
-        Ok(context.bind(peer, &*self.inner.ids)?)
+        context
+            .bind(peer, &*self.inner.ids)
+            .map_err(|error| self.refused(error.into()))
     }
 
     /// The subprotocol to answer with (see [`select_subprotocol`]).

@@ -105,6 +105,7 @@
 //! | `axum` | an extractor that authenticates and validates before the upgrade, `IntoResponse` for [`Rejection`], and a socket runner that admits the bound context to a [`ManagerFactory`] and forwards its [`Outbound`] queue; it reads a `resume` point |
 //! | `redis` | `wsctx::cluster`: the Redis backplane of cluster mode: per-user leases (limit and duplicate client ids exact across nodes, on Redis's clock), revocation markers, keyed hashes of user ids in every key; Redis 7.0 or newer |
 //! | `redis-cluster` | `redis` on a Redis Cluster (`ClusterConfig::cluster_builder`); every user's keys in one hash slot |
+//! | `metrics` | every counter and gauge of [`MetricsSnapshot`], the handshakes refused by error code and the server's closes by error code, also reported through the `metrics` crate's facade (0.24) to the recorder the application installs, under the stable names of [`metrics::Metric`]; labels are error codes only, never ids |
 //! | `proptest` | `wsctx::proptest`: strategies for valid input and for each class of invalid input, and `Arbitrary` for the id newtypes and `Context<Validated>` (valid values only), so handlers can be property-tested |
 //!
 //! No feature is enabled by default. The connection manager factory ([`ManagerFactory`])
@@ -166,6 +167,7 @@ pub mod jwks;
 #[cfg(feature = "jwt")]
 pub mod jwt;
 mod metadata;
+pub mod metrics;
 #[cfg(feature = "proptest")]
 pub mod proptest;
 mod rejection;

@@ -1,5 +1,6 @@
 //! `ARCHITECTURE.md` against the code: its rejection table must match `ErrorCode::ALL`,
-//! and every `crate::` path in `src/` must point down its layer tables.
+//! and every `crate::` path in `src/` must point down its layer tables. Also the
+//! README's metric table against `Metric::ALL`.
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -21,7 +22,7 @@ fn table(markdown: &str, heading: &str) -> Vec<Vec<String>> {
     let start = markdown
         .lines()
         .position(|line| line == heading)
-        .unwrap_or_else(|| panic!("ARCHITECTURE.md has no {heading:?}"));
+        .unwrap_or_else(|| panic!("no heading {heading:?}"));
     markdown
         .lines()
         .skip(start + 1)
@@ -37,6 +38,44 @@ fn table(markdown: &str, heading: &str) -> Vec<Vec<String>> {
 
 fn architecture() -> String {
     read(&root().join("ARCHITECTURE.md"))
+}
+
+#[test]
+fn the_metric_table_in_the_readme_matches_the_code() {
+    use wsctx::metrics::Metric;
+
+    let rows = table(&read(&root().join("README.md")), "## Metrics");
+    let documented: Vec<[&str; 3]> = rows
+        .iter()
+        .map(|row| [row[0].as_str(), row[1].as_str(), row[2].as_str()])
+        .collect();
+    let names: Vec<String> = Metric::ALL
+        .iter()
+        .map(|metric| format!("`{}`", metric.name()))
+        .collect();
+    let labels: Vec<String> = Metric::ALL
+        .iter()
+        .map(|metric| {
+            metric
+                .label()
+                .map_or("—".to_owned(), |label| format!("`{label}`"))
+        })
+        .collect();
+    let expected: Vec<[&str; 3]> = Metric::ALL
+        .iter()
+        .enumerate()
+        .map(|(i, metric)| {
+            [
+                names[i].as_str(),
+                metric.kind().as_str(),
+                labels[i].as_str(),
+            ]
+        })
+        .collect();
+    assert_eq!(
+        documented, expected,
+        "name, kind and label, in the order of Metric::ALL"
+    );
 }
 
 #[test]

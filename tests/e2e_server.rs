@@ -1,6 +1,6 @@
 //! End-to-end tests: the example server (examples/server/app.rs) on an ephemeral
 //! 127.0.0.1 port, real tokio-tungstenite clients, real sockets.
-#![cfg(all(feature = "axum", feature = "jwt"))]
+#![cfg(all(feature = "axum", feature = "jwt", feature = "metrics"))]
 #![allow(clippy::too_many_lines, reason = "tests")]
 
 #[path = "../examples/server/app.rs"]
@@ -17,6 +17,7 @@ use futures_util::{SinkExt as _, StreamExt as _};
 use http::{HeaderName, HeaderValue, StatusCode, header};
 use serde_json::{Value, json};
 use support::jwt::{hs256 as signed, now};
+use support::raw;
 use support::verifiers::{Down, Hangs};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::{TcpListener, TcpStream};
@@ -25,6 +26,7 @@ use tokio::task::JoinHandle;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+use wsctx::metrics::Metric;
 use wsctx::{
     CloseStyle, ErrorCode, GenerateError, Limits, ManagerFactory, Rejection, ResumePoint,
     TokenVerifier,
@@ -750,12 +752,31 @@ async fn health_metrics_and_page_are_served_without_user_ids() {
     let (_a, _) = server.join("/ws", &token("user-alice-7f3a")).await;
     let _ = server.connect("/ws", &[]).await;
     assert!(server.get("/healthz").await.starts_with("HTTP/1.1 200"));
+    let before = server.factory.metrics();
     let metrics = server.get("/metrics").await;
-    assert!(metrics.contains("\r\n\r\n# HELP wsctx_connections_active"));
-    assert!(
-        metrics.contains("wsctx_connections_active 1\n"),
-        "{metrics}"
+    assert_eq!(
+        server.factory.metrics(),
+        before,
+        "nothing moved during the scrape"
     );
+    let (head, body) = metrics.split_once("\r\n\r\n").unwrap();
+    assert!(head.contains("text/plain; version=0.0.4"), "{head}");
+    // Every metric of the table, typed and described; every series of the factory with
+    // the value of its snapshot.
+    for metric in Metric::ALL {
+        let (name, kind) = (metric.name(), metric.kind().as_str());
+        assert!(
+            body.contains(&format!("# TYPE {name} {kind}\n")),
+            "{name} in {body}"
+        );
+        assert!(
+            body.contains(&format!("# HELP {name} {}\n", metric.help())),
+            "{name}"
+        );
+    }
+    let values = support::metrics::scraped(body);
+    support::metrics::assert_mirrors(&values, &before);
+    assert!(body.contains("wsctx_connections_active 1\n"), "{body}");
     assert!(
         metrics.contains("wsctx_handshake_rejections_total{code=\"NO_TOKEN\"} 1\n"),
         "{metrics}"
@@ -763,6 +784,42 @@ async fn health_metrics_and_page_are_served_without_user_ids() {
     assert!(!metrics.contains("alice"));
     let page = server.get("/").await;
     assert!(page.contains("<title>wsctx demo</title>"));
+}
+
+#[tokio::test]
+async fn protocol_violations_show_in_metrics_by_code() {
+    let server = Server::start(app::Options::default()).await;
+    let over = vec![b'a'; 70 * 1000];
+    let cases = [
+        (
+            raw::encode(true, raw::TEXT, &[0x68, 0xff, 0xfe, 0x69], true),
+            1007,
+        ),
+        (raw::encode(true, raw::TEXT, &over, true), 1009),
+        (raw::encode(true, 0x3, b"x", true), 1002),
+        (raw::encode(true, raw::TEXT, b"hello", false), 1002),
+    ];
+    for (i, (bytes, expected)) in cases.iter().enumerate() {
+        let auth = format!("Bearer {}", token(&format!("user-raw-{i}")));
+        let mut client = raw::connect(server.addr, "/ws", &[("Authorization", &auth)], None).await;
+        client.write_raw(bytes).await;
+        let (close, _) = client.read_close(WAIT).await;
+        assert_eq!(close.unwrap().0, *expected);
+    }
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while server.factory.metrics().active > 0 {
+        assert!(tokio::time::Instant::now() < deadline, "slots freed");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    server
+        .metrics_show(&[
+            "wsctx_connections_closed_total{code=\"INVALID_PAYLOAD\"} 1",
+            "wsctx_connections_closed_total{code=\"MESSAGE_TOO_BIG\"} 1",
+            "wsctx_connections_closed_total{code=\"PROTOCOL_ERROR\"} 2",
+            "wsctx_connections_freed_total 4",
+            "wsctx_connections_active 0",
+        ])
+        .await;
 }
 
 // The socket edge, seen through the example server: credential expiry and refresh, the

@@ -695,7 +695,10 @@ async fn verifications_over_max_in_flight_are_refused_with_503_overloaded() {
     let second = handshake("user-second");
     tokio::time::sleep(Duration::from_millis(300)).await;
     // ...so a third is refused without reaching the verifier.
-    let third = handshake("user-third").await.unwrap();
+    let third = tokio::time::timeout(Duration::from_secs(5), handshake("user-third"))
+        .await
+        .expect("refused at once, not queued behind the gate")
+        .unwrap();
     let raw::Upgrade::Refused(status, head) = third else {
         panic!("the third handshake was not refused");
     };

@@ -5,7 +5,6 @@
 
 use std::future::Future;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use axum::Router;
@@ -14,6 +13,7 @@ use axum::extract::{FromRef, State, WebSocketUpgrade};
 use axum::http::{HeaderMap, StatusCode, Uri, header};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{any, get, post};
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use wsctx::axum::{
@@ -197,21 +197,12 @@ fn refresh_token(text: &str) -> Option<Token> {
     Some(Token::new(value.get("token")?.as_str()?))
 }
 
-/// Handshake refusals by error code (the factory counts its own).
-#[derive(Debug, Default)]
-struct Refusals([AtomicU64; ErrorCode::COUNT]);
-
-impl Refusals {
-    fn count(&self, code: ErrorCode) {
-        self.0[code.index()].fetch_add(1, Ordering::Relaxed);
-    }
-}
-
 /// The router state.
 #[derive(Clone)]
 pub(crate) struct AppState {
     endpoint: Endpoint<Chat>,
-    refusals: Arc<Refusals>,
+    /// Renders what the handshake and the factory report through the `metrics` facade.
+    prometheus: PrometheusHandle,
     demo_tokens: Option<Arc<DemoTokens>>,
     runs: Runs,
 }
@@ -249,22 +240,31 @@ pub(crate) fn app(verifier: impl TokenVerifier + 'static, options: &Options) -> 
         .ids
         .clone()
         .unwrap_or_else(|| Arc::new(UuidGenerator::new()));
-    let handshake = Handshake::builder(verifier)
-        .policy(Policy::default())
-        .id_generator(ids)
-        .verify_timeout(options.verify_timeout)
-        .extract(ExtractConfig::default().allow_query_token(options.allow_query_token))
-        .subprotocols([SUBPROTOCOL])
-        .origins(Origins::SameOrigin { tls: false })
-        .max_in_flight(options.max_in_flight)
-        .build();
-    let factory = ManagerFactory::new(options.limits);
+    // The handshake and the factory take their metric handles from the recorder in
+    // force when they are built. This app gives them a Prometheus recorder of its own
+    // (the end-to-end tests run several apps in one process); a server with one app
+    // would install it globally instead, before building them:
+    // `PrometheusBuilder::new().install_recorder()`.
+    let recorder = PrometheusBuilder::new().build_recorder();
+    let prometheus = recorder.handle();
+    let (handshake, factory) = metrics::with_local_recorder(&recorder, || {
+        let handshake = Handshake::builder(verifier)
+            .policy(Policy::default())
+            .id_generator(ids)
+            .verify_timeout(options.verify_timeout)
+            .extract(ExtractConfig::default().allow_query_token(options.allow_query_token))
+            .subprotocols([SUBPROTOCOL])
+            .origins(Origins::SameOrigin { tls: false })
+            .max_in_flight(options.max_in_flight)
+            .build();
+        (handshake, ManagerFactory::new(options.limits))
+    });
     let endpoint = Endpoint::new(handshake, factory.clone(), Chat).with_config(options.endpoint);
     let config = endpoint.config();
     let drain = config.write_timeout + config.close_grace;
     let state = AppState {
         endpoint,
-        refusals: Arc::default(),
+        prometheus,
         demo_tokens: options.demo_tokens.clone().map(Arc::new),
         runs: Runs {
             step: options.run_step,
@@ -310,9 +310,6 @@ async fn ws<const BROWSER: bool>(
     State(state): State<AppState>,
     auth: Result<Authenticated, Rejection>,
 ) -> Response {
-    if let Err(rejection) = &auth {
-        state.refusals.count(rejection.code());
-    }
     let mode = if BROWSER {
         RejectMode::AfterUpgrade
     } else {
@@ -450,62 +447,12 @@ async fn simulate_run(emitters: &RunEmitters, run: &Context<Validated>, step: Du
     }
 }
 
-/// Prometheus text format. Labels are error codes only; no user id appears.
+/// Prometheus text format, rendered by `metrics-exporter-prometheus` from what the
+/// handshake and the factory report (the names of `wsctx::metrics::Metric`). Labels
+/// are error codes only; no user id appears.
 async fn metrics(State(state): State<AppState>) -> Response {
-    use std::fmt::Write as _;
-
-    let m = state.endpoint.factory().metrics();
-    #[rustfmt::skip]
-    let metrics = [
-        ("wsctx_connections_active", "gauge", "Sockets holding a slot.", m.active),
-        ("wsctx_connections_admitted_total", "counter", "Sockets admitted.", m.admitted),
-        ("wsctx_connections_freed_total", "counter", "Slots freed.", m.freed),
-        ("wsctx_messages_delivered_total", "counter", "Frames queued to a socket.", m.messages_delivered),
-        ("wsctx_messages_dropped_total", "counter", "Frames not queued (full, closing or refused).", m.messages_dropped),
-        ("wsctx_messages_discarded_total", "counter", "Queued frames thrown away on close.", m.messages_discarded),
-        ("wsctx_slow_consumers_total", "counter", "Sockets closed as SLOW_CONSUMER.", m.slow_consumers),
-        ("wsctx_idle_timeouts_total", "counter", "Sockets closed as IDLE_TIMEOUT.", m.idle_timeouts),
-        ("wsctx_disconnected_total", "counter", "Sockets closed by a disconnect.", m.disconnected),
-        ("wsctx_closed_by_shutdown_total", "counter", "Sockets closed by shutdown.", m.closed_by_shutdown),
-        ("wsctx_events_emitted_total", "counter", "Events emitted.", m.events_emitted),
-        ("wsctx_events_replayed_total", "counter", "Events replayed to resuming sockets.", m.events_replayed),
-        ("wsctx_resumes_total", "counter", "Resumes that got every missed event.", m.resumes),
-        ("wsctx_resume_gaps_total", "counter", "Resumes told to reload.", m.resume_gaps),
-        ("wsctx_replay_rings", "gauge", "Users holding a replay ring.", m.replay_rings),
-        ("wsctx_replay_bytes", "gauge", "Bytes held by the replay rings.", m.replay_bytes),
-    ];
-    let mut out = String::with_capacity(2048);
-    for (name, kind, help, value) in metrics {
-        let _ = writeln!(
-            out,
-            "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}"
-        );
-    }
-    let _ = writeln!(
-        out,
-        "# HELP wsctx_handshake_rejections_total Handshakes refused, by error code.\n\
-         # TYPE wsctx_handshake_rejections_total counter"
-    );
-    for code in ErrorCode::ALL {
-        let refused = state.refusals.0[code.index()].load(Ordering::Relaxed);
-        let _ = writeln!(
-            out,
-            "wsctx_handshake_rejections_total{{code=\"{code}\"}} {refused}"
-        );
-    }
-    let _ = writeln!(
-        out,
-        "# HELP wsctx_connections_closed_total Sockets the server closed, by error code.\n\
-         # TYPE wsctx_connections_closed_total counter"
-    );
-    for code in ErrorCode::ALL {
-        let closed = m.closed(code);
-        let _ = writeln!(
-            out,
-            "wsctx_connections_closed_total{{code=\"{code}\"}} {closed}"
-        );
-    }
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out).into_response()
+    let text = state.prometheus.render();
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
 }
 
 /// Serves `app` on `listener` (with a header-read timeout and a cap on connections that

@@ -13,7 +13,8 @@
 //! - `POST /runs` (bearer token): a simulated agent run on a child context of the user's
 //!   request; over a few seconds it reports `agent_started`, `agent_thinking`,
 //!   `tool_executing`, `tool_completed` and `agent_completed` to every tab of that user.
-//! - `GET /healthz`, `GET /metrics` (Prometheus text; no user ids).
+//! - `GET /healthz`, `GET /metrics` (Prometheus text from `metrics-exporter-prometheus`: the
+//!   names of `wsctx::metrics::Metric`; labels are error codes, never user ids).
 //! - `POST /demo/token` (**demo only**): a fresh token for the user of the bearer token
 //!   presented, so that the page can show a live refresh; a real deployment gets fresh
 //!   tokens from its identity provider.

@@ -1,5 +1,6 @@
 //! [`Global`]: the state every shard of one factory shares (the limits, the global slot
-//! count, the draining flag, the idle clock, the replay byte budget).
+//! count, the draining flag, the idle clock, the replay byte budget, the handles on the
+//! `metrics` facade).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -11,6 +12,7 @@ use tokio::time::Instant;
 
 use crate::close::CloseFrame;
 use crate::factory::limits::Limits;
+use crate::factory::metrics::Report;
 use crate::factory::replay::ReplayPool;
 use crate::rejection::{CloseStyle, ErrorCode, Rejection};
 
@@ -32,10 +34,14 @@ pub(super) struct Global {
     epoch: Instant,
     /// The byte budget all replay rings share.
     replay: Arc<ReplayPool>,
+    /// The factory's handles on the `metrics` facade.
+    report: Arc<Report>,
 }
 
 impl Global {
+    /// Takes the factory's metric handles from the recorder in force.
     pub(super) fn new(limits: Limits, style: CloseStyle) -> Self {
+        let report = Arc::new(Report::register());
         Self {
             limits,
             style,
@@ -43,7 +49,12 @@ impl Global {
             draining: AtomicBool::new(false),
             shutdown: Notify::new(),
             epoch: Instant::now(),
-            replay: Arc::new(ReplayPool::new(limits.replay)),
+            replay: Arc::new(ReplayPool::new(
+                limits.replay,
+                report.rings.clone(),
+                report.replay_bytes.clone(),
+            )),
+            report,
         }
     }
 
@@ -53,6 +64,11 @@ impl Global {
 
     pub(super) fn style(&self) -> CloseStyle {
         self.style
+    }
+
+    /// The factory's handles on the `metrics` facade.
+    pub(super) fn report(&self) -> &Arc<Report> {
+        &self.report
     }
 
     /// What every replay ring of this factory shares.
@@ -74,17 +90,23 @@ impl Global {
     /// admitting shard's write lock, after the per-user checks passed.
     pub(super) fn take_slot(&self) -> bool {
         let limit = self.limits.global;
-        self.active
+        let taken = self
+            .active
             .0
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |active| {
                 (active < limit).then_some(active + 1)
             })
-            .is_ok()
+            .is_ok();
+        if taken {
+            self.report.active.up(1);
+        }
+        taken
     }
 
     /// Gives back a slot taken by [`take_slot`](Self::take_slot).
     pub(super) fn free_slot(&self) {
         self.active.0.fetch_sub(1, Ordering::AcqRel);
+        self.report.active.down(1);
     }
 
     pub(super) fn active(&self) -> usize {

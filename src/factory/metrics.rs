@@ -1,8 +1,11 @@
 //! Counters, kept per shard so that two users on two shards never share a cache line,
-//! and [`MetricsSnapshot`], their sum.
+//! and [`MetricsSnapshot`], their sum; and [`Report`], the factory's handles on the
+//! `metrics` facade (nothing without the feature), which every counter bump also moves.
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use crate::metrics::{ByCode, Count, Level, Metric, describe};
 use crate::rejection::ErrorCode;
 
 /// A counter of one shard, other than the refused admissions (which are counted per
@@ -30,18 +33,105 @@ pub(super) enum Counter {
     RingsFreed,
 }
 
-/// The counters of one shard. Each is bumped by the transition it counts.
-#[derive(Debug, Default)]
+impl Counter {
+    const COUNT: usize = Self::RingsFreed as usize + 1;
+
+    const ALL: [Self; Self::COUNT] = [
+        Self::Admitted,
+        Self::Freed,
+        Self::Delivered,
+        Self::Dropped,
+        Self::Discarded,
+        Self::SlowConsumers,
+        Self::IdleTimeouts,
+        Self::Disconnected,
+        Self::ClosedByShutdown,
+        Self::Emitted,
+        Self::Replayed,
+        Self::Resumed,
+        Self::ResumeGaps,
+        Self::RingsCreated,
+        Self::RingsFreed,
+    ];
+
+    /// The series of the facade this counter moves. The factory's own closes are the
+    /// closes of their code; the rings are counted by the replay rings themselves (a
+    /// gauge, see [`Report::rings`]).
+    fn series(self, closed: &ByCode) -> Count {
+        let metric = match self {
+            Self::Admitted => Metric::ConnectionsAdmitted,
+            Self::Freed => Metric::ConnectionsFreed,
+            Self::Delivered => Metric::MessagesDelivered,
+            Self::Dropped => Metric::MessagesDropped,
+            Self::Discarded => Metric::MessagesDiscarded,
+            Self::Disconnected => Metric::ConnectionsDisconnected,
+            Self::Emitted => Metric::EventsEmitted,
+            Self::Replayed => Metric::EventsReplayed,
+            Self::Resumed => Metric::Resumes,
+            Self::ResumeGaps => Metric::ResumeGaps,
+            Self::SlowConsumers => return closed.get(ErrorCode::SlowConsumer).clone(),
+            Self::IdleTimeouts => return closed.get(ErrorCode::IdleTimeout).clone(),
+            Self::ClosedByShutdown => return closed.get(ErrorCode::ShuttingDown).clone(),
+            Self::RingsCreated | Self::RingsFreed => return Count::none(),
+        };
+        Count::register(metric)
+    }
+}
+
+/// One factory's handles on the `metrics` facade, taken from the recorder in force when
+/// the factory is created. Zero-sized without the `metrics` feature.
+pub(super) struct Report {
+    counts: [Count; Counter::COUNT],
+    rejected: ByCode,
+    closed: ByCode,
+    /// Moved with the global slot count.
+    pub(super) active: Level,
+    /// Moved by each replay ring's creation and drop.
+    pub(super) rings: Level,
+    /// Moved with the replay byte budget.
+    pub(super) replay_bytes: Level,
+}
+
+impl Report {
+    /// Describes every metric to the recorder in force and takes the factory's handles
+    /// from it.
+    pub(super) fn register() -> Self {
+        describe();
+        let closed = ByCode::register(Metric::ConnectionsClosed);
+        Self {
+            counts: Counter::ALL.map(|counter| counter.series(&closed)),
+            rejected: ByCode::register(Metric::AdmissionRejections),
+            closed,
+            active: Level::register(Metric::ConnectionsActive),
+            rings: Level::register(Metric::ReplayRings),
+            replay_bytes: Level::register(Metric::ReplayBytes),
+        }
+    }
+}
+
+/// The counters of one shard. Each is bumped by the transition it counts, which also
+/// moves the counter's series on the factory's [`Report`].
 pub(super) struct Counters {
-    counts: [AtomicU64; 15],
+    counts: [AtomicU64; Counter::COUNT],
     rejected: [AtomicU64; ErrorCode::COUNT],
     closed_with: [AtomicU64; ErrorCode::COUNT],
+    report: Arc<Report>,
 }
 
 impl Counters {
+    pub(super) fn new(report: Arc<Report>) -> Self {
+        Self {
+            counts: Default::default(),
+            rejected: Default::default(),
+            closed_with: Default::default(),
+            report,
+        }
+    }
+
     /// Adds `n` to `counter`; a no-op for 0, so hot paths skip the atomic.
     pub(super) fn add(&self, counter: Counter, n: usize) {
         add(&self.counts[counter as usize], n);
+        self.report.counts[counter as usize].add(n);
     }
 
     /// The value of `counter` now.
@@ -52,11 +142,13 @@ impl Counters {
     /// Counts an admission refused with `code`.
     pub(super) fn rejected(&self, code: ErrorCode) {
         add(&self.rejected[code.index()], 1);
+        self.report.rejected.add(code);
     }
 
     /// Counts a socket closed with a rejection of `code`.
     pub(super) fn closed_with(&self, code: ErrorCode) {
         add(&self.closed_with[code.index()], 1);
+        self.report.closed.add(code);
     }
 
     /// Adds this shard's counters into `total`.
@@ -113,7 +205,9 @@ fn add(counter: &AtomicU64, n: usize) {
 ///
 /// Each counter is read on its own, so a snapshot taken while sockets come and go may
 /// be off by the transitions in flight; once they settle, `active == admitted - freed`.
-/// No counter is labelled with a user or client id.
+/// No counter is labelled with a user or client id. With the `metrics` feature each
+/// counter and gauge is also reported through the `metrics` crate's facade, under the
+/// names of `wsctx::metrics::Metric`, whose table names the field each one mirrors.
 ///
 /// # Examples
 ///

@@ -90,6 +90,11 @@ struct Shared {
 ///
 /// User ids appear in no log line, metric or `Debug` output of the factory.
 ///
+/// [`metrics`](Self::metrics) reads the counters at any time. With the `metrics`
+/// feature, every transition also reports through the `metrics` crate's facade (the
+/// names are in `wsctx::metrics::Metric`), to the recorder that was in force when the
+/// factory was created: install the recorder first.
+///
 /// An admitted socket costs the factory about 430 bytes (its context included) plus
 /// its queued frames; admission and release take one shard lock and one global atomic
 /// counter, fan-out one shard read lock and one short lock per receiving socket. See
@@ -141,6 +146,10 @@ impl ManagerFactory {
     /// A factory enforcing `limits`, rendering the closes it sends (SLOW_CONSUMER,
     /// IDLE_TIMEOUT, SHUTTING_DOWN) in `style`: [`CloseStyle::Opaque`] sends 1008 for
     /// IDLE_TIMEOUT's 4408.
+    ///
+    /// With the `metrics` feature, this is when the factory describes its metrics to the
+    /// recorder in force (the global one, or a local one set by
+    /// `metrics::with_local_recorder`) and takes its handles from it.
     ///
     /// # Examples
     ///

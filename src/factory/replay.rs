@@ -28,6 +28,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use tokio::time::Instant;
 
 use crate::factory::limits::ReplayLimits;
+use crate::metrics::Level;
 use crate::resume::ResumePoint;
 
 /// What each held event costs beyond its frame's bytes: the queue slot, the shared
@@ -53,19 +54,33 @@ pub(super) fn random_epoch() -> u64 {
     high ^ low
 }
 
-/// What every ring of one factory shares: the limits and the bytes held in all.
+/// What every ring of one factory shares: the limits, the bytes held in all, and the
+/// gauges of the `metrics` facade that follow the rings and the bytes.
 pub(super) struct ReplayPool {
     limits: ReplayLimits,
     /// Bytes held by all rings; never above `limits.bytes_total`.
     held: AtomicUsize,
+    /// Moved by each ring's creation and drop.
+    rings: Level,
+    /// Moved with `held`.
+    bytes: Level,
 }
 
 impl ReplayPool {
-    pub(super) fn new(limits: ReplayLimits) -> Self {
+    /// A pool whose rings and bytes move the gauges `rings` and `bytes`.
+    pub(super) fn new(limits: ReplayLimits, rings: Level, bytes: Level) -> Self {
         Self {
             limits,
             held: AtomicUsize::new(0),
+            rings,
+            bytes,
         }
+    }
+
+    /// A pool that reports to no recorder.
+    #[cfg(test)]
+    pub(super) fn unreported(limits: ReplayLimits) -> Self {
+        Self::new(limits, Level::none(), Level::none())
     }
 
     /// Bytes held by all rings now (the gauge of the metrics).
@@ -76,17 +91,23 @@ impl ReplayPool {
     /// Takes `bytes` from the budget if they fit under the total.
     fn try_reserve(&self, bytes: usize) -> bool {
         let total = self.limits.bytes_total;
-        self.held
+        let reserved = self
+            .held
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |held| {
                 held.checked_add(bytes).filter(|sum| *sum <= total)
             })
-            .is_ok()
+            .is_ok();
+        if reserved {
+            self.bytes.up(bytes);
+        }
+        reserved
     }
 
     /// Gives back bytes taken by [`try_reserve`](Self::try_reserve).
     fn release(&self, bytes: usize) {
         if bytes > 0 {
             self.held.fetch_sub(bytes, Ordering::AcqRel);
+            self.bytes.down(bytes);
         }
     }
 }
@@ -153,6 +174,7 @@ pub(super) struct ReplayRing {
 impl ReplayRing {
     /// An empty ring in `epoch` (use [`random_epoch`]), with a socket attached.
     pub(super) fn new(pool: Arc<ReplayPool>, epoch: u64) -> Self {
+        pool.rings.up(1);
         Self {
             pool,
             epoch,
@@ -342,6 +364,7 @@ impl ReplayRing {
 impl Drop for ReplayRing {
     fn drop(&mut self) {
         self.pool.release(self.bytes);
+        self.pool.rings.down(1);
     }
 }
 

@@ -157,7 +157,7 @@ impl Shard {
     pub(super) fn new(global: Arc<Global>) -> Self {
         Self {
             users: RwLock::default(),
-            counters: Counters::default(),
+            counters: Counters::new(Arc::clone(global.report())),
             global,
         }
     }

@@ -21,7 +21,7 @@ if [[ -z "$CHROMIUM" ]]; then
   exit 1
 fi
 
-cargo build --quiet --example server --features axum,jwt
+cargo build --quiet --example server --features axum,jwt,metrics
 SERVER="${CARGO_TARGET_DIR:-target}/debug/examples/server"
 
 WORK="$(mktemp -d)"

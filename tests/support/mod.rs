@@ -4,5 +4,7 @@
 
 pub(crate) mod contexts;
 pub(crate) mod jwt;
+#[cfg(feature = "metrics")]
+pub(crate) mod metrics;
 pub(crate) mod raw;
 pub(crate) mod verifiers;

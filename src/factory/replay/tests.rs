@@ -22,7 +22,7 @@ fn limits(events: usize, window: Duration, per_user: usize, total: usize) -> Rep
 }
 
 fn ring(limits: ReplayLimits) -> ReplayRing {
-    ReplayRing::new(Arc::new(ReplayPool::new(limits)), 0xfeed)
+    ReplayRing::new(Arc::new(ReplayPool::unreported(limits)), 0xfeed)
 }
 
 /// A frame that names its position, padded to `len` bytes (at least the name).
@@ -191,7 +191,7 @@ fn limits_of_zero_keep_nothing_but_still_number_events() {
 fn the_shared_total_is_never_exceeded_and_one_user_never_evicts_another() {
     let t0 = Instant::now();
     let cost = 100 + EVENT_OVERHEAD_BYTES;
-    let pool = Arc::new(ReplayPool::new(limits(
+    let pool = Arc::new(ReplayPool::unreported(limits(
         100,
         60 * SECOND,
         10 * cost,
@@ -410,7 +410,7 @@ fn back_from(newest: u64, back: i64) -> Option<u64> {
 /// whatever the shared total did. With `exact`, the total is out of reach and every
 /// resume must match the model exactly.
 fn run(limits: ReplayLimits, users: usize, ops: &[Op], exact: bool) -> Result<(), TestCaseError> {
-    let pool = Arc::new(ReplayPool::new(limits));
+    let pool = Arc::new(ReplayPool::unreported(limits));
     let mut rings: Vec<ReplayRing> = (0..users)
         .map(|i| ReplayRing::new(Arc::clone(&pool), 0x1000 + i as u64))
         .collect();
