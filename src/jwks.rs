@@ -525,14 +525,7 @@ pub struct JwksBuilder {
     timing: Timing,
 }
 
-impl fmt::Debug for JwksBuilder {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("JwksBuilder")
-            .field("rules", &self.rules)
-            .field("timing", &self.timing)
-            .finish_non_exhaustive()
-    }
-}
+debug_fields!(JwksBuilder { rules, timing, .. });
 
 impl JwksBuilder {
     crate::jwt::claim_rule_setters! {

@@ -456,14 +456,7 @@ pub struct JwtVerifier {
     rules: ClaimRules,
 }
 
-impl fmt::Debug for JwtVerifier {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("JwtVerifier")
-            .field("key", &self.key)
-            .field("rules", &self.rules)
-            .finish()
-    }
-}
+debug_fields!(JwtVerifier { key, rules });
 
 impl JwtVerifier {
     fn with_key(key: Key) -> Self {

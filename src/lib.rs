@@ -148,6 +148,27 @@ macro_rules! impl_str_parse {
     };
 }
 
+/// `Debug` for `$name` that shows only the listed fields, as `$name { field: .. }`; a
+/// trailing `..` ends it with `finish_non_exhaustive` (the output says fields were left
+/// out). For types whose other fields hold secrets, handles or derived state.
+macro_rules! debug_fields {
+    ($name:ident $(<$($param:ident),+>)? { $($field:ident),+ }) => {
+        debug_fields!(@impl $name $(<$($param),+>)? { $($field),+ } finish);
+    };
+    ($name:ident $(<$($param:ident),+>)? { $($field:ident),+, .. }) => {
+        debug_fields!(@impl $name $(<$($param),+>)? { $($field),+ } finish_non_exhaustive);
+    };
+    (@impl $name:ident $(<$($param:ident),+>)? { $($field:ident),+ } $finish:ident) => {
+        impl $(<$($param),+>)? ::core::fmt::Debug for $name $(<$($param),+>)? {
+            fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
+                f.debug_struct(stringify!($name))
+                    $(.field(stringify!($field), &self.$field))+
+                    .$finish()
+            }
+        }
+    };
+}
+
 mod auth;
 #[cfg(feature = "axum")]
 pub mod axum;

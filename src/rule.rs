@@ -7,7 +7,6 @@
 //! for a run of more than four combining marks).
 
 use std::borrow::Cow;
-use std::fmt;
 
 use icu_properties::props::{
     DefaultIgnorableCodePoint, GeneralCategory, GeneralCategoryGroup, NoncharacterCodePoint,
@@ -328,15 +327,12 @@ impl Default for Policy {
     }
 }
 
-impl fmt::Debug for Policy {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        // `ascii` is derived from the two lists: nothing to show.
-        f.debug_struct("Policy")
-            .field("words", &self.words)
-            .field("prefixes", &self.prefixes)
-            .finish_non_exhaustive()
-    }
-}
+// `ascii` is derived from the two lists: nothing to show.
+debug_fields!(Policy {
+    words,
+    prefixes,
+    ..
+});
 
 impl Policy {
     /// A policy that refuses no placeholder at all: only the structural rule applies.

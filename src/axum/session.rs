@@ -88,14 +88,11 @@ impl Admission {
     }
 }
 
-impl fmt::Debug for Admission {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Admission")
-            .field("manager", &self.manager)
-            .field("expires_at", &self.expires_at)
-            .finish_non_exhaustive()
-    }
-}
+debug_fields!(Admission {
+    manager,
+    expires_at,
+    ..
+});
 
 /// One admitted socket, as a [`MessageHandler`] sees it: the [`IsolatedManager`] (which
 /// sends only to the sockets of its own user), a reply channel to this socket alone, and

@@ -672,15 +672,12 @@ impl ClusterConfigBuilder {
     }
 }
 
-impl fmt::Debug for ClusterConfigBuilder {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ClusterConfigBuilder")
-            .field("prefix", &self.prefix)
-            .field("node_id", &self.node_id)
-            .field("lease_ttl", &self.lease_ttl)
-            .finish_non_exhaustive()
-    }
-}
+debug_fields!(ClusterConfigBuilder {
+    prefix,
+    node_id,
+    lease_ttl,
+    ..
+});
 
 /// Parses a URL, speaking RESP3 (pub/sub messages arrive as pushes on the same
 /// reconnecting connection).
