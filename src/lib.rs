@@ -169,6 +169,22 @@ macro_rules! debug_fields {
     };
 }
 
+/// Builder setters that store their argument, each with its own docs and attributes:
+/// `name(arg: Type) => field.path;` stores `arg` as it is, and
+/// `name(arg: Type) => field.path = expression;` stores the expression (say `Some(arg)`).
+#[cfg(any(feature = "http", feature = "jwt", feature = "redis"))]
+macro_rules! builder_setters {
+    ($($(#[$attr:meta])* $name:ident($arg:ident: $ty:ty) => $($field:ident).+ $(= $value:expr)?;)+) => {$(
+        $(#[$attr])*
+        pub fn $name(mut self, $arg: $ty) -> Self {
+            self.$($field).+ = builder_setters!(@value $arg $(, $value)?);
+            self
+        }
+    )+};
+    (@value $arg:ident) => { $arg };
+    (@value $arg:ident, $value:expr) => { $value };
+}
+
 mod auth;
 #[cfg(feature = "axum")]
 pub mod axum;
