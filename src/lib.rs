@@ -185,6 +185,35 @@ macro_rules! builder_setters {
     (@value $arg:ident, $value:expr) => { $value };
 }
 
+/// The accessors of an enum generated from a table with one `SPECS` row per variant:
+/// `index()` (the variant's position in `ALL`) with the docs after `index:`, a private
+/// `spec()` (its row), and `name -> Type = column;`, a `pub const fn` reading one column
+/// of the row, with its own docs.
+macro_rules! spec_accessors {
+    (
+        $(#[$index_attr:meta])* index;
+        $($(#[$attr:meta])* $name:ident -> $ty:ty = $column:ident;)+
+    ) => {
+        $(#[$index_attr])*
+        #[must_use]
+        pub const fn index(self) -> usize {
+            self as usize
+        }
+
+        const fn spec(self) -> &'static Spec {
+            &Self::SPECS[self.index()]
+        }
+
+        $(
+            $(#[$attr])*
+            #[must_use]
+            pub const fn $name(self) -> $ty {
+                self.spec().$column
+            }
+        )+
+    };
+}
+
 mod auth;
 #[cfg(feature = "axum")]
 pub mod axum;

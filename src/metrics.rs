@@ -236,78 +236,61 @@ metric_table! {
 }
 
 impl Metric {
-    /// This metric's position in [`ALL`](Self::ALL).
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// assert_eq!(wsctx::metrics::Metric::ConnectionsAdmitted.index(), 0);
-    /// ```
-    #[must_use]
-    pub const fn index(self) -> usize {
-        self as usize
-    }
+    spec_accessors! {
+        /// This metric's position in [`ALL`](Self::ALL).
+        ///
+        /// # Examples
+        ///
+        /// ```
+        /// assert_eq!(wsctx::metrics::Metric::ConnectionsAdmitted.index(), 0);
+        /// ```
+        index;
 
-    const fn spec(self) -> &'static Spec {
-        &Self::SPECS[self.index()]
-    }
+        /// The name the recorder sees, e.g. `"wsctx_connections_closed_total"`.
+        ///
+        /// # Examples
+        ///
+        /// ```
+        /// use wsctx::metrics::Metric;
+        ///
+        /// assert_eq!(Metric::AdmissionRejections.name(), "wsctx_admission_rejections_total");
+        /// ```
+        name -> &'static str = name;
 
-    /// The name the recorder sees, e.g. `"wsctx_connections_closed_total"`.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use wsctx::metrics::Metric;
-    ///
-    /// assert_eq!(Metric::AdmissionRejections.name(), "wsctx_admission_rejections_total");
-    /// ```
-    #[must_use]
-    pub const fn name(self) -> &'static str {
-        self.spec().name
-    }
+        /// Counter or gauge.
+        ///
+        /// # Examples
+        ///
+        /// ```
+        /// use wsctx::metrics::{Metric, MetricKind};
+        ///
+        /// assert_eq!(Metric::MessagesDelivered.kind(), MetricKind::Counter);
+        /// ```
+        kind -> MetricKind = kind;
 
-    /// Counter or gauge.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use wsctx::metrics::{Metric, MetricKind};
-    ///
-    /// assert_eq!(Metric::MessagesDelivered.kind(), MetricKind::Counter);
-    /// ```
-    #[must_use]
-    pub const fn kind(self) -> MetricKind {
-        self.spec().kind
-    }
+        /// The name of its one label (`"code"`: an [`ErrorCode`] wire name), or `None` for
+        /// an unlabelled metric.
+        ///
+        /// # Examples
+        ///
+        /// ```
+        /// use wsctx::metrics::Metric;
+        ///
+        /// assert_eq!(Metric::HandshakeRejections.label(), Some("code"));
+        /// assert_eq!(Metric::ReplayRings.label(), None);
+        /// ```
+        label -> Option<&'static str> = label;
 
-    /// The name of its one label (`"code"`: an [`ErrorCode`] wire name), or `None` for
-    /// an unlabelled metric.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use wsctx::metrics::Metric;
-    ///
-    /// assert_eq!(Metric::HandshakeRejections.label(), Some("code"));
-    /// assert_eq!(Metric::ReplayRings.label(), None);
-    /// ```
-    #[must_use]
-    pub const fn label(self) -> Option<&'static str> {
-        self.spec().label
-    }
-
-    /// The help text the recorder is given (one sentence, no value in it).
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use wsctx::metrics::Metric;
-    ///
-    /// assert_eq!(Metric::ConnectionsActive.help(), "Sockets holding an admission slot now.");
-    /// ```
-    #[must_use]
-    pub const fn help(self) -> &'static str {
-        self.spec().help
+        /// The help text the recorder is given (one sentence, no value in it).
+        ///
+        /// # Examples
+        ///
+        /// ```
+        /// use wsctx::metrics::Metric;
+        ///
+        /// assert_eq!(Metric::ConnectionsActive.help(), "Sockets holding an admission slot now.");
+        /// ```
+        help -> &'static str = help;
     }
 }
 
@@ -315,6 +298,35 @@ impl Metric {
 // from the recorder in force when it is registered; without it, each is a zero-sized
 // value whose methods do nothing, so the transitions that call them compile to what
 // they were before.
+
+/// A handle type's value: with the feature, `$ty { handle: $handle }` (`$handle` takes a
+/// `metrics` handle from the recorder in force); without it, the empty `$ty`, with the
+/// arguments `$unused` marked used.
+macro_rules! shim {
+    ($ty:ident, $handle:expr, $unused:expr) => {{
+        #[cfg(feature = "metrics")]
+        let value = $ty { handle: $handle };
+        #[cfg(not(feature = "metrics"))]
+        let value = {
+            let _ = $unused;
+            $ty {}
+        };
+        value
+    }};
+}
+
+/// Moves `$handle_of.handle` by `$n` with `$method($arg)`, and only for a step above 0;
+/// without the feature, nothing (the arguments marked used).
+macro_rules! step {
+    ($handle_of:ident, $n:ident, $method:ident($arg:expr)) => {
+        #[cfg(feature = "metrics")]
+        if $n > 0 {
+            $handle_of.handle.$method($arg);
+        }
+        #[cfg(not(feature = "metrics"))]
+        let _ = ($handle_of, $n);
+    };
+}
 
 /// Describes every metric (help text and unit) to the recorder in force.
 pub(crate) fn describe() {
@@ -338,16 +350,7 @@ pub(crate) struct Count {
 impl Count {
     /// The unlabelled counter `metric`, from the recorder in force.
     pub(crate) fn register(metric: Metric) -> Self {
-        #[cfg(feature = "metrics")]
-        let count = Self {
-            handle: ::metrics::counter!(metric.name()),
-        };
-        #[cfg(not(feature = "metrics"))]
-        let count = {
-            let _ = metric;
-            Self {}
-        };
-        count
+        shim!(Self, ::metrics::counter!(metric.name()), metric)
     }
 
     /// A counter that goes nowhere.
@@ -360,12 +363,7 @@ impl Count {
 
     /// Adds `n`; a no-op for 0.
     pub(crate) fn add(&self, n: usize) {
-        #[cfg(feature = "metrics")]
-        if n > 0 {
-            self.handle.increment(u64::try_from(n).unwrap_or(u64::MAX));
-        }
-        #[cfg(not(feature = "metrics"))]
-        let _ = (self, n);
+        step!(self, n, increment(u64::try_from(n).unwrap_or(u64::MAX)));
     }
 }
 
@@ -379,16 +377,11 @@ impl ByCode {
     pub(crate) fn register(metric: Metric) -> Self {
         Self {
             counts: ErrorCode::ALL.map(|code| {
-                #[cfg(feature = "metrics")]
-                let count = Count {
-                    handle: ::metrics::counter!(metric.name(), "code" => code.as_str()),
-                };
-                #[cfg(not(feature = "metrics"))]
-                let count = {
-                    let _ = (metric, code);
-                    Count {}
-                };
-                count
+                shim!(
+                    Count,
+                    ::metrics::counter!(metric.name(), "code" => code.as_str()),
+                    (metric, code)
+                )
             }),
         }
     }
@@ -414,16 +407,7 @@ pub(crate) struct Level {
 impl Level {
     /// The unlabelled gauge `metric`, from the recorder in force.
     pub(crate) fn register(metric: Metric) -> Self {
-        #[cfg(feature = "metrics")]
-        let level = Self {
-            handle: ::metrics::gauge!(metric.name()),
-        };
-        #[cfg(not(feature = "metrics"))]
-        let level = {
-            let _ = metric;
-            Self {}
-        };
-        level
+        shim!(Self, ::metrics::gauge!(metric.name()), metric)
     }
 
     /// A gauge that goes nowhere.
@@ -437,22 +421,12 @@ impl Level {
 
     /// Raises the gauge by `n`; a no-op for 0.
     pub(crate) fn up(&self, n: usize) {
-        #[cfg(feature = "metrics")]
-        if n > 0 {
-            self.handle.increment(as_f64(n));
-        }
-        #[cfg(not(feature = "metrics"))]
-        let _ = (self, n);
+        step!(self, n, increment(as_f64(n)));
     }
 
     /// Lowers the gauge by `n`; a no-op for 0.
     pub(crate) fn down(&self, n: usize) {
-        #[cfg(feature = "metrics")]
-        if n > 0 {
-            self.handle.decrement(as_f64(n));
-        }
-        #[cfg(not(feature = "metrics"))]
-        let _ = (self, n);
+        step!(self, n, decrement(as_f64(n)));
     }
 }
 

@@ -181,58 +181,32 @@ rejection_table! {
 }
 
 impl ErrorCode {
-    /// This code's position in [`ALL`](Self::ALL), for per-code arrays of counters.
-    #[must_use]
-    pub const fn index(self) -> usize {
-        self as usize
-    }
+    spec_accessors! {
+        /// This code's position in [`ALL`](Self::ALL), for per-code arrays of counters.
+        index;
 
-    const fn spec(self) -> &'static Spec {
-        &Self::SPECS[self.index()]
-    }
+        /// The code's wire name, e.g. `"TOKEN_EXPIRED"`.
+        as_str -> &'static str = name;
 
-    /// The code's wire name, e.g. `"TOKEN_EXPIRED"`.
-    #[must_use]
-    pub const fn as_str(self) -> &'static str {
-        self.spec().name
-    }
+        /// The short lowercase token used as the close reason, e.g. `"token_expired"`.
+        reason -> &'static str = reason;
 
-    /// The short lowercase token used as the close reason, e.g. `"token_expired"`.
-    #[must_use]
-    pub const fn reason(self) -> &'static str {
-        self.spec().reason
-    }
+        /// A fixed, lowercase, human-readable message that contains no client input.
+        message -> &'static str = message;
 
-    /// A fixed, lowercase, human-readable message that contains no client input.
-    #[must_use]
-    pub const fn message(self) -> &'static str {
-        self.spec().message
-    }
+        /// The HTTP status when rejected before the upgrade; `None` for failures that can
+        /// only happen on a live socket.
+        http_status -> Option<u16> = http;
 
-    /// The HTTP status when rejected before the upgrade; `None` for failures that can
-    /// only happen on a live socket.
-    #[must_use]
-    pub const fn http_status(self) -> Option<u16> {
-        self.spec().http
-    }
+        /// The close code when rejected after the upgrade (detailed style).
+        close_code -> CloseCode = close;
 
-    /// The close code when rejected after the upgrade (detailed style).
-    #[must_use]
-    pub const fn close_code(self) -> CloseCode {
-        self.spec().close
-    }
+        /// What the client should do next.
+        retry -> Retry = retry;
 
-    /// What the client should do next.
-    #[must_use]
-    pub const fn retry(self) -> Retry {
-        self.spec().retry
-    }
-
-    /// Whether the client caused this failure. Only INTERNAL_ERROR, AUTH_UNAVAILABLE,
-    /// OVERLOADED and SHUTTING_DOWN are the server's side.
-    #[must_use]
-    pub const fn is_client_caused(self) -> bool {
-        self.spec().client_caused
+        /// Whether the client caused this failure. Only INTERNAL_ERROR, AUTH_UNAVAILABLE,
+        /// OVERLOADED and SHUTTING_DOWN are the server's side.
+        is_client_caused -> bool = client_caused;
     }
 }
 
