@@ -373,10 +373,7 @@ impl Policy {
     /// ```
     #[must_use]
     pub fn deny_word(mut self, word: impl Into<Cow<'static, str>>) -> Self {
-        let word = fold(word.into());
-        if !self.words.contains(&word) {
-            self.words.push(word);
-        }
+        add_folded(&mut self.words, word.into());
         self.reindexed()
     }
 
@@ -392,8 +389,7 @@ impl Policy {
     /// ```
     #[must_use]
     pub fn allow_word(mut self, word: &str) -> Self {
-        let word = fold(Cow::Borrowed(word));
-        self.words.retain(|w| *w != word);
+        remove_folded(&mut self.words, word);
         self.reindexed()
     }
 
@@ -411,10 +407,7 @@ impl Policy {
     /// ```
     #[must_use]
     pub fn deny_prefix(mut self, prefix: impl Into<Cow<'static, str>>) -> Self {
-        let prefix = fold(prefix.into());
-        if !self.prefixes.contains(&prefix) {
-            self.prefixes.push(prefix);
-        }
+        add_folded(&mut self.prefixes, prefix.into());
         self.reindexed()
     }
 
@@ -430,8 +423,7 @@ impl Policy {
     /// ```
     #[must_use]
     pub fn allow_prefix(mut self, prefix: &str) -> Self {
-        let prefix = fold(Cow::Borrowed(prefix));
-        self.prefixes.retain(|p| *p != prefix);
+        remove_folded(&mut self.prefixes, prefix);
         self.reindexed()
     }
 
@@ -556,6 +548,20 @@ fn fold(value: Cow<'_, str>) -> Cow<'_, str> {
         return value;
     }
     Cow::Owned(trimmed.nfc().flat_map(char::to_lowercase).collect())
+}
+
+/// Adds `entry` to a policy list (a word or a prefix), folded, unless it is there already.
+fn add_folded(list: &mut Vec<Cow<'static, str>>, entry: Cow<'static, str>) {
+    let entry = fold(entry);
+    if !list.contains(&entry) {
+        list.push(entry);
+    }
+}
+
+/// Removes `entry`, folded as [`add_folded`] folds it, from a policy list.
+fn remove_folded(list: &mut Vec<Cow<'static, str>>, entry: &str) {
+    let entry = fold(Cow::Borrowed(entry));
+    list.retain(|listed| *listed != entry);
 }
 
 #[cfg(test)]
