@@ -214,6 +214,40 @@ macro_rules! spec_accessors {
     };
 }
 
+/// The enum of a table with one row per variant: `$name`, with the attributes given (its
+/// documentation) and one documented variant per row; `COUNT`; `ALL`, in table order; and
+/// the private `SPECS`, each row's `Spec` as the caller builds it (read by
+/// `spec_accessors!`). `$plural`, `$one` and `$var` name a variant in the docs.
+macro_rules! spec_table {
+    (
+        $(#[$attr:meta])*
+        pub enum $name:ident($plural:literal, $one:literal, $var:ident) {
+            $($(#[$variant_attr:meta])* $variant:ident => $spec:expr,)+
+        }
+    ) => {
+        $(#[$attr])*
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        #[non_exhaustive]
+        pub enum $name {
+            $($(#[$variant_attr])* $variant,)+
+        }
+
+        impl $name {
+            #[doc = concat!("How many ", $plural, " there are.")]
+            pub const COUNT: usize = [$(stringify!($variant)),+].len();
+
+            #[doc = concat!(
+                "Every ", $one, ", in table order: `ALL[", stringify!($var), ".index()] == ",
+                stringify!($var), "`."
+            )]
+            pub const ALL: [Self; Self::COUNT] = [$(Self::$variant),+];
+
+            /// The rows, in table order.
+            const SPECS: [Spec; Self::COUNT] = [$($spec),+];
+        }
+    };
+}
+
 mod auth;
 #[cfg(feature = "axum")]
 pub mod axum;

@@ -139,55 +139,45 @@ macro_rules! metric_table {
     ($(
         $variant:ident { name: $name:literal, kind: $kind:ident, unit: $unit:ident, label: $label:tt, snapshot: $snapshot:tt, help: $help:literal }
     )*) => {
-        /// Every metric `wsctx` reports through the `metrics` facade: one row each of the
-        /// metric table, which decides its name, kind, unit, label and help text.
-        ///
-        /// | name | kind | label | `MetricsSnapshot` | help |
-        /// |---|---|---|---|---|
-        $(
-            #[doc = concat!(
-                "| `", $name, "` | ", stringify!($kind), " | ", doc_cell!(label $label),
-                " | ", doc_cell!(snapshot $snapshot), " | ", $help, " |"
-            )]
-        )*
-        ///
-        /// `closed(code)` includes `slow_consumers`, `idle_timeouts` and
-        /// `closed_by_shutdown` (codes SLOW_CONSUMER, IDLE_TIMEOUT, SHUTTING_DOWN).
-        ///
-        /// # Examples
-        ///
-        /// ```
-        /// use wsctx::metrics::Metric;
-        ///
-        /// assert_eq!(Metric::ConnectionsActive.name(), "wsctx_connections_active");
-        /// assert_eq!(Metric::ConnectionsClosed.label(), Some("code"));
-        /// assert_eq!(Metric::ALL[Metric::ReplayBytes.index()], Metric::ReplayBytes);
-        /// ```
-        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-        #[non_exhaustive]
-        pub enum Metric {
+        spec_table! {
+            /// Every metric `wsctx` reports through the `metrics` facade: one row each of the
+            /// metric table, which decides its name, kind, unit, label and help text.
+            ///
+            /// | name | kind | label | `MetricsSnapshot` | help |
+            /// |---|---|---|---|---|
             $(
-                #[doc = concat!("`", $name, "`: ", $help)]
-                $variant,
+                #[doc = concat!(
+                    "| `", $name, "` | ", stringify!($kind), " | ", doc_cell!(label $label),
+                    " | ", doc_cell!(snapshot $snapshot), " | ", $help, " |"
+                )]
             )*
+            ///
+            /// `closed(code)` includes `slow_consumers`, `idle_timeouts` and
+            /// `closed_by_shutdown` (codes SLOW_CONSUMER, IDLE_TIMEOUT, SHUTTING_DOWN).
+            ///
+            /// # Examples
+            ///
+            /// ```
+            /// use wsctx::metrics::Metric;
+            ///
+            /// assert_eq!(Metric::ConnectionsActive.name(), "wsctx_connections_active");
+            /// assert_eq!(Metric::ConnectionsClosed.label(), Some("code"));
+            /// assert_eq!(Metric::ALL[Metric::ReplayBytes.index()], Metric::ReplayBytes);
+            /// ```
+            pub enum Metric("metrics", "metric", metric) {
+                $(
+                    #[doc = concat!("`", $name, "`: ", $help)]
+                    $variant => Spec {
+                        name: $name,
+                        kind: MetricKind::$kind,
+                        label: label!($label),
+                        help: $help,
+                    },
+                )*
+            }
         }
 
         impl Metric {
-            /// How many metrics there are.
-            pub const COUNT: usize = [$(stringify!($variant)),*].len();
-
-            /// Every metric, in table order: `ALL[metric.index()] == metric`.
-            pub const ALL: [Self; Self::COUNT] = [$(Self::$variant),*];
-
-            const SPECS: [Spec; Self::COUNT] = [$(
-                Spec {
-                    name: $name,
-                    kind: MetricKind::$kind,
-                    label: label!($label),
-                    help: $help,
-                },
-            )*];
-
             /// The unit the recorder is told.
             ///
             /// # Examples
@@ -328,6 +318,36 @@ macro_rules! step {
     };
 }
 
+/// An unlabelled series type `$ty` over the `metrics` handle type `$handle`: `register`
+/// takes the series of a metric from the recorder in force with `$register!`, and `none`
+/// (under the attribute given last, if any) is one that goes nowhere.
+macro_rules! series {
+    ($(#[$attr:meta])* $ty:ident: $handle:ident, $register:ident! $(, #[$none_attr:meta])?) => {
+        $(#[$attr])*
+        #[derive(Clone)]
+        pub(crate) struct $ty {
+            #[cfg(feature = "metrics")]
+            handle: ::metrics::$handle,
+        }
+
+        impl $ty {
+            /// The unlabelled series `metric`, from the recorder in force.
+            pub(crate) fn register(metric: Metric) -> Self {
+                shim!(Self, ::metrics::$register!(metric.name()), metric)
+            }
+
+            /// A series that goes nowhere.
+            $(#[$none_attr])?
+            pub(crate) fn none() -> Self {
+                Self {
+                    #[cfg(feature = "metrics")]
+                    handle: ::metrics::$handle::noop(),
+                }
+            }
+        }
+    };
+}
+
 /// Describes every metric (help text and unit) to the recorder in force.
 pub(crate) fn describe() {
     #[cfg(feature = "metrics")]
@@ -340,27 +360,12 @@ pub(crate) fn describe() {
     }
 }
 
-/// One counter series.
-#[derive(Clone)]
-pub(crate) struct Count {
-    #[cfg(feature = "metrics")]
-    handle: ::metrics::Counter,
+series! {
+    /// One counter series.
+    Count: Counter, counter!
 }
 
 impl Count {
-    /// The unlabelled counter `metric`, from the recorder in force.
-    pub(crate) fn register(metric: Metric) -> Self {
-        shim!(Self, ::metrics::counter!(metric.name()), metric)
-    }
-
-    /// A counter that goes nowhere.
-    pub(crate) fn none() -> Self {
-        Self {
-            #[cfg(feature = "metrics")]
-            handle: ::metrics::Counter::noop(),
-        }
-    }
-
     /// Adds `n`; a no-op for 0.
     pub(crate) fn add(&self, n: usize) {
         step!(self, n, increment(u64::try_from(n).unwrap_or(u64::MAX)));
@@ -397,28 +402,12 @@ impl ByCode {
     }
 }
 
-/// One gauge series, moved by the transitions that change what it measures.
-#[derive(Clone)]
-pub(crate) struct Level {
-    #[cfg(feature = "metrics")]
-    handle: ::metrics::Gauge,
+series! {
+    /// One gauge series, moved by the transitions that change what it measures.
+    Level: Gauge, gauge!, #[cfg(test)]
 }
 
 impl Level {
-    /// The unlabelled gauge `metric`, from the recorder in force.
-    pub(crate) fn register(metric: Metric) -> Self {
-        shim!(Self, ::metrics::gauge!(metric.name()), metric)
-    }
-
-    /// A gauge that goes nowhere.
-    #[cfg(test)]
-    pub(crate) fn none() -> Self {
-        Self {
-            #[cfg(feature = "metrics")]
-            handle: ::metrics::Gauge::noop(),
-        }
-    }
-
     /// Raises the gauge by `n`; a no-op for 0.
     pub(crate) fn up(&self, n: usize) {
         step!(self, n, increment(as_f64(n)));

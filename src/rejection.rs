@@ -98,61 +98,48 @@ macro_rules! rejection_table {
     ($(
         $variant:ident { code: $name:literal, reason: $reason:literal, http: $http:tt, close: $close:literal, retry: $retry:ident, after: $after:tt, by: $by:ident, cause: $cause:literal, message: $message:literal }
     )*) => {
-        /// Every reason a connection can be refused or closed: one row each of the
-        /// rejection table, which decides every rendering.
-        ///
-        /// | error code | cause | HTTP | close | retry | `Retry-After` (s) |
-        /// |---|---|---|---|---|---|
-        $(
-            #[doc = concat!(
-                "| ", $name, " | ", $cause, " | ", cell!(doc $http), " | ", $close,
-                " | [`", stringify!($retry), "`](Retry::", stringify!($retry), ") | ",
-                cell!(doc $after), " |"
-            )]
-        )*
-        ///
-        /// 1011 is used only for INTERNAL_ERROR, and no client-caused failure closes with
-        /// 1000. [`CloseStyle::Opaque`] sends 1008 in place of every 44xx code.
-        ///
-        /// # Examples
-        ///
-        /// ```
-        /// use wsctx::{CloseCode, ErrorCode};
-        ///
-        /// assert_eq!(ErrorCode::ConnectionLimit.as_str(), "CONNECTION_LIMIT");
-        /// assert_eq!(ErrorCode::ConnectionLimit.http_status(), Some(429));
-        /// assert_eq!(ErrorCode::ConnectionLimit.close_code(), CloseCode::TOO_MANY_REQUESTS);
-        /// assert_eq!(ErrorCode::ALL[ErrorCode::Overloaded.index()], ErrorCode::Overloaded);
-        /// ```
-        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-        #[non_exhaustive]
-        pub enum ErrorCode {
+        spec_table! {
+            /// Every reason a connection can be refused or closed: one row each of the
+            /// rejection table, which decides every rendering.
+            ///
+            /// | error code | cause | HTTP | close | retry | `Retry-After` (s) |
+            /// |---|---|---|---|---|---|
             $(
-                #[doc = concat!("`", $name, "`: ", $cause, ".")]
-                $variant,
+                #[doc = concat!(
+                    "| ", $name, " | ", $cause, " | ", cell!(doc $http), " | ", $close,
+                    " | [`", stringify!($retry), "`](Retry::", stringify!($retry), ") | ",
+                    cell!(doc $after), " |"
+                )]
             )*
-        }
-
-        impl ErrorCode {
-            /// How many error codes there are.
-            pub const COUNT: usize = [$(stringify!($variant)),*].len();
-
-            /// Every error code, in table order: `ALL[code.index()] == code`.
-            pub const ALL: [Self; Self::COUNT] = [$(Self::$variant),*];
-
-            /// The rows, in table order.
-            const SPECS: [Spec; Self::COUNT] = [$(
-                Spec {
-                    name: $name,
-                    reason: $reason,
-                    message: $message,
-                    http: cell!(opt $http),
-                    close: table_close_code($close),
-                    retry: Retry::$retry,
-                    retry_after: cell!(secs $after),
-                    client_caused: cell!(by $by),
-                },
-            )*];
+            ///
+            /// 1011 is used only for INTERNAL_ERROR, and no client-caused failure closes with
+            /// 1000. [`CloseStyle::Opaque`] sends 1008 in place of every 44xx code.
+            ///
+            /// # Examples
+            ///
+            /// ```
+            /// use wsctx::{CloseCode, ErrorCode};
+            ///
+            /// assert_eq!(ErrorCode::ConnectionLimit.as_str(), "CONNECTION_LIMIT");
+            /// assert_eq!(ErrorCode::ConnectionLimit.http_status(), Some(429));
+            /// assert_eq!(ErrorCode::ConnectionLimit.close_code(), CloseCode::TOO_MANY_REQUESTS);
+            /// assert_eq!(ErrorCode::ALL[ErrorCode::Overloaded.index()], ErrorCode::Overloaded);
+            /// ```
+            pub enum ErrorCode("error codes", "error code", code) {
+                $(
+                    #[doc = concat!("`", $name, "`: ", $cause, ".")]
+                    $variant => Spec {
+                        name: $name,
+                        reason: $reason,
+                        message: $message,
+                        http: cell!(opt $http),
+                        close: table_close_code($close),
+                        retry: Retry::$retry,
+                        retry_after: cell!(secs $after),
+                        client_caused: cell!(by $by),
+                    },
+                )*
+            }
         }
     };
 }
