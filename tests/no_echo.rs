@@ -1,6 +1,8 @@
 //! No error, rejection or Debug output contains the rejected input, and no Debug output
 //! contains a user id.
 
+mod support;
+
 use wsctx::{Context, Policy, Rejection, SequenceGenerator, UserId};
 
 const MARKER: &str = "SeCrEtMaRkEr";
@@ -87,6 +89,7 @@ mod deserializers {
     use wsctx::state::{Raw, Validated};
     use wsctx::{Context, RequestId, RunId, ThreadId, UserId, WebSocketClientId};
 
+    use super::support::errors::reports;
     use super::{MARKER, assert_clean};
 
     const NUMBER: &str = "1234567";
@@ -196,10 +199,7 @@ mod deserializers {
             .validate(&Policy::default(), &SequenceGenerator::new())
             .unwrap_err();
         assert!(
-            error
-                .as_invalid()
-                .unwrap()
-                .contains(Field::Metadata, FieldErrorKind::WrongType),
+            reports(&error, Field::Metadata, FieldErrorKind::WrongType),
             "{error}"
         );
         clean("metadata validation", &error);
