@@ -15,6 +15,7 @@ use std::time::Duration;
 
 use metrics_util::debugging::DebuggingRecorder;
 use support::contexts::{bound, tabs};
+use support::full::{fill, tight_limits};
 use support::metrics::{Reader, Series, Values, assert_mirrors, every_series, series};
 use wsctx::metrics::{Metric, MetricKind};
 use wsctx::{CloseCode, CloseFrame, ErrorCode, Frame, Limits, ManagerFactory, Rejection, UserId};
@@ -150,13 +151,8 @@ fn admission_and_release_move_admitted_active_and_freed() {
 
 #[test]
 fn each_admission_refusal_moves_its_code_only() {
-    let w = Watched::new(Limits {
-        per_user: 1,
-        global: 2,
-        ..Limits::default()
-    });
-    let _a = w.factory.create(bound("user-a", "tab-1")).unwrap();
-    let _b = w.factory.create(bound("user-b", "tab-1")).unwrap();
+    let w = Watched::new(tight_limits());
+    let _held = fill(&w.factory);
     let refusals = [
         (ErrorCode::DuplicateClient, bound("user-a", "tab-1")),
         (ErrorCode::ConnectionLimit, bound("user-a", "tab-2")),

@@ -4,6 +4,7 @@
 
 pub(crate) mod contexts;
 pub(crate) mod errors;
+pub(crate) mod full;
 pub(crate) mod jwt;
 #[cfg(feature = "metrics")]
 pub(crate) mod metrics;
