@@ -266,38 +266,25 @@ fn to_json(ids: &Ids) -> String {
     .to_string()
 }
 
-fn garde_of(ids: &Ids) -> GardeIds {
-    let [user_id, thread_id, run_id, request_id, websocket_client_id] = ids.clone();
-    GardeIds {
-        user_id,
-        thread_id,
-        run_id,
-        request_id,
-        websocket_client_id,
-    }
+/// `fn $name(&Ids) -> $ty` for a struct with the five id fields, in field order.
+macro_rules! ids_into {
+    ($name:ident -> $ty:ident) => {
+        fn $name(ids: &Ids) -> $ty {
+            let [user_id, thread_id, run_id, request_id, websocket_client_id] = ids.clone();
+            $ty {
+                user_id,
+                thread_id,
+                run_id,
+                request_id,
+                websocket_client_id,
+            }
+        }
+    };
 }
 
-fn garde_tuned_of(ids: &Ids) -> GardeIdsTuned {
-    let [user_id, thread_id, run_id, request_id, websocket_client_id] = ids.clone();
-    GardeIdsTuned {
-        user_id,
-        thread_id,
-        run_id,
-        request_id,
-        websocket_client_id,
-    }
-}
-
-fn validator_of(ids: &Ids) -> ValidatorIds {
-    let [user_id, thread_id, run_id, request_id, websocket_client_id] = ids.clone();
-    ValidatorIds {
-        user_id,
-        thread_id,
-        run_id,
-        request_id,
-        websocket_client_id,
-    }
-}
+ids_into!(garde_of -> GardeIds);
+ids_into!(garde_tuned_of -> GardeIdsTuned);
+ids_into!(validator_of -> ValidatorIds);
 
 fn wsctx_raw(ids: Ids) -> Context<Raw> {
     let [user_id, thread_id, run_id, request_id, websocket_client_id] = ids;
@@ -335,6 +322,34 @@ fn sanity_check(policy: &Policy, ids: &dyn wsctx::IdGenerator) {
     );
 }
 
+/// Benches `.validate()` on a struct built from `$input` by `$of` in the untimed setup.
+macro_rules! bench_prepared {
+    ($group:ident, $input:ident, $label:literal => $of:ident) => {
+        $group.bench_function($label, |b| {
+            b.iter_batched(
+                || $of(&$input),
+                |ids| {
+                    let outcome = black_box(&ids).validate();
+                    (ids, outcome)
+                },
+                BatchSize::NumIterations(64),
+            );
+        });
+    };
+}
+
+/// Benches `serde_json::from_str::<$ty>` then `.validate()`, timed end to end.
+macro_rules! bench_from_json {
+    ($group:ident, $json:ident, $label:literal => $ty:ty) => {
+        $group.bench_function($label, |b| {
+            b.iter(|| {
+                let ids: $ty = serde_json::from_str(black_box(&$json)).expect("well-formed JSON");
+                ids.validate().map(|()| ids)
+            });
+        });
+    };
+}
+
 fn validate_only(c: &mut Criterion<Clock>) {
     use garde::Validate as _;
     use validator::Validate as _;
@@ -347,49 +362,13 @@ fn validate_only(c: &mut Criterion<Clock>) {
         group.bench_function("wsctx", |b| {
             b.iter_batched(
                 || input.clone(),
-                |[user_id, thread_id, run_id, request_id, websocket_client_id]| {
-                    Context::builder()
-                        .user_id(user_id)
-                        .thread_id(thread_id)
-                        .run_id(run_id)
-                        .request_id(request_id)
-                        .websocket_client_id(websocket_client_id)
-                        .build()
-                        .validate(black_box(&policy), &generator)
-                },
+                |ids| wsctx_raw(ids).validate(black_box(&policy), &generator),
                 BatchSize::NumIterations(64),
             );
         });
-        group.bench_function("garde", |b| {
-            b.iter_batched(
-                || garde_of(&input),
-                |ids| {
-                    let outcome = black_box(&ids).validate();
-                    (ids, outcome)
-                },
-                BatchSize::NumIterations(64),
-            );
-        });
-        group.bench_function("garde_tuned", |b| {
-            b.iter_batched(
-                || garde_tuned_of(&input),
-                |ids| {
-                    let outcome = black_box(&ids).validate();
-                    (ids, outcome)
-                },
-                BatchSize::NumIterations(64),
-            );
-        });
-        group.bench_function("validator", |b| {
-            b.iter_batched(
-                || validator_of(&input),
-                |ids| {
-                    let outcome = black_box(&ids).validate();
-                    (ids, outcome)
-                },
-                BatchSize::NumIterations(64),
-            );
-        });
+        bench_prepared!(group, input, "garde" => garde_of);
+        bench_prepared!(group, input, "garde_tuned" => garde_tuned_of);
+        bench_prepared!(group, input, "validator" => validator_of);
         group.finish();
     }
 }
@@ -410,27 +389,9 @@ fn json_to_validated(c: &mut Criterion<Clock>) {
                 raw.validate(&policy, &generator)
             });
         });
-        group.bench_function("garde", |b| {
-            b.iter(|| {
-                let ids: GardeIds =
-                    serde_json::from_str(black_box(&json)).expect("well-formed JSON");
-                ids.validate().map(|()| ids)
-            });
-        });
-        group.bench_function("garde_tuned", |b| {
-            b.iter(|| {
-                let ids: GardeIdsTuned =
-                    serde_json::from_str(black_box(&json)).expect("well-formed JSON");
-                ids.validate().map(|()| ids)
-            });
-        });
-        group.bench_function("validator", |b| {
-            b.iter(|| {
-                let ids: ValidatorIds =
-                    serde_json::from_str(black_box(&json)).expect("well-formed JSON");
-                ids.validate().map(|()| ids)
-            });
-        });
+        bench_from_json!(group, json, "garde" => GardeIds);
+        bench_from_json!(group, json, "garde_tuned" => GardeIdsTuned);
+        bench_from_json!(group, json, "validator" => ValidatorIds);
         group.finish();
     }
 }

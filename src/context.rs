@@ -480,42 +480,40 @@ impl TryFrom<Context<Raw>> for Context<Validated> {
     }
 }
 
+/// `#[must_use] pub fn $field(&self) -> &$ty`, a borrow of the field of the context's core.
+macro_rules! core_ref_accessors {
+    ($($(#[$doc:meta])* $field:ident: $ty:ty;)+) => {$(
+        $(#[$doc])*
+        #[must_use]
+        pub fn $field(&self) -> &$ty {
+            &self.core().$field
+        }
+    )+};
+}
+
 impl<S: Valid> Context<S> {
     fn core(&self) -> &Core {
         S::core(&self.repr)
     }
 
-    /// The user who owns this context. Never generated.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// # use wsctx::{Context, Policy, UuidGenerator};
-    /// let ctx = Context::builder().user_id(" u-1 ").build().validate(&Policy::default(), &UuidGenerator::new())?;
-    /// assert_eq!(ctx.user_id().as_str(), "u-1");
-    /// # Ok::<(), wsctx::ContextError>(())
-    /// ```
-    #[must_use]
-    pub fn user_id(&self) -> &UserId {
-        &self.core().user_id
-    }
-
-    /// The thread id, given or generated.
-    #[must_use]
-    pub fn thread_id(&self) -> &ThreadId {
-        &self.core().thread_id
-    }
-
-    /// The run id, given or generated.
-    #[must_use]
-    pub fn run_id(&self) -> &RunId {
-        &self.core().run_id
-    }
-
-    /// The request id, given or generated; new for every [`child`](Self::child).
-    #[must_use]
-    pub fn request_id(&self) -> &RequestId {
-        &self.core().request_id
+    core_ref_accessors! {
+        /// The user who owns this context. Never generated.
+        ///
+        /// # Examples
+        ///
+        /// ```
+        /// # use wsctx::{Context, Policy, UuidGenerator};
+        /// let ctx = Context::builder().user_id(" u-1 ").build().validate(&Policy::default(), &UuidGenerator::new())?;
+        /// assert_eq!(ctx.user_id().as_str(), "u-1");
+        /// # Ok::<(), wsctx::ContextError>(())
+        /// ```
+        user_id: UserId;
+        /// The thread id, given or generated.
+        thread_id: ThreadId;
+        /// The run id, given or generated.
+        run_id: RunId;
+        /// The request id, given or generated; new for every [`child`](Self::child).
+        request_id: RequestId;
     }
 
     /// The request id of the parent operation, for a [`child`](Self::child) context.
@@ -524,10 +522,9 @@ impl<S: Valid> Context<S> {
         self.core().parent_request_id.as_ref()
     }
 
-    /// The metadata.
-    #[must_use]
-    pub fn metadata(&self) -> &Metadata {
-        &self.core().metadata
+    core_ref_accessors! {
+        /// The metadata.
+        metadata: Metadata;
     }
 
     /// The operation depth, 0 to [`MAX_OPERATION_DEPTH`].

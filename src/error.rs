@@ -145,19 +145,19 @@ pub enum FieldErrorKind {
     #[error("has the wrong type")]
     WrongType,
     /// Nothing is left after trimming whitespace.
-    #[error("is empty")]
+    #[error("{}", IdError::Empty)]
     Empty,
     /// Longer than 256 bytes after trimming.
-    #[error("is longer than 256 bytes")]
+    #[error("{}", IdError::TooLong)]
     TooLong,
     /// Contains a control character.
-    #[error("contains a control character")]
+    #[error("{}", IdError::ControlCharacter)]
     ControlCharacter,
     /// Contains an invisible or ambiguous character (see [`IdError::InvisibleCharacter`]).
-    #[error("contains an invisible formatting character")]
+    #[error("{}", IdError::InvisibleCharacter)]
     InvisibleCharacter,
     /// Not in Unicode Normalization Form C (see [`IdError::NotNormalized`]).
-    #[error("is not in unicode normalization form c")]
+    #[error("{}", IdError::NotNormalized)]
     NotNormalized,
     /// Equal to a placeholder word of the [`Policy`](crate::Policy).
     #[error("is a placeholder value")]

@@ -15,7 +15,6 @@
 //! `data` is the caller's value. The user id is never part of the frame.
 
 use std::fmt;
-use std::str::FromStr;
 
 /// An event type is at most this many bytes of `[a-z0-9_.:-]`.
 pub const MAX_EVENT_TYPE_BYTES: usize = 64;
@@ -117,21 +116,7 @@ impl AsRef<str> for EventType {
     }
 }
 
-impl FromStr for EventType {
-    type Err = EventTypeError;
-
-    fn from_str(name: &str) -> Result<Self, Self::Err> {
-        Self::try_new(name)
-    }
-}
-
-impl TryFrom<&str> for EventType {
-    type Error = EventTypeError;
-
-    fn try_from(name: &str) -> Result<Self, Self::Error> {
-        Self::try_new(name)
-    }
-}
+impl_str_parse!(EventType, EventTypeError, try_new);
 
 impl TryFrom<String> for EventType {
     type Error = EventTypeError;

@@ -1235,67 +1235,84 @@ impl fmt::Debug for HandshakeBuilder {
 }
 
 impl HandshakeBuilder {
-    /// The policy contexts are validated with.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// # let verifier = wsctx::verify_fn(|t: &wsctx::Token| std::future::ready(wsctx::AuthenticatedUser::from_subject(t.expose_secret().strip_prefix("ok-"))));
-    /// let numeric_ids = wsctx::Policy::default().allow_word("1");
-    /// let handshake = wsctx::http::Handshake::builder(verifier).policy(numeric_ids.clone()).build();
-    /// assert_eq!(handshake.policy(), &numeric_ids);
-    /// ```
-    pub fn policy(mut self, policy: Policy) -> Self {
-        self.inner.policy = policy;
-        self
-    }
+    builder_setters! {
+        /// The policy contexts are validated with.
+        ///
+        /// # Examples
+        ///
+        /// ```
+        /// # let verifier = wsctx::verify_fn(|t: &wsctx::Token| std::future::ready(wsctx::AuthenticatedUser::from_subject(t.expose_secret().strip_prefix("ok-"))));
+        /// let numeric_ids = wsctx::Policy::default().allow_word("1");
+        /// let handshake = wsctx::http::Handshake::builder(verifier).policy(numeric_ids.clone()).build();
+        /// assert_eq!(handshake.policy(), &numeric_ids);
+        /// ```
+        policy(policy: Policy) => inner.policy;
 
-    /// The id generator for missing thread, run, request and client ids.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// # let verifier = wsctx::verify_fn(|t: &wsctx::Token| std::future::ready(wsctx::AuthenticatedUser::from_subject(t.expose_secret().strip_prefix("ok-"))));
-    /// let handshake = wsctx::http::Handshake::builder(verifier).id_generator(wsctx::SequenceGenerator::new()).build();
-    /// # let _ = handshake;
-    /// ```
-    pub fn id_generator(mut self, ids: impl IdGenerator + 'static) -> Self {
-        self.inner.ids = Arc::new(ids);
-        self
-    }
+        /// The id generator for missing thread, run, request and client ids.
+        ///
+        /// # Examples
+        ///
+        /// ```
+        /// # let verifier = wsctx::verify_fn(|t: &wsctx::Token| std::future::ready(wsctx::AuthenticatedUser::from_subject(t.expose_secret().strip_prefix("ok-"))));
+        /// let handshake = wsctx::http::Handshake::builder(verifier).id_generator(wsctx::SequenceGenerator::new()).build();
+        /// # let _ = handshake;
+        /// ```
+        id_generator(ids: impl IdGenerator + 'static) => inner.ids = Arc::new(ids);
 
-    /// Where tokens may come from.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// # let verifier = wsctx::verify_fn(|t: &wsctx::Token| std::future::ready(wsctx::AuthenticatedUser::from_subject(t.expose_secret().strip_prefix("ok-"))));
-    /// use wsctx::http::ExtractConfig;
-    ///
-    /// let handshake = wsctx::http::Handshake::builder(verifier)
-    ///     .extract(ExtractConfig::default().allow_query_token(true))
-    ///     .build();
-    /// assert!(handshake.extract_config().query_token_allowed());
-    /// ```
-    pub fn extract(mut self, config: ExtractConfig) -> Self {
-        self.inner.extract = config;
-        self
-    }
+        /// Where tokens may come from.
+        ///
+        /// # Examples
+        ///
+        /// ```
+        /// # let verifier = wsctx::verify_fn(|t: &wsctx::Token| std::future::ready(wsctx::AuthenticatedUser::from_subject(t.expose_secret().strip_prefix("ok-"))));
+        /// use wsctx::http::ExtractConfig;
+        ///
+        /// let handshake = wsctx::http::Handshake::builder(verifier)
+        ///     .extract(ExtractConfig::default().allow_query_token(true))
+        ///     .build();
+        /// assert!(handshake.extract_config().query_token_allowed());
+        /// ```
+        extract(config: ExtractConfig) => inner.extract;
 
-    /// How long to wait for the verifier before answering AUTH_UNAVAILABLE.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// # let verifier = wsctx::verify_fn(|t: &wsctx::Token| std::future::ready(wsctx::AuthenticatedUser::from_subject(t.expose_secret().strip_prefix("ok-"))));
-    /// let handshake = wsctx::http::Handshake::builder(verifier)
-    ///     .verify_timeout(std::time::Duration::from_millis(1500))
-    ///     .build();
-    /// # let _ = handshake;
-    /// ```
-    pub fn verify_timeout(mut self, timeout: Duration) -> Self {
-        self.inner.verify_timeout = timeout;
-        self
+        /// How long to wait for the verifier before answering AUTH_UNAVAILABLE.
+        ///
+        /// # Examples
+        ///
+        /// ```
+        /// # let verifier = wsctx::verify_fn(|t: &wsctx::Token| std::future::ready(wsctx::AuthenticatedUser::from_subject(t.expose_secret().strip_prefix("ok-"))));
+        /// let handshake = wsctx::http::Handshake::builder(verifier)
+        ///     .verify_timeout(std::time::Duration::from_millis(1500))
+        ///     .build();
+        /// # let _ = handshake;
+        /// ```
+        verify_timeout(timeout: Duration) => inner.verify_timeout;
+
+        /// Which browser origins may connect; a refused origin is FORBIDDEN.
+        ///
+        /// # Examples
+        ///
+        /// ```
+        /// # let verifier = wsctx::verify_fn(|t: &wsctx::Token| std::future::ready(wsctx::AuthenticatedUser::from_subject(t.expose_secret().strip_prefix("ok-"))));
+        /// use wsctx::http::Origins;
+        ///
+        /// let origins = Origins::SameOrigin { tls: true };
+        /// let handshake = wsctx::http::Handshake::builder(verifier).origins(origins.clone()).build();
+        /// assert_eq!(handshake.origins(), &origins);
+        /// ```
+        origins(origins: Origins) => inner.origins;
+
+        /// The close-code style for rejections after the upgrade.
+        ///
+        /// # Examples
+        ///
+        /// ```
+        /// # let verifier = wsctx::verify_fn(|t: &wsctx::Token| std::future::ready(wsctx::AuthenticatedUser::from_subject(t.expose_secret().strip_prefix("ok-"))));
+        /// use wsctx::CloseStyle;
+        ///
+        /// let handshake = wsctx::http::Handshake::builder(verifier).close_style(CloseStyle::Opaque).build();
+        /// assert_eq!(handshake.close_style(), CloseStyle::Opaque);
+        /// ```
+        close_style(style: CloseStyle) => inner.close_style;
     }
 
     /// The subprotocols this server speaks, in order of preference. Entries starting with
@@ -1318,39 +1335,6 @@ impl HandshakeBuilder {
             .map(Into::into)
             .filter(|protocol: &Cow<'static, str>| !is_token_entry(protocol.as_bytes()))
             .collect();
-        self
-    }
-
-    /// Which browser origins may connect; a refused origin is FORBIDDEN.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// # let verifier = wsctx::verify_fn(|t: &wsctx::Token| std::future::ready(wsctx::AuthenticatedUser::from_subject(t.expose_secret().strip_prefix("ok-"))));
-    /// use wsctx::http::Origins;
-    ///
-    /// let origins = Origins::SameOrigin { tls: true };
-    /// let handshake = wsctx::http::Handshake::builder(verifier).origins(origins.clone()).build();
-    /// assert_eq!(handshake.origins(), &origins);
-    /// ```
-    pub fn origins(mut self, origins: Origins) -> Self {
-        self.inner.origins = origins;
-        self
-    }
-
-    /// The close-code style for rejections after the upgrade.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// # let verifier = wsctx::verify_fn(|t: &wsctx::Token| std::future::ready(wsctx::AuthenticatedUser::from_subject(t.expose_secret().strip_prefix("ok-"))));
-    /// use wsctx::CloseStyle;
-    ///
-    /// let handshake = wsctx::http::Handshake::builder(verifier).close_style(CloseStyle::Opaque).build();
-    /// assert_eq!(handshake.close_style(), CloseStyle::Opaque);
-    /// ```
-    pub fn close_style(mut self, style: CloseStyle) -> Self {
-        self.inner.close_style = style;
         self
     }
 

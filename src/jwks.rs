@@ -525,116 +525,69 @@ pub struct JwksBuilder {
     timing: Timing,
 }
 
-impl fmt::Debug for JwksBuilder {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("JwksBuilder")
-            .field("rules", &self.rules)
-            .field("timing", &self.timing)
-            .finish_non_exhaustive()
-    }
-}
+debug_fields!(JwksBuilder { rules, timing, .. });
 
 impl JwksBuilder {
-    /// Requires an `aud` claim naming one of `audiences`.
-    ///
-    /// # Examples
-    ///
-    /// See [`JwksVerifier`].
-    pub fn audience<I>(mut self, audiences: I) -> Self
-    where
-        I: IntoIterator,
-        I::Item: Into<String>,
-    {
-        self.rules.audience = Some(ClaimRules::names(audiences));
-        self
+    crate::jwt::claim_rule_setters! {
+        audience:
+        /// See [`JwksVerifier`].
+        issuer:
+        /// See [`JwksVerifier`].
+        leeway:
+        /// See [`JwksVerifier`].
     }
 
-    /// Requires an `iss` claim naming one of `issuers`.
-    ///
-    /// # Examples
-    ///
-    /// See [`JwksVerifier`].
-    pub fn issuer<I>(mut self, issuers: I) -> Self
-    where
-        I: IntoIterator,
-        I::Item: Into<String>,
-    {
-        self.rules.issuer = Some(ClaimRules::names(issuers));
-        self
-    }
+    builder_setters! {
+        /// How old the set may get before it is fetched again (default
+        /// [`DEFAULT_REFRESH_INTERVAL`]).
+        ///
+        /// # Examples
+        ///
+        /// See [`JwksVerifier`].
+        refresh_interval(interval: Duration) => timing.refresh_interval;
 
-    /// The clock-skew allowance for `exp` and `nbf`, in whole seconds (default
-    /// [`DEFAULT_LEEWAY`](crate::jwt::DEFAULT_LEEWAY)).
-    ///
-    /// # Examples
-    ///
-    /// See [`JwksVerifier`].
-    pub fn leeway(mut self, leeway: Duration) -> Self {
-        self.rules.leeway_secs = leeway.as_secs();
-        self
-    }
+        /// The shortest time between the starts of two fetches (default
+        /// [`DEFAULT_MIN_REFETCH_INTERVAL`]); it bounds the fetches that unknown `kid`s and a
+        /// failing source can cause.
+        ///
+        /// # Examples
+        ///
+        /// ```
+        /// # async fn keys() -> Result<wsctx::jwt::jsonwebtoken::jwk::JwkSet, std::io::Error> { Ok(Default::default()) }
+        /// let verifier = wsctx::jwks::JwksVerifier::builder(keys)
+        ///     .min_refetch_interval(std::time::Duration::from_secs(60))
+        ///     .build();
+        /// # let _ = verifier;
+        /// ```
+        min_refetch_interval(interval: Duration) => timing.min_refetch_interval;
 
-    /// How old the set may get before it is fetched again (default
-    /// [`DEFAULT_REFRESH_INTERVAL`]).
-    ///
-    /// # Examples
-    ///
-    /// See [`JwksVerifier`].
-    pub fn refresh_interval(mut self, interval: Duration) -> Self {
-        self.timing.refresh_interval = interval;
-        self
-    }
+        /// How long one fetch may take (default [`DEFAULT_FETCH_TIMEOUT`]).
+        ///
+        /// # Examples
+        ///
+        /// ```
+        /// # async fn keys() -> Result<wsctx::jwt::jsonwebtoken::jwk::JwkSet, std::io::Error> { Ok(Default::default()) }
+        /// let verifier = wsctx::jwks::JwksVerifier::builder(keys)
+        ///     .fetch_timeout(std::time::Duration::from_secs(2))
+        ///     .build();
+        /// # let _ = verifier;
+        /// ```
+        fetch_timeout(timeout: Duration) => timing.fetch_timeout;
 
-    /// The shortest time between the starts of two fetches (default
-    /// [`DEFAULT_MIN_REFETCH_INTERVAL`]); it bounds the fetches that unknown `kid`s and a
-    /// failing source can cause.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// # async fn keys() -> Result<wsctx::jwt::jsonwebtoken::jwk::JwkSet, std::io::Error> { Ok(Default::default()) }
-    /// let verifier = wsctx::jwks::JwksVerifier::builder(keys)
-    ///     .min_refetch_interval(std::time::Duration::from_secs(60))
-    ///     .build();
-    /// # let _ = verifier;
-    /// ```
-    pub fn min_refetch_interval(mut self, interval: Duration) -> Self {
-        self.timing.min_refetch_interval = interval;
-        self
-    }
-
-    /// How long one fetch may take (default [`DEFAULT_FETCH_TIMEOUT`]).
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// # async fn keys() -> Result<wsctx::jwt::jsonwebtoken::jwk::JwkSet, std::io::Error> { Ok(Default::default()) }
-    /// let verifier = wsctx::jwks::JwksVerifier::builder(keys)
-    ///     .fetch_timeout(std::time::Duration::from_secs(2))
-    ///     .build();
-    /// # let _ = verifier;
-    /// ```
-    pub fn fetch_timeout(mut self, timeout: Duration) -> Self {
-        self.timing.fetch_timeout = timeout;
-        self
-    }
-
-    /// How old the last good set may get and still be used while refreshing it fails
-    /// (default [`DEFAULT_MAX_AGE`]; never less than the refresh interval). Past it,
-    /// verifications are AUTH_UNAVAILABLE until a fetch succeeds.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// # async fn keys() -> Result<wsctx::jwt::jsonwebtoken::jwk::JwkSet, std::io::Error> { Ok(Default::default()) }
-    /// let verifier = wsctx::jwks::JwksVerifier::builder(keys)
-    ///     .max_age(std::time::Duration::from_secs(15 * 60))
-    ///     .build();
-    /// # let _ = verifier;
-    /// ```
-    pub fn max_age(mut self, age: Duration) -> Self {
-        self.timing.max_age = age;
-        self
+        /// How old the last good set may get and still be used while refreshing it fails
+        /// (default [`DEFAULT_MAX_AGE`]; never less than the refresh interval). Past it,
+        /// verifications are AUTH_UNAVAILABLE until a fetch succeeds.
+        ///
+        /// # Examples
+        ///
+        /// ```
+        /// # async fn keys() -> Result<wsctx::jwt::jsonwebtoken::jwk::JwkSet, std::io::Error> { Ok(Default::default()) }
+        /// let verifier = wsctx::jwks::JwksVerifier::builder(keys)
+        ///     .max_age(std::time::Duration::from_secs(15 * 60))
+        ///     .build();
+        /// # let _ = verifier;
+        /// ```
+        max_age(age: Duration) => timing.max_age;
     }
 
     /// The verifier. Nothing is fetched yet: see [`JwksVerifier::refresh`].

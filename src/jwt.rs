@@ -382,6 +382,46 @@ fn spki_document(pem: &[u8]) -> Option<Vec<u8>> {
         .map(|(_, document)| document)
 }
 
+/// The claim-rule setters shared by the JWT and JWKS builders (`audience`, `issuer`,
+/// `leeway` on a `rules: ClaimRules` field); each takes its examples and attributes.
+macro_rules! claim_rule_setters {
+    (@names $field:ident, $claim:literal, $names:ident; $(#[$attr:meta])*) => {
+        #[doc = concat!("Requires an `", $claim, "` claim naming one of `", stringify!($names), "`.")]
+        ///
+        /// # Examples
+        ///
+        $(#[$attr])*
+        pub fn $field<I>(mut self, $names: I) -> Self
+        where
+            I: IntoIterator,
+            I::Item: Into<String>,
+        {
+            self.rules.$field = Some($crate::jwt::ClaimRules::names($names));
+            self
+        }
+    };
+    (
+        audience: $(#[$aud:meta])*
+        issuer: $(#[$iss:meta])*
+        leeway: $(#[$lee:meta])*
+    ) => {
+        $crate::jwt::claim_rule_setters!(@names audience, "aud", audiences; $(#[$aud])*);
+        $crate::jwt::claim_rule_setters!(@names issuer, "iss", issuers; $(#[$iss])*);
+
+        /// The clock-skew allowance for `exp` and `nbf`, in whole seconds (default
+        /// [`DEFAULT_LEEWAY`](crate::jwt::DEFAULT_LEEWAY)).
+        ///
+        /// # Examples
+        ///
+        $(#[$lee])*
+        pub fn leeway(mut self, leeway: ::std::time::Duration) -> Self {
+            self.rules.leeway_secs = leeway.as_secs();
+            self
+        }
+    };
+}
+pub(crate) use claim_rule_setters;
+
 /// Verifies JSON Web Tokens signed with one key.
 ///
 /// # Examples
@@ -416,14 +456,7 @@ pub struct JwtVerifier {
     rules: ClaimRules,
 }
 
-impl fmt::Debug for JwtVerifier {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("JwtVerifier")
-            .field("key", &self.key)
-            .field("rules", &self.rules)
-            .finish()
-    }
-}
+debug_fields!(JwtVerifier { key, rules });
 
 impl JwtVerifier {
     fn with_key(key: Key) -> Self {
@@ -533,60 +566,30 @@ impl JwtVerifier {
         Key::from_jwk(jwk).map(Self::with_key)
     }
 
-    /// Requires an `aud` claim naming one of `audiences`.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// let verifier = wsctx::jwt::JwtVerifier::hs256(&[1u8; 32])?.audience(["wsctx", "chat"]);
-    /// # let _ = verifier;
-    /// # Ok::<(), wsctx::jwt::JwtKeyError>(())
-    /// ```
-    #[must_use]
-    pub fn audience<I>(mut self, audiences: I) -> Self
-    where
-        I: IntoIterator,
-        I::Item: Into<String>,
-    {
-        self.rules.audience = Some(ClaimRules::names(audiences));
-        self
-    }
-
-    /// Requires an `iss` claim naming one of `issuers`.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// let verifier = wsctx::jwt::JwtVerifier::hs256(&[1u8; 32])?.issuer(["https://id.example"]);
-    /// # let _ = verifier;
-    /// # Ok::<(), wsctx::jwt::JwtKeyError>(())
-    /// ```
-    #[must_use]
-    pub fn issuer<I>(mut self, issuers: I) -> Self
-    where
-        I: IntoIterator,
-        I::Item: Into<String>,
-    {
-        self.rules.issuer = Some(ClaimRules::names(issuers));
-        self
-    }
-
-    /// The clock-skew allowance for `exp` and `nbf`, in whole seconds (default
-    /// [`DEFAULT_LEEWAY`]).
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use std::time::Duration;
-    ///
-    /// let verifier = wsctx::jwt::JwtVerifier::hs256(&[1u8; 32])?.leeway(Duration::ZERO);
-    /// # let _ = verifier;
-    /// # Ok::<(), wsctx::jwt::JwtKeyError>(())
-    /// ```
-    #[must_use]
-    pub fn leeway(mut self, leeway: Duration) -> Self {
-        self.rules.leeway_secs = leeway.as_secs();
-        self
+    claim_rule_setters! {
+        audience:
+        /// ```
+        /// let verifier = wsctx::jwt::JwtVerifier::hs256(&[1u8; 32])?.audience(["wsctx", "chat"]);
+        /// # let _ = verifier;
+        /// # Ok::<(), wsctx::jwt::JwtKeyError>(())
+        /// ```
+        #[must_use]
+        issuer:
+        /// ```
+        /// let verifier = wsctx::jwt::JwtVerifier::hs256(&[1u8; 32])?.issuer(["https://id.example"]);
+        /// # let _ = verifier;
+        /// # Ok::<(), wsctx::jwt::JwtKeyError>(())
+        /// ```
+        #[must_use]
+        leeway:
+        /// ```
+        /// use std::time::Duration;
+        ///
+        /// let verifier = wsctx::jwt::JwtVerifier::hs256(&[1u8; 32])?.leeway(Duration::ZERO);
+        /// # let _ = verifier;
+        /// # Ok::<(), wsctx::jwt::JwtKeyError>(())
+        /// ```
+        #[must_use]
     }
 
     /// Verifies `token` synchronously. JWT verification is CPU work only, so this also

@@ -126,6 +126,128 @@
 // set here, for the library target only, rather than in `Cargo.toml`.
 #![warn(clippy::unwrap_used)]
 
+/// `FromStr` and `TryFrom<&str>` for `$ty`, both through its parser `$ty::$parse`
+/// (`fn(&str) -> Result<$ty, $err>`), so the two conversions cannot disagree.
+macro_rules! impl_str_parse {
+    ($ty:ty, $err:ty, $parse:ident) => {
+        impl ::core::str::FromStr for $ty {
+            type Err = $err;
+
+            fn from_str(text: &str) -> Result<Self, Self::Err> {
+                Self::$parse(text)
+            }
+        }
+
+        impl TryFrom<&str> for $ty {
+            type Error = $err;
+
+            fn try_from(text: &str) -> Result<Self, Self::Error> {
+                Self::$parse(text)
+            }
+        }
+    };
+}
+
+/// `Debug` for `$name` that shows only the listed fields, as `$name { field: .. }`; a
+/// trailing `..` ends it with `finish_non_exhaustive` (the output says fields were left
+/// out). For types whose other fields hold secrets, handles or derived state.
+macro_rules! debug_fields {
+    ($name:ident $(<$($param:ident),+>)? { $($field:ident),+ }) => {
+        debug_fields!(@impl $name $(<$($param),+>)? { $($field),+ } finish);
+    };
+    ($name:ident $(<$($param:ident),+>)? { $($field:ident),+, .. }) => {
+        debug_fields!(@impl $name $(<$($param),+>)? { $($field),+ } finish_non_exhaustive);
+    };
+    (@impl $name:ident $(<$($param:ident),+>)? { $($field:ident),+ } $finish:ident) => {
+        impl $(<$($param),+>)? ::core::fmt::Debug for $name $(<$($param),+>)? {
+            fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
+                f.debug_struct(stringify!($name))
+                    $(.field(stringify!($field), &self.$field))+
+                    .$finish()
+            }
+        }
+    };
+}
+
+/// Builder setters that store their argument, each with its own docs and attributes:
+/// `name(arg: Type) => field.path;` stores `arg` as it is, and
+/// `name(arg: Type) => field.path = expression;` stores the expression (say `Some(arg)`).
+#[cfg(any(feature = "http", feature = "jwt", feature = "redis"))]
+macro_rules! builder_setters {
+    ($($(#[$attr:meta])* $name:ident($arg:ident: $ty:ty) => $($field:ident).+ $(= $value:expr)?;)+) => {$(
+        $(#[$attr])*
+        pub fn $name(mut self, $arg: $ty) -> Self {
+            self.$($field).+ = builder_setters!(@value $arg $(, $value)?);
+            self
+        }
+    )+};
+    (@value $arg:ident) => { $arg };
+    (@value $arg:ident, $value:expr) => { $value };
+}
+
+/// The accessors of an enum generated from a table with one `SPECS` row per variant:
+/// `index()` (the variant's position in `ALL`) with the docs after `index:`, a private
+/// `spec()` (its row), and `name -> Type = column;`, a `pub const fn` reading one column
+/// of the row, with its own docs.
+macro_rules! spec_accessors {
+    (
+        $(#[$index_attr:meta])* index;
+        $($(#[$attr:meta])* $name:ident -> $ty:ty = $column:ident;)+
+    ) => {
+        $(#[$index_attr])*
+        #[must_use]
+        pub const fn index(self) -> usize {
+            self as usize
+        }
+
+        const fn spec(self) -> &'static Spec {
+            &Self::SPECS[self.index()]
+        }
+
+        $(
+            $(#[$attr])*
+            #[must_use]
+            pub const fn $name(self) -> $ty {
+                self.spec().$column
+            }
+        )+
+    };
+}
+
+/// The enum of a table with one row per variant: `$name`, with the attributes given (its
+/// documentation) and one documented variant per row; `COUNT`; `ALL`, in table order; and
+/// the private `SPECS`, each row's `Spec` as the caller builds it (read by
+/// `spec_accessors!`). `$plural`, `$one` and `$var` name a variant in the docs.
+macro_rules! spec_table {
+    (
+        $(#[$attr:meta])*
+        pub enum $name:ident($plural:literal, $one:literal, $var:ident) {
+            $($(#[$variant_attr:meta])* $variant:ident => $spec:expr,)+
+        }
+    ) => {
+        $(#[$attr])*
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        #[non_exhaustive]
+        pub enum $name {
+            $($(#[$variant_attr])* $variant,)+
+        }
+
+        impl $name {
+            #[doc = concat!("How many ", $plural, " there are.")]
+            pub const COUNT: usize = [$(stringify!($variant)),+].len();
+
+            #[doc = concat!(
+                "Every ", $one, ", in table order: `ALL[", stringify!($var), ".index()] == ",
+                stringify!($var), "`."
+            )]
+            pub const ALL: [Self; Self::COUNT] = [$(Self::$variant),+];
+
+            /// The rows, in table order.
+            const SPECS: [Spec; Self::COUNT] = [$($spec),+];
+        }
+    };
+}
+
 mod auth;
 #[cfg(feature = "axum")]
 pub mod axum;

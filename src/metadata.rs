@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
-use crate::error::FieldErrorKind;
+use crate::error::{Field, FieldErrorKind};
 
 /// At most this many metadata entries.
 pub const MAX_METADATA_ENTRIES: usize = 64;
@@ -12,14 +12,15 @@ pub const MAX_METADATA_ENTRIES: usize = 64;
 pub const MAX_METADATA_KEY_BYTES: usize = 64;
 /// A metadata value is at most this many bytes.
 pub const MAX_METADATA_VALUE_BYTES: usize = 1024;
-/// Keys that name context fields and may not be used as metadata keys.
+/// Keys that name context fields and may not be used as metadata keys (the wire names
+/// of [`Field`], spelled once there, and `created_at`).
 pub const RESERVED_METADATA_KEYS: [&str; 6] = [
-    "user_id",
-    "thread_id",
-    "run_id",
-    "request_id",
+    Field::UserId.as_str(),
+    Field::ThreadId.as_str(),
+    Field::RunId.as_str(),
+    Field::RequestId.as_str(),
     "created_at",
-    "websocket_client_id",
+    Field::WebSocketClientId.as_str(),
 ];
 
 /// Checks one metadata key: 1 to 64 bytes of `[a-z0-9_.-]`, not reserved.

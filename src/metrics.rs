@@ -139,55 +139,45 @@ macro_rules! metric_table {
     ($(
         $variant:ident { name: $name:literal, kind: $kind:ident, unit: $unit:ident, label: $label:tt, snapshot: $snapshot:tt, help: $help:literal }
     )*) => {
-        /// Every metric `wsctx` reports through the `metrics` facade: one row each of the
-        /// metric table, which decides its name, kind, unit, label and help text.
-        ///
-        /// | name | kind | label | `MetricsSnapshot` | help |
-        /// |---|---|---|---|---|
-        $(
-            #[doc = concat!(
-                "| `", $name, "` | ", stringify!($kind), " | ", doc_cell!(label $label),
-                " | ", doc_cell!(snapshot $snapshot), " | ", $help, " |"
-            )]
-        )*
-        ///
-        /// `closed(code)` includes `slow_consumers`, `idle_timeouts` and
-        /// `closed_by_shutdown` (codes SLOW_CONSUMER, IDLE_TIMEOUT, SHUTTING_DOWN).
-        ///
-        /// # Examples
-        ///
-        /// ```
-        /// use wsctx::metrics::Metric;
-        ///
-        /// assert_eq!(Metric::ConnectionsActive.name(), "wsctx_connections_active");
-        /// assert_eq!(Metric::ConnectionsClosed.label(), Some("code"));
-        /// assert_eq!(Metric::ALL[Metric::ReplayBytes.index()], Metric::ReplayBytes);
-        /// ```
-        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-        #[non_exhaustive]
-        pub enum Metric {
+        spec_table! {
+            /// Every metric `wsctx` reports through the `metrics` facade: one row each of the
+            /// metric table, which decides its name, kind, unit, label and help text.
+            ///
+            /// | name | kind | label | `MetricsSnapshot` | help |
+            /// |---|---|---|---|---|
             $(
-                #[doc = concat!("`", $name, "`: ", $help)]
-                $variant,
+                #[doc = concat!(
+                    "| `", $name, "` | ", stringify!($kind), " | ", doc_cell!(label $label),
+                    " | ", doc_cell!(snapshot $snapshot), " | ", $help, " |"
+                )]
             )*
+            ///
+            /// `closed(code)` includes `slow_consumers`, `idle_timeouts` and
+            /// `closed_by_shutdown` (codes SLOW_CONSUMER, IDLE_TIMEOUT, SHUTTING_DOWN).
+            ///
+            /// # Examples
+            ///
+            /// ```
+            /// use wsctx::metrics::Metric;
+            ///
+            /// assert_eq!(Metric::ConnectionsActive.name(), "wsctx_connections_active");
+            /// assert_eq!(Metric::ConnectionsClosed.label(), Some("code"));
+            /// assert_eq!(Metric::ALL[Metric::ReplayBytes.index()], Metric::ReplayBytes);
+            /// ```
+            pub enum Metric("metrics", "metric", metric) {
+                $(
+                    #[doc = concat!("`", $name, "`: ", $help)]
+                    $variant => Spec {
+                        name: $name,
+                        kind: MetricKind::$kind,
+                        label: label!($label),
+                        help: $help,
+                    },
+                )*
+            }
         }
 
         impl Metric {
-            /// How many metrics there are.
-            pub const COUNT: usize = [$(stringify!($variant)),*].len();
-
-            /// Every metric, in table order: `ALL[metric.index()] == metric`.
-            pub const ALL: [Self; Self::COUNT] = [$(Self::$variant),*];
-
-            const SPECS: [Spec; Self::COUNT] = [$(
-                Spec {
-                    name: $name,
-                    kind: MetricKind::$kind,
-                    label: label!($label),
-                    help: $help,
-                },
-            )*];
-
             /// The unit the recorder is told.
             ///
             /// # Examples
@@ -236,78 +226,61 @@ metric_table! {
 }
 
 impl Metric {
-    /// This metric's position in [`ALL`](Self::ALL).
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// assert_eq!(wsctx::metrics::Metric::ConnectionsAdmitted.index(), 0);
-    /// ```
-    #[must_use]
-    pub const fn index(self) -> usize {
-        self as usize
-    }
+    spec_accessors! {
+        /// This metric's position in [`ALL`](Self::ALL).
+        ///
+        /// # Examples
+        ///
+        /// ```
+        /// assert_eq!(wsctx::metrics::Metric::ConnectionsAdmitted.index(), 0);
+        /// ```
+        index;
 
-    const fn spec(self) -> &'static Spec {
-        &Self::SPECS[self.index()]
-    }
+        /// The name the recorder sees, e.g. `"wsctx_connections_closed_total"`.
+        ///
+        /// # Examples
+        ///
+        /// ```
+        /// use wsctx::metrics::Metric;
+        ///
+        /// assert_eq!(Metric::AdmissionRejections.name(), "wsctx_admission_rejections_total");
+        /// ```
+        name -> &'static str = name;
 
-    /// The name the recorder sees, e.g. `"wsctx_connections_closed_total"`.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use wsctx::metrics::Metric;
-    ///
-    /// assert_eq!(Metric::AdmissionRejections.name(), "wsctx_admission_rejections_total");
-    /// ```
-    #[must_use]
-    pub const fn name(self) -> &'static str {
-        self.spec().name
-    }
+        /// Counter or gauge.
+        ///
+        /// # Examples
+        ///
+        /// ```
+        /// use wsctx::metrics::{Metric, MetricKind};
+        ///
+        /// assert_eq!(Metric::MessagesDelivered.kind(), MetricKind::Counter);
+        /// ```
+        kind -> MetricKind = kind;
 
-    /// Counter or gauge.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use wsctx::metrics::{Metric, MetricKind};
-    ///
-    /// assert_eq!(Metric::MessagesDelivered.kind(), MetricKind::Counter);
-    /// ```
-    #[must_use]
-    pub const fn kind(self) -> MetricKind {
-        self.spec().kind
-    }
+        /// The name of its one label (`"code"`: an [`ErrorCode`] wire name), or `None` for
+        /// an unlabelled metric.
+        ///
+        /// # Examples
+        ///
+        /// ```
+        /// use wsctx::metrics::Metric;
+        ///
+        /// assert_eq!(Metric::HandshakeRejections.label(), Some("code"));
+        /// assert_eq!(Metric::ReplayRings.label(), None);
+        /// ```
+        label -> Option<&'static str> = label;
 
-    /// The name of its one label (`"code"`: an [`ErrorCode`] wire name), or `None` for
-    /// an unlabelled metric.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use wsctx::metrics::Metric;
-    ///
-    /// assert_eq!(Metric::HandshakeRejections.label(), Some("code"));
-    /// assert_eq!(Metric::ReplayRings.label(), None);
-    /// ```
-    #[must_use]
-    pub const fn label(self) -> Option<&'static str> {
-        self.spec().label
-    }
-
-    /// The help text the recorder is given (one sentence, no value in it).
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use wsctx::metrics::Metric;
-    ///
-    /// assert_eq!(Metric::ConnectionsActive.help(), "Sockets holding an admission slot now.");
-    /// ```
-    #[must_use]
-    pub const fn help(self) -> &'static str {
-        self.spec().help
+        /// The help text the recorder is given (one sentence, no value in it).
+        ///
+        /// # Examples
+        ///
+        /// ```
+        /// use wsctx::metrics::Metric;
+        ///
+        /// assert_eq!(Metric::ConnectionsActive.help(), "Sockets holding an admission slot now.");
+        /// ```
+        help -> &'static str = help;
     }
 }
 
@@ -315,6 +288,65 @@ impl Metric {
 // from the recorder in force when it is registered; without it, each is a zero-sized
 // value whose methods do nothing, so the transitions that call them compile to what
 // they were before.
+
+/// A handle type's value: with the feature, `$ty { handle: $handle }` (`$handle` takes a
+/// `metrics` handle from the recorder in force); without it, the empty `$ty`, with the
+/// arguments `$unused` marked used.
+macro_rules! shim {
+    ($ty:ident, $handle:expr, $unused:expr) => {{
+        #[cfg(feature = "metrics")]
+        let value = $ty { handle: $handle };
+        #[cfg(not(feature = "metrics"))]
+        let value = {
+            let _ = $unused;
+            $ty {}
+        };
+        value
+    }};
+}
+
+/// Moves `$handle_of.handle` by `$n` with `$method($arg)`, and only for a step above 0;
+/// without the feature, nothing (the arguments marked used).
+macro_rules! step {
+    ($handle_of:ident, $n:ident, $method:ident($arg:expr)) => {
+        #[cfg(feature = "metrics")]
+        if $n > 0 {
+            $handle_of.handle.$method($arg);
+        }
+        #[cfg(not(feature = "metrics"))]
+        let _ = ($handle_of, $n);
+    };
+}
+
+/// An unlabelled series type `$ty` over the `metrics` handle type `$handle`: `register`
+/// takes the series of a metric from the recorder in force with `$register!`, and `none`
+/// (under the attribute given last, if any) is one that goes nowhere.
+macro_rules! series {
+    ($(#[$attr:meta])* $ty:ident: $handle:ident, $register:ident! $(, #[$none_attr:meta])?) => {
+        $(#[$attr])*
+        #[derive(Clone)]
+        pub(crate) struct $ty {
+            #[cfg(feature = "metrics")]
+            handle: ::metrics::$handle,
+        }
+
+        impl $ty {
+            /// The unlabelled series `metric`, from the recorder in force.
+            pub(crate) fn register(metric: Metric) -> Self {
+                shim!(Self, ::metrics::$register!(metric.name()), metric)
+            }
+
+            /// A series that goes nowhere.
+            $(#[$none_attr])?
+            pub(crate) fn none() -> Self {
+                Self {
+                    #[cfg(feature = "metrics")]
+                    handle: ::metrics::$handle::noop(),
+                }
+            }
+        }
+    };
+}
 
 /// Describes every metric (help text and unit) to the recorder in force.
 pub(crate) fn describe() {
@@ -328,44 +360,15 @@ pub(crate) fn describe() {
     }
 }
 
-/// One counter series.
-#[derive(Clone)]
-pub(crate) struct Count {
-    #[cfg(feature = "metrics")]
-    handle: ::metrics::Counter,
+series! {
+    /// One counter series.
+    Count: Counter, counter!
 }
 
 impl Count {
-    /// The unlabelled counter `metric`, from the recorder in force.
-    pub(crate) fn register(metric: Metric) -> Self {
-        #[cfg(feature = "metrics")]
-        let count = Self {
-            handle: ::metrics::counter!(metric.name()),
-        };
-        #[cfg(not(feature = "metrics"))]
-        let count = {
-            let _ = metric;
-            Self {}
-        };
-        count
-    }
-
-    /// A counter that goes nowhere.
-    pub(crate) fn none() -> Self {
-        Self {
-            #[cfg(feature = "metrics")]
-            handle: ::metrics::Counter::noop(),
-        }
-    }
-
     /// Adds `n`; a no-op for 0.
     pub(crate) fn add(&self, n: usize) {
-        #[cfg(feature = "metrics")]
-        if n > 0 {
-            self.handle.increment(u64::try_from(n).unwrap_or(u64::MAX));
-        }
-        #[cfg(not(feature = "metrics"))]
-        let _ = (self, n);
+        step!(self, n, increment(u64::try_from(n).unwrap_or(u64::MAX)));
     }
 }
 
@@ -379,16 +382,11 @@ impl ByCode {
     pub(crate) fn register(metric: Metric) -> Self {
         Self {
             counts: ErrorCode::ALL.map(|code| {
-                #[cfg(feature = "metrics")]
-                let count = Count {
-                    handle: ::metrics::counter!(metric.name(), "code" => code.as_str()),
-                };
-                #[cfg(not(feature = "metrics"))]
-                let count = {
-                    let _ = (metric, code);
-                    Count {}
-                };
-                count
+                shim!(
+                    Count,
+                    ::metrics::counter!(metric.name(), "code" => code.as_str()),
+                    (metric, code)
+                )
             }),
         }
     }
@@ -404,55 +402,20 @@ impl ByCode {
     }
 }
 
-/// One gauge series, moved by the transitions that change what it measures.
-#[derive(Clone)]
-pub(crate) struct Level {
-    #[cfg(feature = "metrics")]
-    handle: ::metrics::Gauge,
+series! {
+    /// One gauge series, moved by the transitions that change what it measures.
+    Level: Gauge, gauge!, #[cfg(test)]
 }
 
 impl Level {
-    /// The unlabelled gauge `metric`, from the recorder in force.
-    pub(crate) fn register(metric: Metric) -> Self {
-        #[cfg(feature = "metrics")]
-        let level = Self {
-            handle: ::metrics::gauge!(metric.name()),
-        };
-        #[cfg(not(feature = "metrics"))]
-        let level = {
-            let _ = metric;
-            Self {}
-        };
-        level
-    }
-
-    /// A gauge that goes nowhere.
-    #[cfg(test)]
-    pub(crate) fn none() -> Self {
-        Self {
-            #[cfg(feature = "metrics")]
-            handle: ::metrics::Gauge::noop(),
-        }
-    }
-
     /// Raises the gauge by `n`; a no-op for 0.
     pub(crate) fn up(&self, n: usize) {
-        #[cfg(feature = "metrics")]
-        if n > 0 {
-            self.handle.increment(as_f64(n));
-        }
-        #[cfg(not(feature = "metrics"))]
-        let _ = (self, n);
+        step!(self, n, increment(as_f64(n)));
     }
 
     /// Lowers the gauge by `n`; a no-op for 0.
     pub(crate) fn down(&self, n: usize) {
-        #[cfg(feature = "metrics")]
-        if n > 0 {
-            self.handle.decrement(as_f64(n));
-        }
-        #[cfg(not(feature = "metrics"))]
-        let _ = (self, n);
+        step!(self, n, decrement(as_f64(n)));
     }
 }
 

@@ -365,15 +365,16 @@ impl Slot {
         Self::ParentRequest,
         Self::WebSocketClient,
     ];
-    const ALL: [Self; 7] = [
-        Self::User,
-        Self::Thread,
-        Self::Run,
-        Self::Request,
-        Self::ParentRequest,
-        Self::WebSocketClient,
-        Self::Operation,
-    ];
+    /// [`IDS`](Self::IDS), then the operation name.
+    const ALL: [Self; 7] = {
+        let mut all = [Self::Operation; 7];
+        let mut i = 0;
+        while i < Self::IDS.len() {
+            all[i] = Self::IDS[i];
+            i += 1;
+        }
+        all
+    };
 
     const fn field(self) -> Field {
         match self {
@@ -457,29 +458,17 @@ fn valid_spec() -> impl Strategy<Value = Spec> {
         option::of(0..=u64::from(MAX_OPERATION_DEPTH)),
         option::of(padded_valid_id()),
     )
-        .prop_map(
-            |(
-                user_id,
-                thread_id,
-                run_id,
-                request_id,
-                parent_request_id,
-                websocket_client_id,
-                metadata,
-                operation_depth,
-                operation,
-            )| Spec {
-                user_id,
-                thread_id,
-                run_id,
-                request_id,
-                parent_request_id,
-                websocket_client_id,
-                metadata,
-                operation_depth,
-                operation,
-            },
-        )
+        .prop_map(|parts| Spec {
+            user_id: parts.0,
+            thread_id: parts.1,
+            run_id: parts.2,
+            request_id: parts.3,
+            parent_request_id: parts.4,
+            websocket_client_id: parts.5,
+            metadata: parts.6,
+            operation_depth: parts.7,
+            operation: parts.8,
+        })
 }
 
 /// Raw contexts that [`Context::validate`] accepts under [`Policy::default`].
@@ -574,6 +563,18 @@ pub fn whitespace_only_id() -> impl Strategy<Value = String> {
     vec(select(WHITESPACE.to_vec()), 1..=8).prop_map(String::from_iter)
 }
 
+/// Appends `word` (ASCII) to `value`, character `i` upper-cased when bit `i % 64` of
+/// `case` is set.
+fn push_in_case(value: &mut String, word: &str, case: u64) {
+    for (i, c) in word.chars().enumerate() {
+        if case >> (i % 64) & 1 == 1 {
+            value.push(c.to_ascii_uppercase());
+        } else {
+            value.push(c);
+        }
+    }
+}
+
 /// A placeholder word of [`Policy::default`] in any mix of upper and lower case, with 0
 /// to 3 whitespace characters on each side (class [`InvalidClass::PlaceholderWord`]).
 /// The words are chosen uniformly from [`DEFAULT_PLACEHOLDER_WORDS`].
@@ -590,13 +591,7 @@ pub fn placeholder_word_id() -> impl Strategy<Value = String> {
     )
         .prop_map(|(word, case, left, right)| {
             let mut value = left;
-            for (i, c) in word.chars().enumerate() {
-                if case >> (i % 64) & 1 == 1 {
-                    value.extend(c.to_uppercase());
-                } else {
-                    value.push(c);
-                }
-            }
+            push_in_case(&mut value, word, case);
             value + &right
         })
 }
@@ -620,13 +615,7 @@ pub fn placeholder_prefix_id() -> impl Strategy<Value = String> {
     )
         .prop_map(|(prefix, case, suffix, left, right)| {
             let mut value = left;
-            for (i, c) in prefix.chars().enumerate() {
-                if case >> (i % 64) & 1 == 1 {
-                    value.push(c.to_ascii_uppercase());
-                } else {
-                    value.push(c);
-                }
-            }
+            push_in_case(&mut value, prefix, case);
             let room = PLACEHOLDER_PREFIX_MAX_BYTES - 1 - prefix.len();
             value.extend(suffix.into_iter().take(room));
             value + &right

@@ -98,61 +98,48 @@ macro_rules! rejection_table {
     ($(
         $variant:ident { code: $name:literal, reason: $reason:literal, http: $http:tt, close: $close:literal, retry: $retry:ident, after: $after:tt, by: $by:ident, cause: $cause:literal, message: $message:literal }
     )*) => {
-        /// Every reason a connection can be refused or closed: one row each of the
-        /// rejection table, which decides every rendering.
-        ///
-        /// | error code | cause | HTTP | close | retry | `Retry-After` (s) |
-        /// |---|---|---|---|---|---|
-        $(
-            #[doc = concat!(
-                "| ", $name, " | ", $cause, " | ", cell!(doc $http), " | ", $close,
-                " | [`", stringify!($retry), "`](Retry::", stringify!($retry), ") | ",
-                cell!(doc $after), " |"
-            )]
-        )*
-        ///
-        /// 1011 is used only for INTERNAL_ERROR, and no client-caused failure closes with
-        /// 1000. [`CloseStyle::Opaque`] sends 1008 in place of every 44xx code.
-        ///
-        /// # Examples
-        ///
-        /// ```
-        /// use wsctx::{CloseCode, ErrorCode};
-        ///
-        /// assert_eq!(ErrorCode::ConnectionLimit.as_str(), "CONNECTION_LIMIT");
-        /// assert_eq!(ErrorCode::ConnectionLimit.http_status(), Some(429));
-        /// assert_eq!(ErrorCode::ConnectionLimit.close_code(), CloseCode::TOO_MANY_REQUESTS);
-        /// assert_eq!(ErrorCode::ALL[ErrorCode::Overloaded.index()], ErrorCode::Overloaded);
-        /// ```
-        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-        #[non_exhaustive]
-        pub enum ErrorCode {
+        spec_table! {
+            /// Every reason a connection can be refused or closed: one row each of the
+            /// rejection table, which decides every rendering.
+            ///
+            /// | error code | cause | HTTP | close | retry | `Retry-After` (s) |
+            /// |---|---|---|---|---|---|
             $(
-                #[doc = concat!("`", $name, "`: ", $cause, ".")]
-                $variant,
+                #[doc = concat!(
+                    "| ", $name, " | ", $cause, " | ", cell!(doc $http), " | ", $close,
+                    " | [`", stringify!($retry), "`](Retry::", stringify!($retry), ") | ",
+                    cell!(doc $after), " |"
+                )]
             )*
-        }
-
-        impl ErrorCode {
-            /// How many error codes there are.
-            pub const COUNT: usize = [$(stringify!($variant)),*].len();
-
-            /// Every error code, in table order: `ALL[code.index()] == code`.
-            pub const ALL: [Self; Self::COUNT] = [$(Self::$variant),*];
-
-            /// The rows, in table order.
-            const SPECS: [Spec; Self::COUNT] = [$(
-                Spec {
-                    name: $name,
-                    reason: $reason,
-                    message: $message,
-                    http: cell!(opt $http),
-                    close: table_close_code($close),
-                    retry: Retry::$retry,
-                    retry_after: cell!(secs $after),
-                    client_caused: cell!(by $by),
-                },
-            )*];
+            ///
+            /// 1011 is used only for INTERNAL_ERROR, and no client-caused failure closes with
+            /// 1000. [`CloseStyle::Opaque`] sends 1008 in place of every 44xx code.
+            ///
+            /// # Examples
+            ///
+            /// ```
+            /// use wsctx::{CloseCode, ErrorCode};
+            ///
+            /// assert_eq!(ErrorCode::ConnectionLimit.as_str(), "CONNECTION_LIMIT");
+            /// assert_eq!(ErrorCode::ConnectionLimit.http_status(), Some(429));
+            /// assert_eq!(ErrorCode::ConnectionLimit.close_code(), CloseCode::TOO_MANY_REQUESTS);
+            /// assert_eq!(ErrorCode::ALL[ErrorCode::Overloaded.index()], ErrorCode::Overloaded);
+            /// ```
+            pub enum ErrorCode("error codes", "error code", code) {
+                $(
+                    #[doc = concat!("`", $name, "`: ", $cause, ".")]
+                    $variant => Spec {
+                        name: $name,
+                        reason: $reason,
+                        message: $message,
+                        http: cell!(opt $http),
+                        close: table_close_code($close),
+                        retry: Retry::$retry,
+                        retry_after: cell!(secs $after),
+                        client_caused: cell!(by $by),
+                    },
+                )*
+            }
         }
     };
 }
@@ -181,58 +168,32 @@ rejection_table! {
 }
 
 impl ErrorCode {
-    /// This code's position in [`ALL`](Self::ALL), for per-code arrays of counters.
-    #[must_use]
-    pub const fn index(self) -> usize {
-        self as usize
-    }
+    spec_accessors! {
+        /// This code's position in [`ALL`](Self::ALL), for per-code arrays of counters.
+        index;
 
-    const fn spec(self) -> &'static Spec {
-        &Self::SPECS[self.index()]
-    }
+        /// The code's wire name, e.g. `"TOKEN_EXPIRED"`.
+        as_str -> &'static str = name;
 
-    /// The code's wire name, e.g. `"TOKEN_EXPIRED"`.
-    #[must_use]
-    pub const fn as_str(self) -> &'static str {
-        self.spec().name
-    }
+        /// The short lowercase token used as the close reason, e.g. `"token_expired"`.
+        reason -> &'static str = reason;
 
-    /// The short lowercase token used as the close reason, e.g. `"token_expired"`.
-    #[must_use]
-    pub const fn reason(self) -> &'static str {
-        self.spec().reason
-    }
+        /// A fixed, lowercase, human-readable message that contains no client input.
+        message -> &'static str = message;
 
-    /// A fixed, lowercase, human-readable message that contains no client input.
-    #[must_use]
-    pub const fn message(self) -> &'static str {
-        self.spec().message
-    }
+        /// The HTTP status when rejected before the upgrade; `None` for failures that can
+        /// only happen on a live socket.
+        http_status -> Option<u16> = http;
 
-    /// The HTTP status when rejected before the upgrade; `None` for failures that can
-    /// only happen on a live socket.
-    #[must_use]
-    pub const fn http_status(self) -> Option<u16> {
-        self.spec().http
-    }
+        /// The close code when rejected after the upgrade (detailed style).
+        close_code -> CloseCode = close;
 
-    /// The close code when rejected after the upgrade (detailed style).
-    #[must_use]
-    pub const fn close_code(self) -> CloseCode {
-        self.spec().close
-    }
+        /// What the client should do next.
+        retry -> Retry = retry;
 
-    /// What the client should do next.
-    #[must_use]
-    pub const fn retry(self) -> Retry {
-        self.spec().retry
-    }
-
-    /// Whether the client caused this failure. Only INTERNAL_ERROR, AUTH_UNAVAILABLE,
-    /// OVERLOADED and SHUTTING_DOWN are the server's side.
-    #[must_use]
-    pub const fn is_client_caused(self) -> bool {
-        self.spec().client_caused
+        /// Whether the client caused this failure. Only INTERNAL_ERROR, AUTH_UNAVAILABLE,
+        /// OVERLOADED and SHUTTING_DOWN are the server's side.
+        is_client_caused -> bool = client_caused;
     }
 }
 

@@ -7,7 +7,6 @@
 //! "nothing seen yet in this epoch".
 
 use std::fmt;
-use std::str::FromStr;
 
 /// The number of hex digits of an epoch.
 const EPOCH_DIGITS: usize = 16;
@@ -153,21 +152,7 @@ impl fmt::Display for ResumePoint {
     }
 }
 
-impl FromStr for ResumePoint {
-    type Err = ResumePointError;
-
-    fn from_str(text: &str) -> Result<Self, Self::Err> {
-        Self::parse(text)
-    }
-}
-
-impl TryFrom<&str> for ResumePoint {
-    type Error = ResumePointError;
-
-    fn try_from(text: &str) -> Result<Self, Self::Error> {
-        Self::parse(text)
-    }
-}
+impl_str_parse!(ResumePoint, ResumePointError, parse);
 
 /// Why a text is not a [`ResumePoint`]. Messages are fixed and never contain the input.
 ///

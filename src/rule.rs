@@ -7,7 +7,6 @@
 //! for a run of more than four combining marks).
 
 use std::borrow::Cow;
-use std::fmt;
 
 use icu_properties::props::{
     DefaultIgnorableCodePoint, GeneralCategory, GeneralCategoryGroup, NoncharacterCodePoint,
@@ -318,6 +317,31 @@ impl AsciiIndex {
     }
 }
 
+/// The two setters of one policy list (`words` or `prefixes`), each with its docs: the
+/// first adds an entry, folded, unless it is there already; the second removes it. Both
+/// index the lists again.
+macro_rules! list_setters {
+    ($(
+        $list:ident:
+        $(#[$deny_attr:meta])* $deny:ident($deny_arg:ident),
+        $(#[$allow_attr:meta])* $allow:ident($allow_arg:ident);
+    )+) => {$(
+        $(#[$deny_attr])*
+        #[must_use]
+        pub fn $deny(mut self, $deny_arg: impl Into<Cow<'static, str>>) -> Self {
+            add_folded(&mut self.$list, $deny_arg.into());
+            self.reindexed()
+        }
+
+        $(#[$allow_attr])*
+        #[must_use]
+        pub fn $allow(mut self, $allow_arg: &str) -> Self {
+            remove_folded(&mut self.$list, $allow_arg);
+            self.reindexed()
+        }
+    )+};
+}
+
 impl Default for Policy {
     /// The original system's placeholder words and prefixes.
     fn default() -> Self {
@@ -328,15 +352,12 @@ impl Default for Policy {
     }
 }
 
-impl fmt::Debug for Policy {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        // `ascii` is derived from the two lists: nothing to show.
-        f.debug_struct("Policy")
-            .field("words", &self.words)
-            .field("prefixes", &self.prefixes)
-            .finish_non_exhaustive()
-    }
-}
+// `ascii` is derived from the two lists: nothing to show.
+debug_fields!(Policy {
+    words,
+    prefixes,
+    ..
+});
 
 impl Policy {
     /// A policy that refuses no placeholder at all: only the structural rule applies.
@@ -360,83 +381,63 @@ impl Policy {
         }
     }
 
-    /// Refuses `word` as well (compared case-insensitively with the trimmed value).
-    ///
-    /// The word is stored the way [`check`](Self::check) folds its input: trimmed and
-    /// lowercased character by character, so that every configured word can match. (A
-    /// word that is not in Unicode NFC is stored in NFC first, as ids are.)
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use wsctx::{FieldErrorKind, Policy};
-    ///
-    /// let policy = Policy::default().deny_word(" Anonymous ").deny_word("ΟΔΟΣ");
-    /// assert_eq!(policy.check("anonymous"), Err(FieldErrorKind::PlaceholderWord));
-    /// assert_eq!(policy.check("ΟΔΟΣ"), Err(FieldErrorKind::PlaceholderWord));
-    /// ```
-    #[must_use]
-    pub fn deny_word(mut self, word: impl Into<Cow<'static, str>>) -> Self {
-        let word = fold(word.into());
-        if !self.words.contains(&word) {
-            self.words.push(word);
-        }
-        self.reindexed()
-    }
+    list_setters! {
+        words:
+            /// Refuses `word` as well (compared case-insensitively with the trimmed value).
+            ///
+            /// The word is stored the way [`check`](Self::check) folds its input: trimmed and
+            /// lowercased character by character, so that every configured word can match. (A
+            /// word that is not in Unicode NFC is stored in NFC first, as ids are.)
+            ///
+            /// # Examples
+            ///
+            /// ```
+            /// use wsctx::{FieldErrorKind, Policy};
+            ///
+            /// let policy = Policy::default().deny_word(" Anonymous ").deny_word("ΟΔΟΣ");
+            /// assert_eq!(policy.check("anonymous"), Err(FieldErrorKind::PlaceholderWord));
+            /// assert_eq!(policy.check("ΟΔΟΣ"), Err(FieldErrorKind::PlaceholderWord));
+            /// ```
+            deny_word(word),
 
-    /// Stops refusing `word` (folded as [`deny_word`](Self::deny_word) folds it).
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use wsctx::Policy;
-    ///
-    /// assert_eq!(Policy::default().allow_word("0").check("0"), Ok(()));
-    /// assert_eq!(Policy::default().allow_word(" NULL ").check("null"), Ok(()));
-    /// ```
-    #[must_use]
-    pub fn allow_word(mut self, word: &str) -> Self {
-        let word = fold(Cow::Borrowed(word));
-        self.words.retain(|w| *w != word);
-        self.reindexed()
-    }
+            /// Stops refusing `word` (folded as [`deny_word`](Self::deny_word) folds it).
+            ///
+            /// # Examples
+            ///
+            /// ```
+            /// use wsctx::Policy;
+            ///
+            /// assert_eq!(Policy::default().allow_word("0").check("0"), Ok(()));
+            /// assert_eq!(Policy::default().allow_word(" NULL ").check("null"), Ok(()));
+            /// ```
+            allow_word(word);
 
-    /// Refuses values shorter than [`PLACEHOLDER_PREFIX_MAX_BYTES`] bytes that start with
-    /// `prefix` (case-insensitively). The prefix is trimmed and folded as
-    /// [`deny_word`](Self::deny_word) folds a word.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use wsctx::{FieldErrorKind, Policy};
-    ///
-    /// let policy = Policy::default().deny_prefix(" ANON_");
-    /// assert_eq!(policy.check("anon_42"), Err(FieldErrorKind::PlaceholderPrefix));
-    /// ```
-    #[must_use]
-    pub fn deny_prefix(mut self, prefix: impl Into<Cow<'static, str>>) -> Self {
-        let prefix = fold(prefix.into());
-        if !self.prefixes.contains(&prefix) {
-            self.prefixes.push(prefix);
-        }
-        self.reindexed()
-    }
+        prefixes:
+            /// Refuses values shorter than [`PLACEHOLDER_PREFIX_MAX_BYTES`] bytes that start with
+            /// `prefix` (case-insensitively). The prefix is trimmed and folded as
+            /// [`deny_word`](Self::deny_word) folds a word.
+            ///
+            /// # Examples
+            ///
+            /// ```
+            /// use wsctx::{FieldErrorKind, Policy};
+            ///
+            /// let policy = Policy::default().deny_prefix(" ANON_");
+            /// assert_eq!(policy.check("anon_42"), Err(FieldErrorKind::PlaceholderPrefix));
+            /// ```
+            deny_prefix(prefix),
 
-    /// Stops refusing values that start with `prefix` (folded as
-    /// [`deny_prefix`](Self::deny_prefix) folds it).
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use wsctx::Policy;
-    ///
-    /// assert_eq!(Policy::default().allow_prefix("TEST_").check("test_x"), Ok(()));
-    /// ```
-    #[must_use]
-    pub fn allow_prefix(mut self, prefix: &str) -> Self {
-        let prefix = fold(Cow::Borrowed(prefix));
-        self.prefixes.retain(|p| *p != prefix);
-        self.reindexed()
+            /// Stops refusing values that start with `prefix` (folded as
+            /// [`deny_prefix`](Self::deny_prefix) folds it).
+            ///
+            /// # Examples
+            ///
+            /// ```
+            /// use wsctx::Policy;
+            ///
+            /// assert_eq!(Policy::default().allow_prefix("TEST_").check("test_x"), Ok(()));
+            /// ```
+            allow_prefix(prefix);
     }
 
     fn from_lists(words: Vec<Cow<'static, str>>, prefixes: Vec<Cow<'static, str>>) -> Self {
@@ -502,38 +503,47 @@ impl Policy {
         self.check_trimmed(value.trim())
     }
 
+    /// Whether the trimmed `value` matches an entry of `list`: for an ASCII value only when
+    /// the ASCII index allows it, comparing bytes; otherwise by folding Unicode.
+    #[inline]
+    fn list_matches(&self, list: List, value: &str) -> bool {
+        let (entries, ascii_match, unicode_match): (
+            &[Cow<'static, str>],
+            AsciiMatch,
+            UnicodeMatch,
+        ) = match list {
+            List::Words => (&self.words, ascii_eq_lowercase, eq_lowercase),
+            List::Prefixes => (
+                &self.prefixes,
+                ascii_starts_with_lowercase,
+                starts_with_lowercase,
+            ),
+        };
+        if !value.is_ascii() {
+            return entries.iter().any(|entry| unicode_match(value, entry));
+        }
+        let bytes = value.as_bytes();
+        let may_match = match list {
+            List::Words => self.ascii.may_be_word(bytes),
+            List::Prefixes => self.ascii.may_have_prefix(bytes),
+        };
+        may_match
+            && entries
+                .iter()
+                .any(|entry| ascii_match(bytes, entry.as_bytes()))
+    }
+
     /// [`check`](Self::check) for a value that is already trimmed (a newtype's value).
     pub(crate) fn check_trimmed(&self, value: &str) -> Result<(), FieldErrorKind> {
         // Ids are nearly always ASCII: skip the lists when the index rules a match out,
         // compare bytes otherwise, and fold Unicode only for non-ASCII values.
-        let bytes = value.as_bytes();
-        let is_word = if value.is_ascii() {
-            self.ascii.may_be_word(bytes)
-                && self
-                    .words
-                    .iter()
-                    .any(|word| ascii_eq_lowercase(bytes, word.as_bytes()))
-        } else {
-            self.words.iter().any(|word| eq_lowercase(value, word))
-        };
-        if is_word {
+        if self.list_matches(List::Words, value) {
             return Err(FieldErrorKind::PlaceholderWord);
         }
         if value.len() >= PLACEHOLDER_PREFIX_MAX_BYTES {
             return Ok(());
         }
-        let has_prefix = if value.is_ascii() {
-            self.ascii.may_have_prefix(bytes)
-                && self
-                    .prefixes
-                    .iter()
-                    .any(|prefix| ascii_starts_with_lowercase(bytes, prefix.as_bytes()))
-        } else {
-            self.prefixes
-                .iter()
-                .any(|prefix| starts_with_lowercase(value, prefix))
-        };
-        if has_prefix {
+        if self.list_matches(List::Prefixes, value) {
             return Err(FieldErrorKind::PlaceholderPrefix);
         }
         Ok(())
@@ -560,6 +570,34 @@ fn fold(value: Cow<'_, str>) -> Cow<'_, str> {
         return value;
     }
     Cow::Owned(trimmed.nfc().flat_map(char::to_lowercase).collect())
+}
+
+/// A comparison of an ASCII value's bytes with a folded list entry.
+type AsciiMatch = fn(&[u8], &[u8]) -> bool;
+/// A comparison of a value with a folded list entry, folding Unicode.
+type UnicodeMatch = fn(&str, &str) -> bool;
+
+/// One of a policy's two lists.
+#[derive(Clone, Copy)]
+enum List {
+    /// Exact placeholder words.
+    Words,
+    /// Placeholder prefixes.
+    Prefixes,
+}
+
+/// Adds `entry` to a policy list (a word or a prefix), folded, unless it is there already.
+fn add_folded(list: &mut Vec<Cow<'static, str>>, entry: Cow<'static, str>) {
+    let entry = fold(entry);
+    if !list.contains(&entry) {
+        list.push(entry);
+    }
+}
+
+/// Removes `entry`, folded as [`add_folded`] folds it, from a policy list.
+fn remove_folded(list: &mut Vec<Cow<'static, str>>, entry: &str) {
+    let entry = fold(Cow::Borrowed(entry));
+    list.retain(|listed| *listed != entry);
 }
 
 #[cfg(test)]

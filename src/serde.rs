@@ -394,6 +394,15 @@ impl<T> Parsed<T> {
     }
 }
 
+/// Visitor methods that refuse a value of another type, naming the type, never the value.
+macro_rules! refuse_types {
+    ($($method:ident($ty:ty) => $what:literal,)+) => {$(
+        fn $method<E: de::Error>(self, _: $ty) -> Result<Self::Value, E> {
+            Err(E::invalid_type(de::Unexpected::Other($what), &self))
+        }
+    )+};
+}
+
 impl<T> Visitor<'_> for Parsed<T>
 where
     T: FromStr,
@@ -411,26 +420,14 @@ where
     }
 
     // A value of another type is refused without being written into the error.
-    fn visit_bool<E: de::Error>(self, _: bool) -> Result<Self::Value, E> {
-        Err(E::invalid_type(de::Unexpected::Other("a boolean"), &self))
-    }
-    fn visit_i64<E: de::Error>(self, _: i64) -> Result<Self::Value, E> {
-        Err(E::invalid_type(de::Unexpected::Other("a number"), &self))
-    }
-    fn visit_u64<E: de::Error>(self, _: u64) -> Result<Self::Value, E> {
-        Err(E::invalid_type(de::Unexpected::Other("a number"), &self))
-    }
-    fn visit_i128<E: de::Error>(self, _: i128) -> Result<Self::Value, E> {
-        Err(E::invalid_type(de::Unexpected::Other("a number"), &self))
-    }
-    fn visit_u128<E: de::Error>(self, _: u128) -> Result<Self::Value, E> {
-        Err(E::invalid_type(de::Unexpected::Other("a number"), &self))
-    }
-    fn visit_f64<E: de::Error>(self, _: f64) -> Result<Self::Value, E> {
-        Err(E::invalid_type(de::Unexpected::Other("a number"), &self))
-    }
-    fn visit_bytes<E: de::Error>(self, _: &[u8]) -> Result<Self::Value, E> {
-        Err(E::invalid_type(de::Unexpected::Other("bytes"), &self))
+    refuse_types! {
+        visit_bool(bool) => "a boolean",
+        visit_i64(i64) => "a number",
+        visit_u64(u64) => "a number",
+        visit_i128(i128) => "a number",
+        visit_u128(u128) => "a number",
+        visit_f64(f64) => "a number",
+        visit_bytes(&[u8]) => "bytes",
     }
 }
 

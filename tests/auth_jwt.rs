@@ -8,7 +8,7 @@ use std::time::Duration;
 use jsonwebtoken::jwk::Jwk;
 use jsonwebtoken::{Algorithm, EncodingKey};
 use serde_json::{Value, json};
-use wsctx::jwt::{DEFAULT_LEEWAY, JwtVerifier};
+use wsctx::jwt::{DEFAULT_LEEWAY, JwtKeyError, JwtVerifier};
 use wsctx::{AuthError, ErrorCode, Rejection, Token, TokenVerifier};
 
 const SECRET: &[u8] = b"test-only-hs256-secret-0123456789abcdef";
@@ -64,70 +64,103 @@ fn code(result: Result<wsctx::AuthenticatedUser, AuthError>) -> ErrorCode {
     Rejection::from(result.unwrap_err()).code()
 }
 
+/// `claims` signed with an HS256 secret the default verifier does not know.
+fn hs_other_secret(claims: &Value) -> Token {
+    sign(
+        Algorithm::HS256,
+        &EncodingKey::from_secret(b"another-secret-of-32-bytes-length!!"),
+        claims,
+    )
+}
+
+/// The error code the default verifier refuses the HS256 token of `claims` with.
+fn refused(claims: &Value) -> ErrorCode {
+    code(verifier().verify_now(&hs(claims)))
+}
+
+/// The private key `pem` (PEM) of an `alg` key pair.
+fn private_key(alg: Algorithm, pem: &[u8]) -> EncodingKey {
+    match alg {
+        Algorithm::RS256 => EncodingKey::from_rsa_pem(pem),
+        Algorithm::ES256 | Algorithm::ES384 => EncodingKey::from_ec_pem(pem),
+        Algorithm::EdDSA => EncodingKey::from_ed_pem(pem),
+        other => panic!("no PEM key pair for {other:?}"),
+    }
+    .unwrap()
+}
+
+/// `claims` signed under `alg` with the private key `pem`.
+fn sign_pem(alg: Algorithm, pem: &[u8], claims: &Value) -> Token {
+    sign(alg, &private_key(alg, pem), claims)
+}
+
+/// The public JWK of the `alg` key pair whose private key is `pem`.
+fn jwk(alg: Algorithm, pem: &[u8]) -> Jwk {
+    Jwk::from_encoding_key(&private_key(alg, pem), alg).unwrap()
+}
+
+/// A verifier from `key` (as `JwtVerifier::rs256_pem` and its kin return it) that
+/// expects the audience `wsctx`.
+fn for_wsctx(key: Result<JwtVerifier, JwtKeyError>) -> JwtVerifier {
+    key.unwrap().audience(["wsctx"])
+}
+
+/// Checks that `verifier` reads `user-8f14e45f` from a token signed under `alg` with the
+/// private key `own` and refuses one signed with `other` as VALIDATION_FAILED; returns
+/// the accepted token.
+#[track_caller]
+fn accepts_only_its_key(verifier: &JwtVerifier, alg: Algorithm, own: &[u8], other: &[u8]) -> Token {
+    let good = claims(&json!("user-8f14e45f"));
+    let token = sign_pem(alg, own, &good);
+    assert_eq!(user_of(verifier, &token), "user-8f14e45f");
+    let forged = sign_pem(alg, other, &good);
+    assert_eq!(
+        code(verifier.verify_now(&forged)),
+        ErrorCode::ValidationFailed
+    );
+    token
+}
+
+/// The user id `verifier` reads from `token`, which it must accept.
+fn user_of(verifier: &JwtVerifier, token: &Token) -> String {
+    verifier
+        .verify_now(token)
+        .unwrap()
+        .user_id()
+        .as_str()
+        .to_owned()
+}
+
 #[test]
 fn hs256_rs256_es256_accept_a_valid_token() {
     let good = claims(&json!("user-8f14e45f"));
     let hs256 = verifier().verify_now(&hs(&good)).unwrap();
     assert_eq!(hs256.user_id().as_str(), "user-8f14e45f");
 
-    let rs = JwtVerifier::rs256_pem(RS_PUBLIC)
-        .unwrap()
-        .audience(["wsctx"]);
-    let token = sign(
-        Algorithm::RS256,
-        &EncodingKey::from_rsa_pem(RS_PRIVATE).unwrap(),
-        &good,
-    );
-    assert_eq!(
-        rs.verify_now(&token).unwrap().user_id().as_str(),
-        "user-8f14e45f"
-    );
+    let rs = for_wsctx(JwtVerifier::rs256_pem(RS_PUBLIC));
+    let token = sign_pem(Algorithm::RS256, RS_PRIVATE, &good);
+    assert_eq!(user_of(&rs, &token), "user-8f14e45f");
 
-    let es = JwtVerifier::es256_pem(ES_PUBLIC)
-        .unwrap()
-        .audience(["wsctx"]);
-    let token = sign(
-        Algorithm::ES256,
-        &EncodingKey::from_ec_pem(ES_PRIVATE).unwrap(),
-        &good,
-    );
-    assert_eq!(
-        es.verify_now(&token).unwrap().user_id().as_str(),
-        "user-8f14e45f"
-    );
+    let es = for_wsctx(JwtVerifier::es256_pem(ES_PUBLIC));
+    let token = sign_pem(Algorithm::ES256, ES_PRIVATE, &good);
+    assert_eq!(user_of(&es, &token), "user-8f14e45f");
 }
 
 #[test]
 fn a_wrong_signature_is_validation_failed() {
     let good = claims(&json!("user-1a"));
-    let other = sign(
-        Algorithm::HS256,
-        &EncodingKey::from_secret(b"another-secret-of-32-bytes-length!!"),
-        &good,
-    );
+    let other = hs_other_secret(&good);
     assert_eq!(
         code(verifier().verify_now(&other)),
         ErrorCode::ValidationFailed
     );
 
-    let rs = JwtVerifier::rs256_pem(RS_PUBLIC)
-        .unwrap()
-        .audience(["wsctx"]);
-    let token = sign(
-        Algorithm::RS256,
-        &EncodingKey::from_rsa_pem(RS_OTHER).unwrap(),
-        &good,
-    );
+    let rs = for_wsctx(JwtVerifier::rs256_pem(RS_PUBLIC));
+    let token = sign_pem(Algorithm::RS256, RS_OTHER, &good);
     assert_eq!(code(rs.verify_now(&token)), ErrorCode::ValidationFailed);
 
-    let es = JwtVerifier::es256_pem(ES_PUBLIC)
-        .unwrap()
-        .audience(["wsctx"]);
-    let token = sign(
-        Algorithm::ES256,
-        &EncodingKey::from_ec_pem(ES_OTHER).unwrap(),
-        &good,
-    );
+    let es = for_wsctx(JwtVerifier::es256_pem(ES_PUBLIC));
+    let token = sign_pem(Algorithm::ES256, ES_OTHER, &good);
     assert_eq!(code(es.verify_now(&token)), ErrorCode::ValidationFailed);
 
     // A tampered payload keeps the old signature.
@@ -145,9 +178,7 @@ fn a_wrong_signature_is_validation_failed() {
 #[test]
 fn algorithm_confusion_is_refused() {
     // An HS256 token "signed" with the RSA public key must not pass an RS256 verifier.
-    let rs = JwtVerifier::rs256_pem(RS_PUBLIC)
-        .unwrap()
-        .audience(["wsctx"]);
+    let rs = for_wsctx(JwtVerifier::rs256_pem(RS_PUBLIC));
     let token = sign(
         Algorithm::HS256,
         &EncodingKey::from_secret(RS_PUBLIC),
@@ -167,10 +198,7 @@ fn expiry_is_token_expired_and_honours_the_leeway() {
         verifier().verify_now(&hs(&expired)),
         Err(AuthError::Expired)
     ));
-    assert_eq!(
-        code(verifier().verify_now(&hs(&expired))),
-        ErrorCode::TokenExpired
-    );
+    assert_eq!(refused(&expired), ErrorCode::TokenExpired);
 
     // The default leeway is at most 5 s: ten seconds past `exp` is expired.
     assert!(DEFAULT_LEEWAY <= Duration::from_secs(5));
@@ -193,35 +221,20 @@ fn expiry_is_token_expired_and_honours_the_leeway() {
     assert!(lenient.verify_now(&hs(&ten_past)).is_ok());
 
     let no_exp = with(claims(&json!("user-1a")), "exp", Value::Null);
-    assert_eq!(
-        code(verifier().verify_now(&hs(&no_exp))),
-        ErrorCode::ValidationFailed
-    );
+    assert_eq!(refused(&no_exp), ErrorCode::ValidationFailed);
 }
 
 #[test]
 fn audience_issuer_and_nbf_are_checked() {
     let base = claims(&json!("user-1a"));
     let wrong_aud = with(base.clone(), "aud", json!("someone-else"));
-    assert_eq!(
-        code(verifier().verify_now(&hs(&wrong_aud))),
-        ErrorCode::ValidationFailed
-    );
+    assert_eq!(refused(&wrong_aud), ErrorCode::ValidationFailed);
     let no_aud = with(base.clone(), "aud", Value::Null);
-    assert_eq!(
-        code(verifier().verify_now(&hs(&no_aud))),
-        ErrorCode::ValidationFailed
-    );
+    assert_eq!(refused(&no_aud), ErrorCode::ValidationFailed);
     let wrong_iss = with(base.clone(), "iss", json!("evil"));
-    assert_eq!(
-        code(verifier().verify_now(&hs(&wrong_iss))),
-        ErrorCode::ValidationFailed
-    );
+    assert_eq!(refused(&wrong_iss), ErrorCode::ValidationFailed);
     let future = with(base.clone(), "nbf", json!(now() + 3600));
-    assert_eq!(
-        code(verifier().verify_now(&hs(&future))),
-        ErrorCode::ValidationFailed
-    );
+    assert_eq!(refused(&future), ErrorCode::ValidationFailed);
     let past_nbf = with(base.clone(), "nbf", json!(now() - 5));
     assert!(verifier().verify_now(&hs(&past_nbf)).is_ok());
 
@@ -262,10 +275,7 @@ fn unusable_subjects_never_become_an_identity() {
     // Absent, `null`, blank, or not a string at all: a verified token without a usable
     // subject is MISSING_USER_ID (403/4403), never INVALID_FORMAT.
     let absent = with(claims(&json!("x")), "sub", Value::Null);
-    assert_eq!(
-        code(verifier().verify_now(&hs(&absent))),
-        ErrorCode::MissingUserId
-    );
+    assert_eq!(refused(&absent), ErrorCode::MissingUserId);
     for sub in [
         json!(null),
         json!(""),
@@ -302,34 +312,21 @@ fn unusable_subjects_never_become_an_identity() {
 fn the_subject_is_read_only_after_the_signature_and_the_claims() {
     // A `sub` of the wrong type does not outrank a bad signature or an expired token.
     let array_sub = claims(&json!(["user-1a"]));
-    let forged = sign(
-        Algorithm::HS256,
-        &EncodingKey::from_secret(b"another-secret-of-32-bytes-length!!"),
-        &array_sub,
-    );
+    let forged = hs_other_secret(&array_sub);
     assert_eq!(
         code(verifier().verify_now(&forged)),
         ErrorCode::ValidationFailed
     );
     let expired = with(claims(&json!({})), "exp", json!(now() - 3600));
-    assert_eq!(
-        code(verifier().verify_now(&hs(&expired))),
-        ErrorCode::TokenExpired
-    );
+    assert_eq!(refused(&expired), ErrorCode::TokenExpired);
     // A token for another audience is not ours, expired or not.
     let elsewhere = with(expired, "aud", json!("someone-else"));
-    assert_eq!(
-        code(verifier().verify_now(&hs(&elsewhere))),
-        ErrorCode::ValidationFailed
-    );
+    assert_eq!(refused(&elsewhere), ErrorCode::ValidationFailed);
     // Audiences as a list: one match is enough, a non-string entry refuses the token.
     let listed = with(claims(&json!("user-1a")), "aud", json!(["other", "wsctx"]));
     assert!(verifier().verify_now(&hs(&listed)).is_ok());
     let odd = with(claims(&json!("user-1a")), "aud", json!(["wsctx", 7]));
-    assert_eq!(
-        code(verifier().verify_now(&hs(&odd))),
-        ErrorCode::ValidationFailed
-    );
+    assert_eq!(refused(&odd), ErrorCode::ValidationFailed);
     // `exp` must be a non-negative number.
     for exp in [json!("soon"), json!(-5), json!([1])] {
         let token = hs(&with(claims(&json!("user-1a")), "exp", exp.clone()));
@@ -374,24 +371,8 @@ fn rsa_keys_must_have_2048_to_8192_bits() {
     );
     // 4200 bits: accepted, and its tokens verify (a backend limited to 4096 bits would
     // refuse every one of them as a bad signature).
-    let big = JwtVerifier::rs256_pem(RS4200_PUBLIC)
-        .unwrap()
-        .audience(["wsctx"]);
-    let token = sign(
-        Algorithm::RS256,
-        &EncodingKey::from_rsa_pem(RS4200_PRIVATE).unwrap(),
-        &claims(&json!("user-8f14e45f")),
-    );
-    assert_eq!(
-        big.verify_now(&token).unwrap().user_id().as_str(),
-        "user-8f14e45f"
-    );
-    let other = sign(
-        Algorithm::RS256,
-        &EncodingKey::from_rsa_pem(RS_PRIVATE).unwrap(),
-        &claims(&json!("user-8f14e45f")),
-    );
-    assert_eq!(code(big.verify_now(&other)), ErrorCode::ValidationFailed);
+    let big = for_wsctx(JwtVerifier::rs256_pem(RS4200_PUBLIC));
+    accepts_only_its_key(&big, Algorithm::RS256, RS4200_PRIVATE, RS_PRIVATE);
     // The boundaries, as JWKs (a modulus need not be a real key to be measured).
     for (bits, ok) in [
         (1024, false),
@@ -405,11 +386,7 @@ fn rsa_keys_must_have_2048_to_8192_bits() {
         assert_eq!(result.is_ok(), ok, "{bits} bits");
     }
     // The 512-bit key as a JWK is refused too.
-    let small = Jwk::from_encoding_key(
-        &EncodingKey::from_rsa_pem(RS512_PRIVATE).unwrap(),
-        Algorithm::RS256,
-    )
-    .unwrap();
+    let small = jwk(Algorithm::RS256, RS512_PRIVATE);
     assert!(JwtVerifier::from_jwk(&small).is_err());
 }
 
@@ -431,11 +408,7 @@ fn es256_needs_a_p256_key() {
         error.to_string(),
         "invalid ES256 key: the key must be on the P-256 curve"
     );
-    let p384 = Jwk::from_encoding_key(
-        &EncodingKey::from_ec_pem(ES384_PRIVATE).unwrap(),
-        Algorithm::ES384,
-    )
-    .unwrap();
+    let p384 = jwk(Algorithm::ES384, ES384_PRIVATE);
     assert!(JwtVerifier::from_jwk(&p384).is_err());
     // A point that is not on the curve.
     let off_curve: Jwk = serde_json::from_value(json!({
@@ -449,36 +422,16 @@ fn es256_needs_a_p256_key() {
 
 #[test]
 fn eddsa_ed25519_verifies() {
-    let ed = JwtVerifier::eddsa_pem(ED_PUBLIC)
-        .unwrap()
-        .audience(["wsctx"]);
-    let token = sign(
-        Algorithm::EdDSA,
-        &EncodingKey::from_ed_pem(ED_PRIVATE).unwrap(),
-        &claims(&json!("user-8f14e45f")),
-    );
-    assert_eq!(
-        ed.verify_now(&token).unwrap().user_id().as_str(),
-        "user-8f14e45f"
-    );
-    let other = sign(
-        Algorithm::EdDSA,
-        &EncodingKey::from_ed_pem(ED_OTHER).unwrap(),
-        &claims(&json!("user-8f14e45f")),
-    );
-    assert_eq!(code(ed.verify_now(&other)), ErrorCode::ValidationFailed);
+    let ed = for_wsctx(JwtVerifier::eddsa_pem(ED_PUBLIC));
+    let token = accepts_only_its_key(&ed, Algorithm::EdDSA, ED_PRIVATE, ED_OTHER);
     // The same key as a JWK.
-    let jwk = Jwk::from_encoding_key(
-        &EncodingKey::from_ed_pem(ED_PRIVATE).unwrap(),
-        Algorithm::EdDSA,
-    )
-    .unwrap();
+    let jwk = jwk(Algorithm::EdDSA, ED_PRIVATE);
     let from_jwk = JwtVerifier::from_jwk(&jwk).unwrap().audience(["wsctx"]);
     assert!(from_jwk.verify_now(&token).is_ok());
     // An RS256 token is refused by an EdDSA verifier, whatever it was signed with.
-    let rs = sign(
+    let rs = sign_pem(
         Algorithm::RS256,
-        &EncodingKey::from_rsa_pem(RS_PRIVATE).unwrap(),
+        RS_PRIVATE,
         &claims(&json!("user-8f14e45f")),
     );
     assert_eq!(code(ed.verify_now(&rs)), ErrorCode::ValidationFailed);
@@ -486,23 +439,11 @@ fn eddsa_ed25519_verifies() {
 
 #[test]
 fn jwks_keys_are_checked_like_pem_keys() {
-    let rs = Jwk::from_encoding_key(
-        &EncodingKey::from_rsa_pem(RS_PRIVATE).unwrap(),
-        Algorithm::RS256,
-    )
-    .unwrap();
+    let rs = jwk(Algorithm::RS256, RS_PRIVATE);
     let verifier = JwtVerifier::from_jwk(&rs).unwrap().audience(["wsctx"]);
-    let token = sign(
-        Algorithm::RS256,
-        &EncodingKey::from_rsa_pem(RS_PRIVATE).unwrap(),
-        &claims(&json!("user-1a")),
-    );
+    let token = sign_pem(Algorithm::RS256, RS_PRIVATE, &claims(&json!("user-1a")));
     assert!(verifier.verify_now(&token).is_ok());
-    let es = Jwk::from_encoding_key(
-        &EncodingKey::from_ec_pem(ES_PRIVATE).unwrap(),
-        Algorithm::ES256,
-    )
-    .unwrap();
+    let es = jwk(Algorithm::ES256, ES_PRIVATE);
     assert!(JwtVerifier::from_jwk(&es).is_ok());
 
     let mut wrong_alg = rs.clone();

@@ -20,9 +20,31 @@ use wsctx::{CloseCode, CloseReason, ErrorCode, Rejection};
 
 const KEY: &[u8; 32] = b"cluster-tests-hashing-key-32byte";
 
+/// The lease TTL of most nodes here (the default).
+const DEFAULT_TTL: Duration = Duration::from_secs(30);
+/// The lease TTL of the expiry and renewal tests.
+const SHORT_TTL: Duration = Duration::from_millis(600);
+
+/// A fresh `redis-server` and a node on it per name, whose leases live `ttl`; `None`
+/// where no `redis-server` can be started (the test then does nothing).
+async fn cluster<const N: usize>(
+    names: [&str; N],
+    ttl: Duration,
+) -> Option<(RedisServer, [Backplane; N])> {
+    let redis = RedisServer::start()?;
+    let mut nodes = Vec::with_capacity(N);
+    for name in names {
+        nodes.push(node_with_ttl(&redis, name, ttl).await);
+    }
+    let Ok(nodes) = nodes.try_into() else {
+        unreachable!("one node per name")
+    };
+    Some((redis, nodes))
+}
+
 /// A node with the default 30 s lease TTL.
 async fn node(redis: &RedisServer, name: &str) -> Backplane {
-    node_with_ttl(redis, name, Duration::from_secs(30)).await
+    node_with_ttl(redis, name, DEFAULT_TTL).await
 }
 
 /// A node whose leases live `ttl` (response timeout: a third of it, at most 500 ms).
@@ -42,6 +64,15 @@ async fn inspect(redis: &RedisServer) -> redis::aio::MultiplexedConnection {
         .get_multiplexed_async_connection()
         .await
         .unwrap()
+}
+
+/// Renews `leases` on `node`; every renewal must succeed.
+async fn renewed(node: &Backplane, leases: &[wsctx::cluster::Lease]) -> Vec<Renewal> {
+    node.renew(leases)
+        .await
+        .into_iter()
+        .map(Result::unwrap)
+        .collect()
 }
 
 /// Renews until the node has reconnected (at most 10 s).
@@ -71,10 +102,9 @@ async fn redis_now_ms(redis: &RedisServer) -> u64 {
 
 #[tokio::test]
 async fn the_per_user_limit_holds_across_nodes_and_users_are_apart() {
-    let Some(redis) = RedisServer::start() else {
+    let Some((redis, [a, b])) = cluster(["a", "b"], DEFAULT_TTL).await else {
         return;
     };
-    let (a, b) = (node(&redis, "a").await, node(&redis, "b").await);
 
     let first = a.acquire(&user("alice"), &tab("t1"), 2).await.unwrap();
     assert!(
@@ -119,14 +149,9 @@ async fn the_per_user_limit_holds_across_nodes_and_users_are_apart() {
 
 #[tokio::test]
 async fn concurrent_admissions_on_three_nodes_never_exceed_the_limit() {
-    let Some(redis) = RedisServer::start() else {
+    let Some((_redis, nodes)) = cluster(["a", "b", "c"], DEFAULT_TTL).await else {
         return;
     };
-    let nodes = [
-        node(&redis, "a").await,
-        node(&redis, "b").await,
-        node(&redis, "c").await,
-    ];
     let attempts = (0..30).map(|i| {
         let node = nodes[i % 3].clone();
         tokio::spawn(async move {
@@ -149,10 +174,9 @@ async fn concurrent_admissions_on_three_nodes_never_exceed_the_limit() {
 
 #[tokio::test]
 async fn a_client_id_is_a_duplicate_on_any_node_but_only_for_its_user() {
-    let Some(redis) = RedisServer::start() else {
+    let Some((_redis, [a, b])) = cluster(["a", "b"], DEFAULT_TTL).await else {
         return;
     };
-    let (a, b) = (node(&redis, "a").await, node(&redis, "b").await);
     granted(&a, "alice", "tab-1", 5).await;
 
     let again = b.acquire(&user("alice"), &tab("tab-1"), 5).await.unwrap();
@@ -168,12 +192,10 @@ async fn a_client_id_is_a_duplicate_on_any_node_but_only_for_its_user() {
 
 #[tokio::test]
 async fn leases_of_a_crashed_node_expire_on_redis_clock() {
-    let Some(redis) = RedisServer::start() else {
+    let Some((redis, [crashed, survivor])) = cluster(["crashed", "survivor"], SHORT_TTL).await
+    else {
         return;
     };
-    let ttl = Duration::from_millis(600);
-    let crashed = node_with_ttl(&redis, "crashed", ttl).await;
-    let survivor = node_with_ttl(&redis, "survivor", ttl).await;
 
     let before = redis_now_ms(&redis).await;
     let lease = granted(&crashed, "alice", "t1", 2).await;
@@ -203,7 +225,7 @@ async fn leases_of_a_crashed_node_expire_on_redis_clock() {
     let pttl: i64 = inspect(&redis).await.pttl(keys.leases()).await.unwrap();
     assert!((1..=1200).contains(&pttl), "{pttl}");
 
-    tokio::time::sleep(ttl + Duration::from_millis(100)).await;
+    tokio::time::sleep(SHORT_TTL + Duration::from_millis(100)).await;
     assert_eq!(survivor.held(&user("alice")).await.unwrap(), 0);
     // Both slots are free again, and so is the crashed node's client id.
     let reused = survivor
@@ -219,25 +241,18 @@ async fn leases_of_a_crashed_node_expire_on_redis_clock() {
 
 #[tokio::test]
 async fn renewal_keeps_leases_alive_beyond_the_ttl() {
-    let Some(redis) = RedisServer::start() else {
+    let Some((_redis, [a])) = cluster(["a"], SHORT_TTL).await else {
         return;
     };
-    let ttl = Duration::from_millis(600);
-    let a = node_with_ttl(&redis, "a", ttl).await;
     let leases = [
         granted(&a, "alice", "t1", 5).await,
         granted(&a, "bob", "t1", 5).await,
         granted(&a, "alice", "t2", 5).await,
     ];
     let start = Instant::now();
-    while start.elapsed() < 3 * ttl {
+    while start.elapsed() < 3 * SHORT_TTL {
         tokio::time::sleep(a.config().renew_interval()).await;
-        let renewals: Vec<Renewal> = a
-            .renew(&leases)
-            .await
-            .into_iter()
-            .map(Result::unwrap)
-            .collect();
+        let renewals = renewed(&a, &leases).await;
         assert_eq!(
             renewals,
             [Renewal::Renewed, Renewal::Renewed, Renewal::Renewed]
@@ -246,16 +261,15 @@ async fn renewal_keeps_leases_alive_beyond_the_ttl() {
     assert_eq!(a.held(&user("alice")).await.unwrap(), 2);
     assert_eq!(a.held(&user("bob")).await.unwrap(), 1);
     // Stop renewing: gone one TTL later.
-    tokio::time::sleep(ttl + Duration::from_millis(100)).await;
+    tokio::time::sleep(SHORT_TTL + Duration::from_millis(100)).await;
     assert_eq!(a.held(&user("alice")).await.unwrap(), 0);
 }
 
 #[tokio::test]
 async fn renewal_rebuilds_leases_after_flushall_and_after_a_restart_without_data() {
-    let Some(mut redis) = RedisServer::start() else {
+    let Some((mut redis, [a, b])) = cluster(["a", "b"], DEFAULT_TTL).await else {
         return;
     };
-    let (a, b) = (node(&redis, "a").await, node(&redis, "b").await);
     let on_a = [
         granted(&a, "alice", "t1", 3).await,
         granted(&a, "alice", "t2", 3).await,
@@ -267,12 +281,7 @@ async fn renewal_rebuilds_leases_after_flushall_and_after_a_restart_without_data
         .await
         .unwrap();
     assert_eq!(a.held(&user("alice")).await.unwrap(), 0);
-    let renewed: Vec<Renewal> = a
-        .renew(&on_a)
-        .await
-        .into_iter()
-        .map(Result::unwrap)
-        .collect();
+    let renewed = renewed(&a, &on_a).await;
     assert_eq!(renewed, [Renewal::Recreated, Renewal::Recreated]);
     assert_eq!(
         b.renew(&on_b).await.into_iter().next().unwrap().unwrap(),
@@ -372,14 +381,9 @@ async fn a_revocation_is_reported_to_renewals_of_older_leases_only() {
 
 #[tokio::test]
 async fn release_is_batched_idempotent_and_checks_the_owner() {
-    let Some(redis) = RedisServer::start() else {
+    let Some((_redis, [a, b])) = cluster(["a", "b"], SHORT_TTL).await else {
         return;
     };
-    let ttl = Duration::from_millis(600);
-    let (a, b) = (
-        node_with_ttl(&redis, "a", ttl).await,
-        node_with_ttl(&redis, "b", ttl).await,
-    );
     let batch = [
         granted(&a, "alice", "t1", 5).await,
         granted(&a, "bob", "t1", 5).await,
@@ -398,7 +402,7 @@ async fn release_is_batched_idempotent_and_checks_the_owner() {
     // A lease that expired while its node was cut off, and whose client id was admitted
     // again on another node: the old owner's release must not remove the new lease.
     let stale = granted(&a, "alice", "t4", 5).await;
-    tokio::time::sleep(ttl + Duration::from_millis(100)).await;
+    tokio::time::sleep(SHORT_TTL + Duration::from_millis(100)).await;
     let renewed = b.renew(std::slice::from_ref(&kept)).await; // b stays alive
     assert_eq!(renewed[0].as_ref().unwrap(), &Renewal::Recreated);
     let fresh = granted(&b, "alice", "t4", 5).await;
@@ -415,10 +419,9 @@ async fn release_is_batched_idempotent_and_checks_the_owner() {
 
 #[tokio::test]
 async fn a_stopped_redis_fails_calls_within_the_response_timeout_then_recovers() {
-    let Some(redis) = RedisServer::start() else {
+    let Some((redis, [a])) = cluster(["a"], DEFAULT_TTL).await else {
         return;
     };
-    let a = node(&redis, "a").await;
     let lease = granted(&a, "alice", "t1", 5).await;
     let limit = a.config().response_timeout() + Duration::from_millis(250);
 
@@ -485,10 +488,9 @@ async fn no_server_is_unavailable_quickly() {
 
 #[tokio::test]
 async fn a_full_redis_is_busy_and_a_forbidden_command_is_refused() {
-    let Some(redis) = RedisServer::start() else {
+    let Some((redis, [a])) = cluster(["a"], DEFAULT_TTL).await else {
         return;
     };
-    let a = node(&redis, "a").await;
     let mut admin = inspect(&redis).await;
 
     // Out of memory: Redis answers, but cannot take writes now.

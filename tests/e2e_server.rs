@@ -26,6 +26,7 @@ use tokio::task::JoinHandle;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+use wsctx::axum::ServeConfig;
 use wsctx::metrics::Metric;
 use wsctx::{
     CloseStyle, ErrorCode, GenerateError, Limits, ManagerFactory, Rejection, ResumePoint,
@@ -997,15 +998,21 @@ async fn slow_head(addr: SocketAddr) -> Duration {
     panic!("the whole head went through: no header-read timeout");
 }
 
+/// The example server with the listener settings `serve`, its other options default.
+async fn serving(serve: ServeConfig) -> Server {
+    Server::start(app::Options {
+        serve,
+        ..app::Options::default()
+    })
+    .await
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn slow_header_senders_are_dropped_while_a_client_connects_and_chats() {
     let header_timeout = Duration::from_secs(1);
-    let server = Server::start(app::Options {
-        serve: wsctx::axum::ServeConfig {
-            header_read_timeout: header_timeout,
-            ..wsctx::axum::ServeConfig::default()
-        },
-        ..app::Options::default()
+    let server = serving(ServeConfig {
+        header_read_timeout: header_timeout,
+        ..ServeConfig::default()
     })
     .await;
     let slow: Vec<_> = (0..200)
@@ -1037,12 +1044,9 @@ async fn slow_header_senders_are_dropped_while_a_client_connects_and_chats() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn connections_over_the_pending_cap_wait_until_silent_ones_time_out() {
     let header_timeout = Duration::from_millis(1500);
-    let server = Server::start(app::Options {
-        serve: wsctx::axum::ServeConfig {
-            header_read_timeout: header_timeout,
-            max_pending: 10,
-        },
-        ..app::Options::default()
+    let server = serving(ServeConfig {
+        header_read_timeout: header_timeout,
+        max_pending: 10,
     })
     .await;
     // Ten connections that never send a byte hold every pending slot.

@@ -237,20 +237,39 @@ fn admit_at_once(
     admitted.into_iter().filter_map(Result::ok).collect()
 }
 
+/// `rounds` rounds of [`admit_at_once`] with fresh `contexts()`: each round exactly
+/// `limit` are admitted and the others refused with `refusal`; `while_held` runs while
+/// the admitted sockets are held, and they are dropped at the end of the round.
+fn admit_rounds<I: Iterator<Item = Context<Bound>>>(
+    factory: &ManagerFactory,
+    rounds: usize,
+    contexts: impl Fn() -> I,
+    (limit, refusal): (usize, FactoryError),
+    while_held: impl Fn(),
+) {
+    for round in 0..rounds {
+        let admitted = admit_at_once(factory, contexts().collect(), refusal);
+        assert_eq!(admitted.len(), limit, "round {round}");
+        while_held();
+    }
+}
+
 #[test]
 fn per_user_limit_holds_under_concurrent_admissions() {
     let factory = ManagerFactory::new(Limits {
         per_user: 3,
         ..Limits::default()
     });
-    for round in 0..50 {
-        let contexts = (0..8)
-            .map(|t| bound("hot-user", &format!("tab-{t}")))
-            .collect();
-        let admitted = admit_at_once(&factory, contexts, FactoryError::ConnectionLimit);
-        assert_eq!(admitted.len(), 3, "round {round}");
-        assert_eq!(factory.connections(&user("hot-user")), 3);
-    }
+    let hot_user_tabs = || (0..8).map(|t| bound("hot-user", &format!("tab-{t}")));
+    admit_rounds(
+        &factory,
+        50,
+        hot_user_tabs,
+        (3, FactoryError::ConnectionLimit),
+        || {
+            assert_eq!(factory.connections(&user("hot-user")), 3);
+        },
+    );
     let m = factory.metrics();
     assert_eq!(m.active, 0);
     assert_eq!(m.admitted, 150);
@@ -264,12 +283,7 @@ fn global_limit_holds_under_concurrent_admissions() {
         global: 5,
         ..Limits::default()
     });
-    for round in 0..30 {
-        let contexts = (0..16)
-            .map(|t| bound(&format!("user-{t}"), "tab-1"))
-            .collect();
-        let admitted = admit_at_once(&factory, contexts, FactoryError::Overloaded);
-        assert_eq!(admitted.len(), 5, "round {round}");
-    }
+    let users = || (0..16).map(|t| bound(&format!("user-{t}"), "tab-1"));
+    admit_rounds(&factory, 30, users, (5, FactoryError::Overloaded), || {});
     assert_eq!(factory.metrics().active, 0);
 }

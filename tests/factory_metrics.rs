@@ -5,6 +5,7 @@ mod support;
 use std::time::Duration;
 
 use support::contexts::{bound, tabs};
+use support::full::{fill, tight_limits};
 use wsctx::{
     CloseCode, CloseFrame, ErrorCode, Frame, Limits, ManagerFactory, MetricsSnapshot, UserId,
 };
@@ -70,13 +71,8 @@ fn admission_and_release_move_admitted_active_and_freed() {
 
 #[test]
 fn each_refusal_counts_under_its_code() {
-    let factory = ManagerFactory::new(Limits {
-        per_user: 1,
-        global: 2,
-        ..Limits::default()
-    });
-    let _a = factory.create(bound("user-a", "tab-1")).unwrap();
-    let _b = factory.create(bound("user-b", "tab-1")).unwrap();
+    let factory = ManagerFactory::new(tight_limits());
+    let _held = fill(&factory);
     expect(&factory, &[("rejected_duplicate_client", 1)], || {
         factory.create(bound("user-a", "tab-1")).unwrap_err();
     });

@@ -49,25 +49,23 @@ fn replay(target: &str, min_seeds: usize, check: fn(&[u8])) {
     assert!(failed.is_empty(), "{target}: seeds failed: {failed:#?}");
 }
 
-#[test]
-fn validate_json_seeds_pass() {
-    replay("validate_json", 20, checks::validate_json);
+/// One `#[test]` per fuzz target: `name: target, min_seeds, check`.
+macro_rules! seed_tests {
+    ($($(#[$attr:meta])* $name:ident: $target:literal, $min:literal, $check:path;)+) => {$(
+        $(#[$attr])*
+        #[test]
+        fn $name() {
+            replay($target, $min, $check);
+        }
+    )+};
 }
 
-#[test]
-fn field_rule_seeds_pass() {
-    replay("field_rule", 20, checks::field_rule);
-}
-
-#[cfg(feature = "http")]
-#[test]
-fn token_extraction_seeds_pass() {
-    replay("token_extraction", 8, checks_http::token_extraction);
-}
-
-#[test]
-fn close_reason_seeds_pass() {
-    replay("close_reason", 6, checks::close_reason);
+seed_tests! {
+    validate_json_seeds_pass: "validate_json", 20, checks::validate_json;
+    field_rule_seeds_pass: "field_rule", 20, checks::field_rule;
+    #[cfg(feature = "http")]
+    token_extraction_seeds_pass: "token_extraction", 8, checks_http::token_extraction;
+    close_reason_seeds_pass: "close_reason", 6, checks::close_reason;
 }
 
 /// The checks' naive model is right on hand-picked cases, so agreeing with it means
@@ -75,18 +73,23 @@ fn close_reason_seeds_pass() {
 #[test]
 fn the_naive_model_is_right_on_known_cases() {
     use wsctx::{FieldErrorKind, IdError};
-    assert_eq!(
-        checks::model::structure(" \u{3000}"),
-        Err(vec![IdError::Empty])
-    );
-    assert_eq!(
-        checks::model::structure("a\u{202E}b"),
-        Err(vec![IdError::InvisibleCharacter])
-    );
-    assert_eq!(
-        checks::model::structure("\u{85}ab\u{85}"),
-        Ok("ab".to_owned())
-    );
+    let invisible = || Err(vec![IdError::InvisibleCharacter]);
+    let structure_cases: [(&str, Result<String, Vec<IdError>>); 10] = [
+        (" \u{3000}", Err(vec![IdError::Empty])),
+        ("a\u{202E}b", invisible()),
+        ("\u{85}ab\u{85}", Ok("ab".to_owned())),
+        // The look-alike classes and NFC.
+        ("alice\u{AD}", invisible()),
+        ("a\u{2028}b", invisible()),
+        ("\u{3164}", invisible()),
+        ("x\u{FE0F}", invisible()),
+        ("\u{E000}", invisible()),
+        ("jose\u{301}", Err(vec![IdError::NotNormalized])),
+        ("jos\u{e9}", Ok("jos\u{e9}".to_owned())),
+    ];
+    for (input, expected) in structure_cases {
+        assert_eq!(checks::model::structure(input), expected, "{input:?}");
+    }
     assert_eq!(
         checks::model::policy(" MOC\u{212A} "),
         Err(FieldErrorKind::PlaceholderWord)
@@ -95,28 +98,6 @@ fn the_naive_model_is_right_on_known_cases() {
         checks::model::policy("test_user_1234567890"),
         Ok(()),
         "20 bytes: the prefix rule no longer applies"
-    );
-    // The look-alike classes and NFC.
-    for look_alike in [
-        "alice\u{AD}",
-        "a\u{2028}b",
-        "\u{3164}",
-        "x\u{FE0F}",
-        "\u{E000}",
-    ] {
-        assert_eq!(
-            checks::model::structure(look_alike),
-            Err(vec![IdError::InvisibleCharacter]),
-            "{look_alike:?}"
-        );
-    }
-    assert_eq!(
-        checks::model::structure("jose\u{301}"),
-        Err(vec![IdError::NotNormalized])
-    );
-    assert_eq!(
-        checks::model::structure("jos\u{e9}"),
-        Ok("jos\u{e9}".to_owned())
     );
     assert_eq!(checks::model::nfc("\u{212A}"), "K");
     assert!(checks::model::is_default_ignorable('\u{1160}'));

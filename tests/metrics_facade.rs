@@ -15,6 +15,7 @@ use std::time::Duration;
 
 use metrics_util::debugging::DebuggingRecorder;
 use support::contexts::{bound, tabs};
+use support::full::{fill, tight_limits};
 use support::metrics::{Reader, Series, Values, assert_mirrors, every_series, series};
 use wsctx::metrics::{Metric, MetricKind};
 use wsctx::{CloseCode, CloseFrame, ErrorCode, Frame, Limits, ManagerFactory, Rejection, UserId};
@@ -50,6 +51,25 @@ impl Watched {
     #[track_caller]
     fn expect(&self, expected: &[(Metric, Option<ErrorCode>, f64)], step: impl FnOnce()) {
         assert_eq!(self.moves(step), sorted(expected));
+    }
+
+    /// Runs `admit`, one admission, and asserts that it moved admitted and active up one
+    /// each and `also`, and nothing else; returns what `admit` returned.
+    #[track_caller]
+    fn expect_admission<T>(
+        &self,
+        also: &[(Metric, Option<ErrorCode>, f64)],
+        admit: impl FnOnce() -> T,
+    ) -> T {
+        let admission = [
+            (ConnectionsAdmitted, None, 1.0),
+            (ConnectionsActive, None, 1.0),
+        ];
+        let mut admitted = None;
+        self.expect(&[&admission[..], also].concat(), || {
+            admitted = Some(admit());
+        });
+        admitted.expect("the admission ran")
     }
 }
 
@@ -131,14 +151,8 @@ fn a_new_factory_registers_every_series_at_0_and_describes_it() {
 #[test]
 fn admission_and_release_move_admitted_active_and_freed() {
     let w = Watched::new(Limits::default());
-    let mut held = None;
-    w.expect(
-        &[
-            (ConnectionsAdmitted, None, 1.0),
-            (ConnectionsActive, None, 1.0),
-        ],
-        || held = Some(w.factory.create(bound("user-a", "tab-1")).unwrap()),
-    );
+    let mut held =
+        Some(w.expect_admission(&[], || w.factory.create(bound("user-a", "tab-1")).unwrap()));
     w.expect(
         &[
             (ConnectionsFreed, None, 1.0),
@@ -150,13 +164,8 @@ fn admission_and_release_move_admitted_active_and_freed() {
 
 #[test]
 fn each_admission_refusal_moves_its_code_only() {
-    let w = Watched::new(Limits {
-        per_user: 1,
-        global: 2,
-        ..Limits::default()
-    });
-    let _a = w.factory.create(bound("user-a", "tab-1")).unwrap();
-    let _b = w.factory.create(bound("user-b", "tab-1")).unwrap();
+    let w = Watched::new(tight_limits());
+    let _held = fill(&w.factory);
     let refusals = [
         (ErrorCode::DuplicateClient, bound("user-a", "tab-1")),
         (ErrorCode::ConnectionLimit, bound("user-a", "tab-2")),
@@ -343,8 +352,8 @@ mod events {
     use std::time::Duration;
 
     use wsctx::metrics::Metric::{
-        ConnectionsActive, ConnectionsAdmitted, ConnectionsFreed, EventsEmitted, EventsReplayed,
-        MessagesDelivered, MessagesDiscarded, ReplayBytes, ReplayRings, ResumeGaps, Resumes,
+        ConnectionsActive, ConnectionsFreed, EventsEmitted, EventsReplayed, MessagesDelivered,
+        MessagesDiscarded, ReplayBytes, ReplayRings, ResumeGaps, Resumes,
     };
     use wsctx::{EventType, Limits, ReplayLimits, ResumePoint};
 
@@ -392,26 +401,14 @@ mod events {
         assert_eq!(moved[0].0, series(EventsEmitted, None));
         assert_eq!(moved[1].0, series(ReplayBytes, None));
 
-        let mut resumed = None;
-        w.expect(
-            &[
-                (ConnectionsAdmitted, None, 1.0),
-                (ConnectionsActive, None, 1.0),
-                (Resumes, None, 1.0),
-                (EventsReplayed, None, 1.0),
-            ],
-            || resumed = Some(w.factory.create_resuming(bound("user-a", "tab-2"), seen)),
-        );
+        let resumed = w
+            .expect_admission(&[(Resumes, None, 1.0), (EventsReplayed, None, 1.0)], || {
+                w.factory.create_resuming(bound("user-a", "tab-2"), seen)
+            });
         let unknown: ResumePoint = "0123456789abcdef.1".parse().unwrap();
-        let mut gap = None;
-        w.expect(
-            &[
-                (ConnectionsAdmitted, None, 1.0),
-                (ConnectionsActive, None, 1.0),
-                (ResumeGaps, None, 1.0),
-            ],
-            || gap = Some(w.factory.create_resuming(bound("user-a", "tab-3"), unknown)),
-        );
+        let gap = w.expect_admission(&[(ResumeGaps, None, 1.0)], || {
+            w.factory.create_resuming(bound("user-a", "tab-3"), unknown)
+        });
         // Nobody read them: the replayed event and `resumed`, and `resume_gap`, are
         // thrown away with their sockets.
         w.expect(
@@ -442,16 +439,10 @@ mod events {
     #[test]
     fn a_position_for_a_new_user_moves_the_rings() {
         let w = Watched::new(Limits::default());
-        let mut tab = None;
-        w.expect(
-            &[
-                (ConnectionsAdmitted, None, 1.0),
-                (ConnectionsActive, None, 1.0),
-                (ReplayRings, None, 1.0),
-            ],
-            || tab = Some(w.factory.create_with_position(bound("user-b", "tab-1"))),
-        );
-        assert!(tab.unwrap().is_ok());
+        let tab = w.expect_admission(&[(ReplayRings, None, 1.0)], || {
+            w.factory.create_with_position(bound("user-b", "tab-1"))
+        });
+        assert!(tab.is_ok());
     }
 }
 
@@ -648,30 +639,21 @@ mod handshake {
                 .into_parts();
             parts
         };
-        let mut malformed = request("/ws?resume=not-a-point");
-        refused_once(
-            &reader,
-            ErrorCode::InvalidContext,
-            Authenticated::from_request_parts(&mut malformed, &handshake),
-        )
-        .await;
+        // What the extractor makes of a request.
+        let extract = |mut parts: http::request::Parts| {
+            let handshake = &handshake;
+            async move { Authenticated::from_request_parts(&mut parts, handshake).await }
+        };
+        let malformed = request("/ws?resume=not-a-point");
+        refused_once(&reader, ErrorCode::InvalidContext, extract(malformed)).await;
 
         let mut anonymous = request("/ws?resume=0123456789abcdef.1");
         anonymous.headers.remove(header::AUTHORIZATION);
         // Refused by the checks before the resume point is read: counted once.
-        refused_once(
-            &reader,
-            ErrorCode::NoToken,
-            Authenticated::from_request_parts(&mut anonymous, &handshake),
-        )
-        .await;
+        refused_once(&reader, ErrorCode::NoToken, extract(anonymous)).await;
 
-        let mut resuming = request("/ws?resume=0123456789abcdef.1");
-        let (moved, accepted) = moves(
-            &reader,
-            Authenticated::from_request_parts(&mut resuming, &handshake),
-        )
-        .await;
+        let resuming = request("/ws?resume=0123456789abcdef.1");
+        let (moved, accepted) = moves(&reader, extract(resuming)).await;
         assert!(accepted.is_ok());
         assert_eq!(moved, []);
     }

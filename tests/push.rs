@@ -87,6 +87,13 @@ mod events {
     }
 
     /// The emitter of a request of `user`.
+    /// A factory with the default limits, and an emitter of `user`'s events on it.
+    fn default_factory_and_emitter(user: &str) -> (ManagerFactory, Emitter) {
+        let factory = ManagerFactory::default();
+        let emitter = emitter(&factory, user);
+        (factory, emitter)
+    }
+
     fn emitter(factory: &ManagerFactory, user: &str) -> Emitter {
         factory.emitter(&request(user))
     }
@@ -252,8 +259,7 @@ mod events {
 
     #[test]
     fn a_position_frame_comes_first_and_every_later_event_follows_it() {
-        let factory = ManagerFactory::default();
-        let emitter = emitter(&factory, "user-a");
+        let (factory, emitter) = default_factory_and_emitter("user-a");
         let ((_t1, mut out1), start) = fresh_tab(&factory, "user-a", "tab-1");
         emit(&emitter, 1);
         let ((_t2, mut out2), second) = fresh_tab(&factory, "user-a", "tab-2");
@@ -265,8 +271,7 @@ mod events {
 
     #[test]
     fn resume_replays_the_missed_events_then_resumed_then_live_ones() {
-        let factory = ManagerFactory::default();
-        let emitter = emitter(&factory, "user-a");
+        let (factory, emitter) = default_factory_and_emitter("user-a");
         let ((tab, mut out), _) = fresh_tab(&factory, "user-a", "tab-1");
         emit(&emitter, 1);
         let seen = position_of(&json_frames(&mut out)[0]);
@@ -448,8 +453,7 @@ mod events {
 
     #[test]
     fn an_emitter_shows_no_user_id_and_is_cheap_to_share() {
-        let factory = ManagerFactory::default();
-        let emitter = emitter(&factory, "user-secret-7");
+        let (factory, emitter) = default_factory_and_emitter("user-secret-7");
         let debug = format!("{emitter:?}");
         assert!(!debug.contains("user-secret-7"), "{debug}");
         assert!(

@@ -191,26 +191,24 @@ fn placeholder_prefixes_apply_below_20_bytes_only() {
 #[test]
 fn policy_is_adjustable_in_code() {
     let numeric = Policy::default().allow_word("1");
-    assert_eq!(user_id_error_with(&numeric, "1"), None);
-    assert_eq!(
-        user_id_error_with(&numeric, "0"),
-        Some(FieldErrorKind::PlaceholderWord)
-    );
     let stricter = Policy::default().deny_word("Guest").deny_prefix("ANON_");
-    assert_eq!(
-        user_id_error_with(&stricter, " guest "),
-        Some(FieldErrorKind::PlaceholderWord)
-    );
-    assert_eq!(
-        user_id_error_with(&stricter, "anon_7"),
-        Some(FieldErrorKind::PlaceholderPrefix)
-    );
-    assert_eq!(user_id_error_with(&Policy::permissive(), "test"), None);
-    // The structural rule is not part of the policy: a permissive policy still refuses it.
-    assert_eq!(
-        user_id_error_with(&Policy::permissive(), "\u{202E}x"),
-        Some(FieldErrorKind::InvisibleCharacter)
-    );
+    let permissive = Policy::permissive();
+    let cases = [
+        (&numeric, "1", None),
+        (&numeric, "0", Some(FieldErrorKind::PlaceholderWord)),
+        (&stricter, " guest ", Some(FieldErrorKind::PlaceholderWord)),
+        (&stricter, "anon_7", Some(FieldErrorKind::PlaceholderPrefix)),
+        (&permissive, "test", None),
+        // The structural rule is not part of the policy: a permissive policy still refuses it.
+        (
+            &permissive,
+            "\u{202E}x",
+            Some(FieldErrorKind::InvisibleCharacter),
+        ),
+    ];
+    for (policy, value, expected) in cases {
+        assert_eq!(user_id_error_with(policy, value), expected, "{value:?}");
+    }
 }
 
 #[test]
@@ -414,14 +412,13 @@ fn configured_words_and_prefixes_match_what_they_name() {
     );
     assert_eq!(policy.prefixes().collect::<Vec<_>>(), ["anon_", "σοφοσ"]);
     // Through validation, on any id field.
-    assert_eq!(
-        user_id_error_with(&policy, "ΟΔΟΣ"),
-        Some(FieldErrorKind::PlaceholderWord)
-    );
-    assert_eq!(
-        user_id_error_with(&policy, "admin"),
-        Some(FieldErrorKind::PlaceholderWord)
-    );
+    for value in ["ΟΔΟΣ", "admin"] {
+        assert_eq!(
+            user_id_error_with(&policy, value),
+            Some(FieldErrorKind::PlaceholderWord),
+            "{value:?}"
+        );
+    }
     // Allowing folds the same way, so it removes what denying added.
     let relaxed = policy
         .allow_word(" ΟΔΟΣ")

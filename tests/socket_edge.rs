@@ -369,54 +369,39 @@ async fn slot_is_freed(path: ClosePath, peer: Peer) {
     holder.abort();
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn slow_consumer_that_never_reads_is_freed_within_the_bound() {
-    slot_is_freed(ClosePath::SlowConsumer, Peer::NeverReadsPipeFull).await;
+/// One test per close path and peer: `Path: never_reads_test, pings_after_close_test;`
+/// runs [`slot_is_freed`] with the path and each peer behaviour (as separate tests, so
+/// they run in parallel and fail by name).
+macro_rules! slot_is_freed_tests {
+    ($($path:ident: $never_reads:ident, $pings:ident;)+) => {$(
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn $never_reads() {
+            slot_is_freed(ClosePath::$path, Peer::NeverReadsPipeFull).await;
+        }
+
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn $pings() {
+            slot_is_freed(ClosePath::$path, Peer::PingsAfterClose).await;
+        }
+    )+};
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn slow_consumer_that_pings_after_the_close_is_freed_within_the_bound() {
-    slot_is_freed(ClosePath::SlowConsumer, Peer::PingsAfterClose).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn idle_socket_that_never_reads_is_freed_within_the_bound() {
-    slot_is_freed(ClosePath::Idle, Peer::NeverReadsPipeFull).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn idle_socket_that_pings_after_the_close_is_freed_within_the_bound() {
-    slot_is_freed(ClosePath::Idle, Peer::PingsAfterClose).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn disconnected_user_that_never_reads_is_freed_within_the_bound() {
-    slot_is_freed(ClosePath::Disconnect, Peer::NeverReadsPipeFull).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn disconnected_user_that_pings_after_the_close_is_freed_within_the_bound() {
-    slot_is_freed(ClosePath::Disconnect, Peer::PingsAfterClose).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn shutdown_socket_that_never_reads_is_freed_within_the_bound() {
-    slot_is_freed(ClosePath::Shutdown, Peer::NeverReadsPipeFull).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn shutdown_socket_that_pings_after_the_close_is_freed_within_the_bound() {
-    slot_is_freed(ClosePath::Shutdown, Peer::PingsAfterClose).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn expired_socket_that_never_reads_is_freed_within_the_bound() {
-    slot_is_freed(ClosePath::TokenExpiry, Peer::NeverReadsPipeFull).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn expired_socket_that_pings_after_the_close_is_freed_within_the_bound() {
-    slot_is_freed(ClosePath::TokenExpiry, Peer::PingsAfterClose).await;
+slot_is_freed_tests! {
+    SlowConsumer:
+        slow_consumer_that_never_reads_is_freed_within_the_bound,
+        slow_consumer_that_pings_after_the_close_is_freed_within_the_bound;
+    Idle:
+        idle_socket_that_never_reads_is_freed_within_the_bound,
+        idle_socket_that_pings_after_the_close_is_freed_within_the_bound;
+    Disconnect:
+        disconnected_user_that_never_reads_is_freed_within_the_bound,
+        disconnected_user_that_pings_after_the_close_is_freed_within_the_bound;
+    Shutdown:
+        shutdown_socket_that_never_reads_is_freed_within_the_bound,
+        shutdown_socket_that_pings_after_the_close_is_freed_within_the_bound;
+    TokenExpiry:
+        expired_socket_that_never_reads_is_freed_within_the_bound,
+        expired_socket_that_pings_after_the_close_is_freed_within_the_bound;
 }
 
 /// A banned client keeps sending; none of it reaches the handler, whether the server was

@@ -1,7 +1,6 @@
 //! [`Endpoint`]: a route's handshake, factory, handler and socket configuration.
 
 use std::borrow::Cow;
-use std::fmt;
 use std::sync::Arc;
 
 use ::axum::extract::FromRef;
@@ -47,15 +46,7 @@ impl<H> Clone for Endpoint<H> {
     }
 }
 
-impl<H> fmt::Debug for Endpoint<H> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Endpoint")
-            .field("handshake", &self.handshake)
-            .field("factory", &self.factory)
-            .field("config", &self.config)
-            .finish_non_exhaustive()
-    }
-}
+debug_fields!(Endpoint<H> { handshake, factory, config, .. });
 
 impl<H> FromRef<Endpoint<H>> for Handshake {
     fn from_ref(endpoint: &Endpoint<H>) -> Self {

@@ -45,6 +45,12 @@ impl Held {
     }
 }
 
+impl fmt::Debug for Held {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(self.manager(), f)
+    }
+}
+
 /// One admitted socket before its upgrade: the factory slot (held until the socket is
 /// done, or freed if this value is dropped), its outbound queue, and its credential's
 /// expiry. Give it to [`Endpoint::serve`](super::Endpoint::serve).
@@ -115,14 +121,11 @@ impl Admission {
     }
 }
 
-impl fmt::Debug for Admission {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Admission")
-            .field("manager", self.manager.manager())
-            .field("expires_at", &self.expires_at)
-            .finish_non_exhaustive()
-    }
-}
+debug_fields!(Admission {
+    manager,
+    expires_at,
+    ..
+});
 
 /// One admitted socket, as a [`MessageHandler`] sees it: the [`IsolatedManager`] (which
 /// sends only to the sockets of its own user), a reply channel to this socket alone, and

@@ -476,140 +476,118 @@ pub struct ClusterConfigBuilder {
 }
 
 impl ClusterConfigBuilder {
-    /// The namespace of every key and channel (default `wsctx`).
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// # use wsctx::cluster::{ClusterConfig, HashingKey};
-    /// let builder = ClusterConfig::builder("redis://127.0.0.1", HashingKey::new([7u8; 32])?).prefix("a{b}");
-    /// assert!(builder.build().is_err());
-    /// # Ok::<(), wsctx::cluster::ClusterConfigError>(())
-    /// ```
-    pub fn prefix(mut self, prefix: impl Into<String>) -> Self {
-        self.prefix = Some(prefix.into());
-        self
-    }
+    builder_setters! {
+        /// The namespace of every key and channel (default `wsctx`).
+        ///
+        /// # Examples
+        ///
+        /// ```
+        /// # use wsctx::cluster::{ClusterConfig, HashingKey};
+        /// let builder = ClusterConfig::builder("redis://127.0.0.1", HashingKey::new([7u8; 32])?).prefix("a{b}");
+        /// assert!(builder.build().is_err());
+        /// # Ok::<(), wsctx::cluster::ClusterConfigError>(())
+        /// ```
+        prefix(prefix: impl Into<String>) => prefix = Some(prefix.into());
 
-    /// This node's id (default: [`NodeId::random`]).
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// # use wsctx::cluster::{ClusterConfig, HashingKey, NodeId};
-    /// let config = ClusterConfig::builder("redis://127.0.0.1", HashingKey::new([7u8; 32])?)
-    ///     .node_id(NodeId::try_new("web-3")?)
-    ///     .build()?;
-    /// assert_eq!(config.node_id().as_str(), "web-3");
-    /// # Ok::<(), wsctx::cluster::ClusterConfigError>(())
-    /// ```
-    pub fn node_id(mut self, node_id: NodeId) -> Self {
-        self.node_id = Some(node_id);
-        self
-    }
+        /// This node's id (default: [`NodeId::random`]).
+        ///
+        /// # Examples
+        ///
+        /// ```
+        /// # use wsctx::cluster::{ClusterConfig, HashingKey, NodeId};
+        /// let config = ClusterConfig::builder("redis://127.0.0.1", HashingKey::new([7u8; 32])?)
+        ///     .node_id(NodeId::try_new("web-3")?)
+        ///     .build()?;
+        /// assert_eq!(config.node_id().as_str(), "web-3");
+        /// # Ok::<(), wsctx::cluster::ClusterConfigError>(())
+        /// ```
+        node_id(node_id: NodeId) => node_id = Some(node_id);
 
-    /// The lease TTL, 100 ms to 1 hour (default 30 s).
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// # use std::time::Duration;
-    /// # use wsctx::cluster::{ClusterConfig, HashingKey};
-    /// let builder = ClusterConfig::builder("redis://127.0.0.1", HashingKey::new([7u8; 32])?)
-    ///     .lease_ttl(Duration::from_millis(10));
-    /// assert!(builder.build().is_err());
-    /// # Ok::<(), wsctx::cluster::ClusterConfigError>(())
-    /// ```
-    pub fn lease_ttl(mut self, ttl: Duration) -> Self {
-        self.lease_ttl = ttl;
-        self
-    }
+        /// The lease TTL, 100 ms to 1 hour (default 30 s).
+        ///
+        /// # Examples
+        ///
+        /// ```
+        /// # use std::time::Duration;
+        /// # use wsctx::cluster::{ClusterConfig, HashingKey};
+        /// let builder = ClusterConfig::builder("redis://127.0.0.1", HashingKey::new([7u8; 32])?)
+        ///     .lease_ttl(Duration::from_millis(10));
+        /// assert!(builder.build().is_err());
+        /// # Ok::<(), wsctx::cluster::ClusterConfigError>(())
+        /// ```
+        lease_ttl(ttl: Duration) => lease_ttl;
 
-    /// How long a disconnect's marker stays, at least the lease TTL (default twice it).
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// # use std::time::Duration;
-    /// # use wsctx::cluster::{ClusterConfig, HashingKey};
-    /// let config = ClusterConfig::builder("redis://127.0.0.1", HashingKey::new([7u8; 32])?)
-    ///     .revocation_ttl(Duration::from_secs(600))
-    ///     .build()?;
-    /// assert_eq!(config.revocation_ttl(), Duration::from_secs(600));
-    /// # Ok::<(), wsctx::cluster::ClusterConfigError>(())
-    /// ```
-    pub fn revocation_ttl(mut self, ttl: Duration) -> Self {
-        self.revocation_ttl = Some(ttl);
-        self
-    }
+        /// How long a disconnect's marker stays, at least the lease TTL (default twice it).
+        ///
+        /// # Examples
+        ///
+        /// ```
+        /// # use std::time::Duration;
+        /// # use wsctx::cluster::{ClusterConfig, HashingKey};
+        /// let config = ClusterConfig::builder("redis://127.0.0.1", HashingKey::new([7u8; 32])?)
+        ///     .revocation_ttl(Duration::from_secs(600))
+        ///     .build()?;
+        /// assert_eq!(config.revocation_ttl(), Duration::from_secs(600));
+        /// # Ok::<(), wsctx::cluster::ClusterConfigError>(())
+        /// ```
+        revocation_ttl(ttl: Duration) => revocation_ttl = Some(ttl);
 
-    /// The longest any Redis call may take, above zero and at most a third of the lease
-    /// TTL (default 500 ms).
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// # use std::time::Duration;
-    /// # use wsctx::cluster::{ClusterConfig, HashingKey};
-    /// let config = ClusterConfig::builder("redis://127.0.0.1", HashingKey::new([7u8; 32])?)
-    ///     .response_timeout(Duration::from_millis(200))
-    ///     .build()?;
-    /// assert_eq!(config.response_timeout(), Duration::from_millis(200));
-    /// # Ok::<(), wsctx::cluster::ClusterConfigError>(())
-    /// ```
-    pub fn response_timeout(mut self, timeout: Duration) -> Self {
-        self.response_timeout = timeout;
-        self
-    }
+        /// The longest any Redis call may take, above zero and at most a third of the lease
+        /// TTL (default 500 ms).
+        ///
+        /// # Examples
+        ///
+        /// ```
+        /// # use std::time::Duration;
+        /// # use wsctx::cluster::{ClusterConfig, HashingKey};
+        /// let config = ClusterConfig::builder("redis://127.0.0.1", HashingKey::new([7u8; 32])?)
+        ///     .response_timeout(Duration::from_millis(200))
+        ///     .build()?;
+        /// assert_eq!(config.response_timeout(), Duration::from_millis(200));
+        /// # Ok::<(), wsctx::cluster::ClusterConfigError>(())
+        /// ```
+        response_timeout(timeout: Duration) => response_timeout;
 
-    /// The longest one connection attempt may take, above zero (default 1 s).
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// # use std::time::Duration;
-    /// # use wsctx::cluster::{ClusterConfig, HashingKey};
-    /// let builder = ClusterConfig::builder("redis://127.0.0.1", HashingKey::new([7u8; 32])?)
-    ///     .connection_timeout(Duration::ZERO);
-    /// assert!(builder.build().is_err());
-    /// # Ok::<(), wsctx::cluster::ClusterConfigError>(())
-    /// ```
-    pub fn connection_timeout(mut self, timeout: Duration) -> Self {
-        self.connection_timeout = timeout;
-        self
-    }
+        /// The longest one connection attempt may take, above zero (default 1 s).
+        ///
+        /// # Examples
+        ///
+        /// ```
+        /// # use std::time::Duration;
+        /// # use wsctx::cluster::{ClusterConfig, HashingKey};
+        /// let builder = ClusterConfig::builder("redis://127.0.0.1", HashingKey::new([7u8; 32])?)
+        ///     .connection_timeout(Duration::ZERO);
+        /// assert!(builder.build().is_err());
+        /// # Ok::<(), wsctx::cluster::ClusterConfigError>(())
+        /// ```
+        connection_timeout(timeout: Duration) => connection_timeout;
 
-    /// The most events a user's replay stream keeps, above zero (default 256).
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// # use wsctx::cluster::{ClusterConfig, HashingKey};
-    /// let builder = ClusterConfig::builder("redis://127.0.0.1", HashingKey::new([7u8; 32])?).stream_max_len(0);
-    /// assert!(builder.build().is_err());
-    /// # Ok::<(), wsctx::cluster::ClusterConfigError>(())
-    /// ```
-    pub fn stream_max_len(mut self, events: usize) -> Self {
-        self.stream_max_len = events;
-        self
-    }
+        /// The most events a user's replay stream keeps, above zero (default 256).
+        ///
+        /// # Examples
+        ///
+        /// ```
+        /// # use wsctx::cluster::{ClusterConfig, HashingKey};
+        /// let builder = ClusterConfig::builder("redis://127.0.0.1", HashingKey::new([7u8; 32])?).stream_max_len(0);
+        /// assert!(builder.build().is_err());
+        /// # Ok::<(), wsctx::cluster::ClusterConfigError>(())
+        /// ```
+        stream_max_len(events: usize) => stream_max_len;
 
-    /// How old an event in a user's replay stream may get, above zero (default 2 minutes).
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// # use std::time::Duration;
-    /// # use wsctx::cluster::{ClusterConfig, HashingKey};
-    /// let config = ClusterConfig::builder("redis://127.0.0.1", HashingKey::new([7u8; 32])?)
-    ///     .stream_max_age(Duration::from_secs(30))
-    ///     .build()?;
-    /// assert_eq!(config.stream_max_age(), Duration::from_secs(30));
-    /// # Ok::<(), wsctx::cluster::ClusterConfigError>(())
-    /// ```
-    pub fn stream_max_age(mut self, age: Duration) -> Self {
-        self.stream_max_age = age;
-        self
+        /// How old an event in a user's replay stream may get, above zero (default 2 minutes).
+        ///
+        /// # Examples
+        ///
+        /// ```
+        /// # use std::time::Duration;
+        /// # use wsctx::cluster::{ClusterConfig, HashingKey};
+        /// let config = ClusterConfig::builder("redis://127.0.0.1", HashingKey::new([7u8; 32])?)
+        ///     .stream_max_age(Duration::from_secs(30))
+        ///     .build()?;
+        /// assert_eq!(config.stream_max_age(), Duration::from_secs(30));
+        /// # Ok::<(), wsctx::cluster::ClusterConfigError>(())
+        /// ```
+        stream_max_age(age: Duration) => stream_max_age;
     }
 
     /// Checks every value and parses the URL (without connecting).
@@ -675,15 +653,12 @@ impl ClusterConfigBuilder {
     }
 }
 
-impl fmt::Debug for ClusterConfigBuilder {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ClusterConfigBuilder")
-            .field("prefix", &self.prefix)
-            .field("node_id", &self.node_id)
-            .field("lease_ttl", &self.lease_ttl)
-            .finish_non_exhaustive()
-    }
-}
+debug_fields!(ClusterConfigBuilder {
+    prefix,
+    node_id,
+    lease_ttl,
+    ..
+});
 
 /// Parses a URL, speaking RESP3 (pub/sub messages arrive as pushes on the same
 /// reconnecting connection).

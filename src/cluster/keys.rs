@@ -77,6 +77,31 @@ fn write_hex(f: &mut fmt::Formatter<'_>, bytes: &[u8; 16]) -> fmt::Result {
     Ok(())
 }
 
+/// `Display` (32 lowercase hex digits) and `Debug` (`Name(digits)`) for a 16-byte keyed
+/// hash, and (for unit tests) `from_bytes`.
+macro_rules! hash_formatting {
+    ($name:ident) => {
+        impl $name {
+            #[cfg(test)]
+            pub(crate) const fn from_bytes(bytes: [u8; 16]) -> Self {
+                Self(bytes)
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                write_hex(f, &self.0)
+            }
+        }
+
+        impl fmt::Debug for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                write!(f, "{}({self})", stringify!($name))
+            }
+        }
+    };
+}
+
 /// A user as Redis sees it: 128 bits of HMAC-SHA-256 of the user id under the
 /// deployment's [`HashingKey`], printed as 32 hex digits. The same on every node; says
 /// nothing about the user id without the key.
@@ -96,24 +121,7 @@ fn write_hex(f: &mut fmt::Formatter<'_>, bytes: &[u8; 16]) -> fmt::Result {
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct UserHash([u8; 16]);
 
-impl UserHash {
-    #[cfg(test)]
-    pub(crate) const fn from_bytes(bytes: [u8; 16]) -> Self {
-        Self(bytes)
-    }
-}
-
-impl fmt::Display for UserHash {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write_hex(f, &self.0)
-    }
-}
-
-impl fmt::Debug for UserHash {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "UserHash({self})")
-    }
-}
+hash_formatting!(UserHash);
 
 /// A client id (one socket's [`WebSocketClientId`]) as Redis sees it: a keyed hash of
 /// the client id bound to its user's hash, 32 hex digits. It names the socket's lease.
@@ -133,24 +141,7 @@ impl fmt::Debug for UserHash {
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct ClientHash([u8; 16]);
 
-impl ClientHash {
-    #[cfg(test)]
-    pub(crate) const fn from_bytes(bytes: [u8; 16]) -> Self {
-        Self(bytes)
-    }
-}
-
-impl fmt::Display for ClientHash {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write_hex(f, &self.0)
-    }
-}
-
-impl fmt::Debug for ClientHash {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "ClientHash({self})")
-    }
-}
+hash_formatting!(ClientHash);
 
 /// Whether `prefix` is a usable key prefix: 1 to 64 bytes of `[A-Za-z0-9_.:-]`. Braces
 /// are refused because Redis Cluster would take them for a hash tag.

@@ -3,6 +3,8 @@
 #![allow(dead_code, reason = "each test crate uses a part of the helpers")]
 
 pub(crate) mod contexts;
+pub(crate) mod errors;
+pub(crate) mod full;
 pub(crate) mod jwt;
 #[cfg(feature = "metrics")]
 pub(crate) mod metrics;
