@@ -248,6 +248,10 @@ impl<H: MessageHandler> Endpoint<H> {
     /// # })?;
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
+    #[cfg_attr(
+        not(feature = "redis"),
+        allow(clippy::unused_async, reason = "cluster mode waits for Redis")
+    )]
     pub async fn admit(&self, auth: Authenticated) -> Result<Admission, Rejection> {
         let expires_at = auth.expires_at();
         let peer = auth.peer_addr();

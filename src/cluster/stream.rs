@@ -22,7 +22,9 @@ use std::time::Duration;
 use redis::{Script, Value};
 
 use super::backplane::{Backplane, BackplaneError};
+#[cfg(feature = "serde")]
 use super::config::Target;
+#[cfg(feature = "serde")]
 use super::envelope::{self, Instance};
 use super::keys::UserKeys;
 use super::lease::PRELUDE;

@@ -22,7 +22,7 @@ use crate::factory::error::FactoryError;
 use crate::factory::frame::{Delivery, Frame};
 use crate::factory::global::Global;
 use crate::factory::metrics::{Counter, Counters, MetricsSnapshot};
-#[cfg(any(feature = "serde", feature = "redis"))]
+#[cfg(feature = "serde")]
 use crate::factory::replay::Pushed;
 use crate::factory::replay::{Replay, ReplayRing, random_epoch};
 use crate::factory::socket::{Push, Socket};
@@ -92,6 +92,10 @@ impl UserRing {
     }
 
     /// Whether an admission in progress keeps the ring (cluster mode).
+    #[cfg_attr(
+        not(feature = "redis"),
+        allow(clippy::unused_self, reason = "only cluster mode holds rings")
+    )]
     fn is_held(&self) -> bool {
         #[cfg(feature = "redis")]
         return self.holds > 0;
@@ -209,6 +213,13 @@ impl Shard {
     /// and the global slot is taken with a compare-and-swap inside it. An event emitted
     /// concurrently is therefore either in the replayed frames or delivered live after
     /// them, never both and never neither.
+    #[cfg_attr(
+        not(feature = "redis"),
+        allow(
+            clippy::needless_pass_by_value,
+            reason = "cluster mode's start carries a run to merge"
+        )
+    )]
     pub(super) fn admit(
         &self,
         ctx: Context<Bound>,
@@ -415,7 +426,7 @@ impl Shard {
     }
 
     /// Fans the frame of the event just pushed into `ring` out to `sockets`.
-    #[cfg(any(feature = "serde", feature = "redis"))]
+    #[cfg(feature = "serde")]
     fn push_event<'a>(
         &self,
         ring: &ReplayRing,

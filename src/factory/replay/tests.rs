@@ -667,6 +667,7 @@ mod positioned {
         assert_eq!(ring.since(from(6), t0), Replay::Gap);
     }
 
+    #[cfg(feature = "serde")]
     #[test]
     fn a_detached_event_gets_an_epoch_of_its_own() {
         let t0 = Instant::now();
@@ -682,6 +683,7 @@ mod positioned {
         assert_eq!(ring.position(), from(4));
     }
 
+    #[cfg(feature = "serde")]
     fn push_detached(ring: &mut ReplayRing, at: Instant) -> Pushed {
         ring.push_detached(at, |epoch, seq| frame(epoch, seq, 10))
     }
