@@ -13,17 +13,15 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use redis_support::{RedisServer, user};
+use redis_support::{RedisServer, node_config, user};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 use wsctx::cluster::{
-    Backplane, BackplaneErrorKind, Bus, BusConfig, ClusterConfig, ClusterMessage, HashingKey,
-    Incoming, NodeId,
+    Backplane, BackplaneErrorKind, Bus, BusConfig, ClusterConfig, ClusterMessage, Incoming,
 };
 use wsctx::{CloseCode, CloseFrame, Frame, UserId};
 
-const KEY: &[u8; 32] = b"cluster-tests-hashing-key-32byte";
 const WAIT: Duration = Duration::from_secs(10);
 const PROBE: Duration = Duration::from_millis(100);
 
@@ -33,12 +31,8 @@ struct Node {
 }
 
 fn config(url: &str, name: &str) -> ClusterConfig {
-    ClusterConfig::builder(url, HashingKey::new(KEY).unwrap())
-        .node_id(NodeId::try_new(name).unwrap())
-        .response_timeout(Duration::from_millis(300))
-        .connection_timeout(Duration::from_millis(300))
-        .build()
-        .unwrap()
+    let response = Duration::from_millis(300);
+    node_config(url, name, Duration::from_secs(30), response)
 }
 
 async fn node_at(url: &str, name: &str) -> Node {
@@ -106,11 +100,7 @@ async fn publish_until_received(from: &Node, to: &mut Node, alice: &UserId) -> u
 }
 
 async fn subscribers(redis: &RedisServer, channel: &str) -> usize {
-    let mut connection = redis
-        .client()
-        .get_multiplexed_async_connection()
-        .await
-        .unwrap();
+    let mut connection = redis.connection().await;
     let reply: Vec<(String, usize)> = redis::cmd("PUBSUB")
         .arg("NUMSUB")
         .arg(channel)
@@ -213,18 +203,7 @@ async fn a_killed_subscription_reconnects_and_subscribes_again() {
     let alice = user("alice");
     let _held = b.bus.subscribe(&alice).await.unwrap();
 
-    let mut admin = redis
-        .client()
-        .get_multiplexed_async_connection()
-        .await
-        .unwrap();
-    let killed: usize = redis::cmd("CLIENT")
-        .arg("KILL")
-        .arg("TYPE")
-        .arg("pubsub")
-        .query_async(&mut admin)
-        .await
-        .unwrap();
+    let killed = redis.kill_subscribers().await;
     assert_eq!(killed, 2, "one subscription per bus");
     publish_until_received(&a, &mut b, &alice).await;
     assert!(b.bus.status().reconnects >= 1);
@@ -273,11 +252,7 @@ async fn garbage_on_a_channel_is_counted_and_dropped() {
     let (a, mut b) = (node(&redis, "a").await, node(&redis, "b").await);
     let alice = user("alice");
     let _held = b.bus.subscribe(&alice).await.unwrap();
-    let mut raw = redis
-        .client()
-        .get_multiplexed_async_connection()
-        .await
-        .unwrap();
+    let mut raw = redis.connection().await;
     for garbage in [
         &b""[..],
         b"\x01",
@@ -413,9 +388,9 @@ async fn sharded_channels_on_a_redis_cluster_deliver_once_to_each_other_node() {
         async move {
             let config = ClusterConfig::cluster_builder(
                 urls.iter().map(String::as_str),
-                HashingKey::new(KEY).unwrap(),
+                wsctx::cluster::HashingKey::new(redis_support::HASHING_KEY).unwrap(),
             )
-            .node_id(NodeId::try_new(name).unwrap())
+            .node_id(wsctx::cluster::NodeId::try_new(name).unwrap())
             .build()
             .unwrap();
             let backplane = Backplane::connect(config).await.unwrap();

@@ -11,19 +11,14 @@ mod redis_support;
 
 use std::time::{Duration, Instant};
 
-use redis_support::{RedisServer, tab, user};
+use redis_support::{RedisServer, bound, node_config, tab, user};
 use wsctx::cluster::{
-    AdmitError, Backplane, BackplaneErrorKind, ClusterConfig, ClusterFactory, ClusterManager,
-    HashingKey, NodeId, RemoteDelivery,
+    AdmitError, Backplane, BackplaneErrorKind, ClusterFactory, ClusterManager, RemoteDelivery,
 };
-use wsctx::state::Bound;
 use wsctx::{
-    CloseCode, CloseFrame, CloseReason, Context, ErrorCode, FactoryError, Frame, Limits,
-    ManagerFactory, Outbound, Policy, Rejection, ResumePoint, SequenceGenerator, TryRecvError,
-    UuidGenerator,
+    CloseCode, CloseFrame, CloseReason, ErrorCode, FactoryError, Frame, Limits, ManagerFactory,
+    Outbound, Rejection, ResumePoint, TryRecvError,
 };
-
-const KEY: &[u8; 32] = b"cluster-tests-hashing-key-32byte";
 
 /// Lease TTL, renew interval (a third of it) and response timeout of most tests.
 const TTL: Duration = Duration::from_millis(900);
@@ -38,12 +33,7 @@ async fn node_with(
     per_user: usize,
     ttl: Duration,
 ) -> ClusterFactory {
-    let config = ClusterConfig::builder(&redis.url(), HashingKey::new(KEY).unwrap())
-        .node_id(NodeId::try_new(name).unwrap())
-        .lease_ttl(ttl)
-        .response_timeout(RESPONSE.min(ttl / 3))
-        .build()
-        .unwrap();
+    let config = node_config(&redis.url(), name, ttl, RESPONSE.min(ttl / 3));
     let local = ManagerFactory::new(Limits {
         per_user,
         ..Limits::default()
@@ -64,17 +54,6 @@ async fn cluster(per_user: usize) -> Option<(RedisServer, [ClusterFactory; 3])> 
         node(&redis, "c", per_user).await,
     ];
     Some((redis, nodes))
-}
-
-fn bound(user_id: &str, client: &str) -> Context<Bound> {
-    Context::builder()
-        .user_id(user_id)
-        .websocket_client_id(client)
-        .build()
-        .validate(&Policy::default(), &SequenceGenerator::new())
-        .unwrap()
-        .bind(None, &UuidGenerator::new())
-        .unwrap()
 }
 
 async fn admit(node: &ClusterFactory, user_id: &str, client: &str) -> (ClusterManager, Outbound) {

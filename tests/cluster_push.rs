@@ -12,27 +12,22 @@ mod redis_support;
 
 use std::time::Duration;
 
-use redis_support::{RedisServer, user};
-use wsctx::cluster::{
-    Backplane, BusConfig, ClusterConfig, ClusterFactory, ClusterManager, HashingKey, NodeId,
-    RemoteDelivery,
-};
-use wsctx::state::Bound;
+use redis_support::{RedisServer, bound, node_config, user};
+use wsctx::cluster::{Backplane, BusConfig, ClusterFactory, ClusterManager, RemoteDelivery};
 use wsctx::{
-    CloseCode, CloseReason, Context, EventType, Frame, Limits, ManagerFactory, Outbound, Policy,
-    ResumePoint, SequenceGenerator, TryRecvError, UuidGenerator,
+    CloseCode, CloseReason, EventType, Frame, Limits, ManagerFactory, Outbound, ResumePoint,
+    TryRecvError,
 };
 
-const KEY: &[u8; 32] = b"cluster-tests-hashing-key-32byte";
 const WAIT: Duration = Duration::from_secs(5);
 
 async fn node_with_ttl(redis: &RedisServer, name: &str, ttl: Duration) -> ClusterFactory {
-    let config = ClusterConfig::builder(&redis.url(), HashingKey::new(KEY).unwrap())
-        .node_id(NodeId::try_new(name).unwrap())
-        .lease_ttl(ttl)
-        .response_timeout(Duration::from_millis(300).min(ttl / 3))
-        .build()
-        .unwrap();
+    let config = node_config(
+        &redis.url(),
+        name,
+        ttl,
+        Duration::from_millis(300).min(ttl / 3),
+    );
     let local = ManagerFactory::new(Limits {
         per_user: 8,
         ..Limits::default()
@@ -52,17 +47,6 @@ async fn three_nodes() -> Option<(RedisServer, [ClusterFactory; 3])> {
         node_with_ttl(&redis, "c", ttl).await,
     ];
     Some((redis, nodes))
-}
-
-fn bound(user_id: &str, client: &str) -> Context<Bound> {
-    Context::builder()
-        .user_id(user_id)
-        .websocket_client_id(client)
-        .build()
-        .validate(&Policy::default(), &SequenceGenerator::new())
-        .unwrap()
-        .bind(None, &UuidGenerator::new())
-        .unwrap()
 }
 
 struct Tab {
@@ -228,23 +212,12 @@ async fn a_lost_disconnect_message_is_caught_by_the_revocation_marker() {
         node_with_ttl(&redis, "a", ttl).await,
         node_with_ttl(&redis, "b", ttl).await,
     );
-    let mut admin = redis
-        .client()
-        .get_multiplexed_async_connection()
-        .await
-        .unwrap();
     // Kill every subscription right before the disconnect until one publication
     // reaches nobody: then only the marker can close the tab on B.
     for attempt in 0.. {
         assert!(attempt < 20, "the subscriptions always came back first");
         let mut on_b = tab(&b, "alice", &format!("t{attempt}")).await;
-        let _: usize = redis::cmd("CLIENT")
-            .arg("KILL")
-            .arg("TYPE")
-            .arg("pubsub")
-            .query_async(&mut admin)
-            .await
-            .unwrap();
+        redis.kill_subscribers().await;
         let done = a
             .disconnect_user(
                 &user("alice"),

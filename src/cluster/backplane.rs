@@ -448,6 +448,17 @@ impl Backplane {
     }
 }
 
+impl Backplane {
+    /// Runs one of the crate's Lua scripts, bounded like [`call`](Self::call).
+    pub(crate) async fn run_script(
+        &self,
+        invocation: redis::ScriptInvocation<'_>,
+    ) -> Result<Value, BackplaneError> {
+        self.call(|mut connection| async move { invocation.invoke_async(&mut connection).await })
+            .await
+    }
+}
+
 /// Runs a Redis call, failing with [`BackplaneErrorKind::Timeout`] at `deadline`.
 async fn within<T>(
     deadline: Duration,

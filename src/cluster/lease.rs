@@ -624,9 +624,7 @@ impl Backplane {
             .arg(&*owner)
             .arg(ttl)
             .arg(per_user);
-        let reply: Result<Value, _> = self
-            .call(|mut connection| async move { invocation.invoke_async(&mut connection).await })
-            .await;
+        let reply = self.run_script(invocation).await;
         let mut lease = Lease {
             user,
             client,
@@ -696,11 +694,7 @@ impl Backplane {
                     .arg(lease.acquired_us);
             }
             async move {
-                let reply: Value =
-                    self.call(|mut connection| async move {
-                        invocation.invoke_async(&mut connection).await
-                    })
-                    .await?;
+                let reply = self.run_script(invocation).await?;
                 parse_renewal(&reply, indices.len())
             }
         });
@@ -756,11 +750,7 @@ impl Backplane {
                     .arg(&*leases[i].owner);
             }
             async move {
-                let reply: Value =
-                    self.call(|mut connection| async move {
-                        invocation.invoke_async(&mut connection).await
-                    })
-                    .await?;
+                let reply = self.run_script(invocation).await?;
                 let released = int(&reply)
                     .and_then(|n| usize::try_from(n).ok())
                     .filter(|&n| n <= indices.len())
@@ -825,9 +815,7 @@ impl Backplane {
             .arg(marker_ttl)
             .arg(code.as_u16())
             .arg(reason.as_str());
-        let reply: Value = self
-            .call(|mut connection| async move { invocation.invoke_async(&mut connection).await })
-            .await?;
+        let reply = self.run_script(invocation).await?;
         let [dropped, _at] =
             ints::<2>(&reply).ok_or_else(|| BackplaneError::protocol("unexpected revoke reply"))?;
         Ok(dropped)
@@ -852,9 +840,7 @@ impl Backplane {
         let keys = self.keys_of(self.inner.config.keyspace().user_hash(user));
         let mut invocation = SCRIPTS.held.prepare_invoke();
         invocation.key(keys.leases());
-        let reply: Value = self
-            .call(|mut connection| async move { invocation.invoke_async(&mut connection).await })
-            .await?;
+        let reply = self.run_script(invocation).await?;
         int(&reply).ok_or_else(|| BackplaneError::protocol("unexpected count reply"))
     }
 }

@@ -200,9 +200,7 @@ impl Backplane {
             .arg(parts.tail)
             .arg(envelope::event_prefix(origin))
             .arg(self.publish_command());
-        let reply: Value = self
-            .call(|mut connection| async move { invocation.invoke_async(&mut connection).await })
-            .await?;
+        let reply = self.run_script(invocation).await?;
         parse_appended(&reply).ok_or_else(|| BackplaneError::protocol("unexpected append reply"))
     }
 
@@ -224,9 +222,7 @@ impl Backplane {
             .arg(millis(POSITION_TTL))
             .arg(point.map_or_else(String::new, |p| epoch_hex(p.epoch())))
             .arg(point.map_or(0, |p| p.seq()));
-        let reply: Value = self
-            .call(|mut connection| async move { invocation.invoke_async(&mut connection).await })
-            .await?;
+        let reply = self.run_script(invocation).await?;
         parse_fetched(&reply).ok_or_else(|| BackplaneError::protocol("unexpected stream reply"))
     }
 }

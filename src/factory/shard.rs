@@ -383,10 +383,21 @@ impl Shard {
         user: &UserId,
         render: impl FnOnce(u64, u64) -> Arc<str>,
     ) -> Delivery {
+        self.emit_by(hash, user, |ring, now| ring.push_with(now, render))
+    }
+
+    /// An emit whose ring step is `push`: counted, under the ring's lock, fanned out.
+    #[cfg(feature = "serde")]
+    pub(super) fn emit_by(
+        &self,
+        hash: u64,
+        user: &UserId,
+        push: impl FnOnce(&mut ReplayRing, Instant) -> Pushed,
+    ) -> Delivery {
         self.counters.add(Counter::Emitted, 1);
         let now = Instant::now();
         self.with_ring(hash, user, |ring, sockets| {
-            let pushed = ring.push_with(now, render);
+            let pushed = push(ring, now);
             self.push_event(ring, sockets, pushed)
         })
         .unwrap_or_default()

@@ -396,3 +396,58 @@ pub(crate) async fn granted(
         other => panic!("expected a lease, got {other:?}"),
     }
 }
+
+impl RedisServer {
+    /// A plain connection to inspect or poke the server from a test.
+    pub(crate) async fn connection(&self) -> redis::aio::MultiplexedConnection {
+        self.client()
+            .get_multiplexed_async_connection()
+            .await
+            .expect("connect to the test's redis-server")
+    }
+
+    /// Closes every pub/sub connection (`CLIENT KILL TYPE pubsub`); returns how many.
+    pub(crate) async fn kill_subscribers(&self) -> usize {
+        redis::cmd("CLIENT")
+            .arg("KILL")
+            .arg("TYPE")
+            .arg("pubsub")
+            .query_async(&mut self.connection().await)
+            .await
+            .expect("CLIENT KILL")
+    }
+}
+
+/// The hashing key every cluster test node shares.
+pub(crate) const HASHING_KEY: &[u8; 32] = b"cluster-tests-hashing-key-32byte";
+
+/// A node's configuration for a test: `name`, leases living `ttl`, Redis calls bounded
+/// by `response`.
+pub(crate) fn node_config(
+    url: &str,
+    name: &str,
+    ttl: Duration,
+    response: Duration,
+) -> wsctx::cluster::ClusterConfig {
+    wsctx::cluster::ClusterConfig::builder(
+        url,
+        wsctx::cluster::HashingKey::new(HASHING_KEY).unwrap(),
+    )
+    .node_id(wsctx::cluster::NodeId::try_new(name).unwrap())
+    .lease_ttl(ttl)
+    .response_timeout(response)
+    .build()
+    .unwrap()
+}
+
+/// A bound context of `user_id` with client id `client`.
+pub(crate) fn bound(user_id: &str, client: &str) -> wsctx::Context<wsctx::state::Bound> {
+    wsctx::Context::builder()
+        .user_id(user_id)
+        .websocket_client_id(client)
+        .build()
+        .validate(&wsctx::Policy::default(), &wsctx::SequenceGenerator::new())
+        .unwrap()
+        .bind(None, &wsctx::UuidGenerator::new())
+        .unwrap()
+}

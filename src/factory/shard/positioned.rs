@@ -66,13 +66,7 @@ impl Shard {
         user: &UserId,
         render: impl FnOnce(u64, u64) -> Arc<str>,
     ) -> Delivery {
-        self.counters.add(Counter::Emitted, 1);
-        let now = Instant::now();
-        self.with_ring(hash, user, |ring, sockets| {
-            let pushed = ring.push_detached(now, render);
-            self.push_event(ring, sockets, pushed)
-        })
-        .unwrap_or_default()
+        self.emit_by(hash, user, |ring, now| ring.push_detached(now, render))
     }
 
     /// Merges `run` into the ring of `user` (created if needed) for an admission, sends
