@@ -36,7 +36,11 @@ fn config(url: &str, name: &str) -> ClusterConfig {
 }
 
 async fn node_at(url: &str, name: &str) -> Node {
-    let backplane = Backplane::connect(config(url, name)).await.unwrap();
+    on(Backplane::connect(config(url, name)).await.unwrap())
+}
+
+/// A bus on `backplane` whose deliveries land in the node's inbox.
+fn on(backplane: Backplane) -> Node {
     let (sender, inbox) = mpsc::unbounded_channel();
     let bus = Bus::start(
         backplane,
@@ -393,16 +397,7 @@ async fn sharded_channels_on_a_redis_cluster_deliver_once_to_each_other_node() {
             .node_id(wsctx::cluster::NodeId::try_new(name).unwrap())
             .build()
             .unwrap();
-            let backplane = Backplane::connect(config).await.unwrap();
-            let (sender, inbox) = mpsc::unbounded_channel();
-            let bus = Bus::start(
-                backplane,
-                BusConfig::default().probe_interval(PROBE),
-                move |incoming| {
-                    let _ = sender.send(incoming);
-                },
-            );
-            Node { bus, inbox }
+            on(Backplane::connect(config).await.unwrap())
         }
     };
     let (mut a, mut b, mut c) = (

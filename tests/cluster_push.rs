@@ -84,6 +84,19 @@ impl Tab {
     }
 }
 
+/// A tab of alice on each node, and one of bob on `bob_on`.
+async fn alice_everywhere_and_bob(
+    nodes: [&ClusterFactory; 3],
+    bob_on: &ClusterFactory,
+) -> ([Tab; 3], Tab) {
+    let tabs = [
+        tab(nodes[0], "alice", "t1").await,
+        tab(nodes[1], "alice", "t2").await,
+        tab(nodes[2], "alice", "t3").await,
+    ];
+    (tabs, tab(bob_on, "bob", "t1").await)
+}
+
 fn event_type(name: &str) -> EventType {
     EventType::try_new(name).unwrap()
 }
@@ -136,12 +149,7 @@ async fn events_from_any_node_reach_every_tab_once_in_one_order() {
     let Some((_redis, [a, b, c])) = three_nodes().await else {
         return;
     };
-    let mut tabs = [
-        tab(&a, "alice", "t1").await,
-        tab(&b, "alice", "t2").await,
-        tab(&c, "alice", "t3").await,
-    ];
-    let mut bob = tab(&a, "bob", "t1").await;
+    let (mut tabs, mut bob) = alice_everywhere_and_bob([&a, &b, &c], &a).await;
     let ctx = bound("alice", "worker");
     let emitters = [a.emitter(&ctx), b.emitter(&ctx), c.emitter(&ctx)];
     let step = event_type("run.step");
@@ -173,12 +181,7 @@ async fn a_disconnect_from_one_node_closes_the_tabs_on_all_at_once() {
     let Some((_redis, [a, b, c])) = three_nodes().await else {
         return;
     };
-    let mut tabs = [
-        tab(&a, "alice", "t1").await,
-        tab(&b, "alice", "t2").await,
-        tab(&c, "alice", "t3").await,
-    ];
-    let mut bob = tab(&b, "bob", "t1").await;
+    let (mut tabs, mut bob) = alice_everywhere_and_bob([&a, &b, &c], &b).await;
     let done = a
         .disconnect_user(
             &user("alice"),
