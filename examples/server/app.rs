@@ -58,6 +58,9 @@ pub(crate) struct Options {
     /// Simulated runs in progress at once, over all users; one more is refused with
     /// OVERLOADED.
     pub(crate) max_runs: usize,
+    /// Cluster mode: this node's connection to the cluster's Redis (feature `redis`).
+    #[cfg(feature = "redis")]
+    pub(crate) backplane: Option<wsctx::cluster::Backplane>,
 }
 
 impl Default for Options {
@@ -77,6 +80,8 @@ impl Default for Options {
             demo_tokens: None,
             run_step: Duration::from_millis(400),
             max_runs: 64,
+            #[cfg(feature = "redis")]
+            backplane: None,
         }
     }
 }
@@ -227,6 +232,9 @@ pub(crate) struct App {
     pub(crate) router: Router,
     /// For shutdown and metrics.
     pub(crate) factory: ManagerFactory,
+    /// Cluster mode: stopped at shutdown after the local factory.
+    #[cfg(feature = "redis")]
+    pub(crate) cluster: Option<wsctx::cluster::ClusterFactory>,
     /// The pre-upgrade limits.
     pub(crate) serve: ServeConfig,
     /// How long after a close request a slot is free at the latest.
@@ -259,7 +267,20 @@ pub(crate) fn app(verifier: impl TokenVerifier + 'static, options: &Options) -> 
             .build();
         (handshake, ManagerFactory::new(options.limits))
     });
-    let endpoint = Endpoint::new(handshake, factory.clone(), Chat).with_config(options.endpoint);
+    #[cfg(feature = "redis")]
+    let cluster = options.backplane.clone().map(|backplane| {
+        metrics::with_local_recorder(&recorder, || {
+            wsctx::cluster::ClusterFactory::start(factory.clone(), backplane)
+        })
+    });
+    #[cfg(feature = "redis")]
+    let endpoint = match &cluster {
+        Some(cluster) => Endpoint::clustered(handshake, cluster.clone(), Chat),
+        None => Endpoint::new(handshake, factory.clone(), Chat),
+    };
+    #[cfg(not(feature = "redis"))]
+    let endpoint = Endpoint::new(handshake, factory.clone(), Chat);
+    let endpoint = endpoint.with_config(options.endpoint);
     let config = endpoint.config();
     let drain = config.write_timeout + config.close_grace;
     let state = AppState {
@@ -279,10 +300,13 @@ pub(crate) fn app(verifier: impl TokenVerifier + 'static, options: &Options) -> 
         .route("/ws/browser", any(ws::<true>))
         .route("/demo/token", post(demo_token))
         .route("/runs", post(start_run))
+        .route("/signout", post(sign_out))
         .with_state(state);
     App {
         router,
         factory,
+        #[cfg(feature = "redis")]
+        cluster,
         serve: options.serve,
         drain,
     }
@@ -292,12 +316,23 @@ async fn index() -> Html<&'static str> {
     Html(include_str!("index.html"))
 }
 
+/// `ok`; `shutting down` (503) while draining; in cluster mode `degraded` (200: the
+/// sockets here work, but new ones are refused and other nodes are not reached) while
+/// the node cannot reach Redis or its subscription does not hear.
 async fn healthz(State(state): State<AppState>) -> Response {
     if state.endpoint.factory().is_shutting_down() {
-        (StatusCode::SERVICE_UNAVAILABLE, "shutting down\n").into_response()
-    } else {
-        "ok\n".into_response()
+        return (StatusCode::SERVICE_UNAVAILABLE, "shutting down\n").into_response();
     }
+    #[cfg(feature = "redis")]
+    if let Some(cluster) = state.endpoint.cluster() {
+        if cluster.backplane().ping().await.is_err() {
+            return "degraded: the redis backplane does not answer\n".into_response();
+        }
+        if !cluster.bus_status().subscribed {
+            return "degraded: messages from other nodes do not reach this one\n".into_response();
+        }
+    }
+    "ok\n".into_response()
 }
 
 /// The WebSocket routes: `/ws` (`BROWSER = false`) refuses before the upgrade with the
@@ -367,10 +402,9 @@ async fn start_run(State(state): State<AppState>, headers: HeaderMap, uri: Uri) 
         Ok(contexts) => contexts,
         Err(error) => return Rejection::from(error).into_response(),
     };
-    let factory = state.endpoint.factory();
     let emitters = RunEmitters {
-        run: factory.emitter(&run),
-        tool: factory.emitter(&tool),
+        run: RunEmitter::new(&state.endpoint, &run),
+        tool: RunEmitter::new(&state.endpoint, &tool),
     };
     let body = serde_json::json!({
         "run_id": run.run_id().as_str(),
@@ -385,10 +419,84 @@ async fn start_run(State(state): State<AppState>, headers: HeaderMap, uri: Uri) 
     (StatusCode::ACCEPTED, json, body.to_string()).into_response()
 }
 
+/// `POST /signout` (bearer token): closes every tab of the token's user, on every node in
+/// cluster mode, with 4401 `signed_out`: what a "sign out everywhere" button, or an
+/// administrator's ban, does. Answers `{"closed_here":n,"cluster":true|false|null}`
+/// (`cluster`: whether Redis took the disconnect for the other nodes; `null` on a single
+/// node).
+async fn sign_out(State(state): State<AppState>, headers: HeaderMap, uri: Uri) -> Response {
+    let handshake = state.endpoint.handshake();
+    let request = match handshake.authenticate(&headers, &uri).await {
+        Ok(request) => request,
+        Err(rejection) => return rejection.into_response(),
+    };
+    let user = request.user_id();
+    let code = wsctx::CloseCode::UNAUTHORIZED;
+    let reason = wsctx::CloseReason::new("signed_out");
+    #[cfg(feature = "redis")]
+    let (closed_here, cluster) = match state.endpoint.cluster() {
+        Some(cluster) => {
+            let done = cluster.disconnect_user(user, code, &reason).await;
+            (done.local, Some(done.remote.is_ok()))
+        }
+        None => (
+            state
+                .endpoint
+                .factory()
+                .disconnect_user(user, &wsctx::CloseFrame { code, reason }),
+            None,
+        ),
+    };
+    #[cfg(not(feature = "redis"))]
+    let (closed_here, cluster): (usize, Option<bool>) = (
+        state
+            .endpoint
+            .factory()
+            .disconnect_user(user, &wsctx::CloseFrame { code, reason }),
+        None,
+    );
+    let body = serde_json::json!({ "closed_here": closed_here, "cluster": cluster });
+    let json = [(header::CONTENT_TYPE, "application/json")];
+    (json, body.to_string()).into_response()
+}
+
 /// The emitters of one run: the run's own context, and the tool call's.
 struct RunEmitters {
-    run: Emitter,
-    tool: Emitter,
+    run: RunEmitter,
+    tool: RunEmitter,
+}
+
+/// Events of one context to its user's tabs: on this node, or on every node.
+enum RunEmitter {
+    Local(Emitter),
+    #[cfg(feature = "redis")]
+    Cluster(wsctx::cluster::ClusterEmitter),
+}
+
+impl RunEmitter {
+    fn new(endpoint: &Endpoint<Chat>, ctx: &Context<Validated>) -> Self {
+        #[cfg(feature = "redis")]
+        if let Some(cluster) = endpoint.cluster() {
+            return Self::Cluster(cluster.emitter(ctx));
+        }
+        Self::Local(endpoint.factory().emitter(ctx))
+    }
+
+    #[cfg_attr(
+        not(feature = "redis"),
+        allow(clippy::unused_async, reason = "a cluster emitter waits for Redis")
+    )]
+    async fn emit(
+        &self,
+        event: &EventType,
+        data: &serde_json::Value,
+    ) -> Result<(), wsctx::EmitError> {
+        match self {
+            Self::Local(emitter) => emitter.emit(event, data).map(drop),
+            #[cfg(feature = "redis")]
+            Self::Cluster(emitter) => emitter.emit(event, data).await.map(drop),
+        }
+    }
 }
 
 /// The script of a simulated run: (which emitter, event type, data).
@@ -441,7 +549,7 @@ async fn simulate_run(emitters: &RunEmitters, run: &Context<Validated>, step: Du
             return;
         };
         let emitter = if tool { &emitters.tool } else { &emitters.run };
-        if emitter.emit(&event, &data).is_err() {
+        if emitter.emit(&event, &data).await.is_err() {
             return;
         }
     }
@@ -467,6 +575,8 @@ pub(crate) async fn serve(
     let App {
         router,
         factory,
+        #[cfg(feature = "redis")]
+        cluster,
         serve,
         drain,
     } = app;
@@ -486,5 +596,9 @@ pub(crate) async fn serve(
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let _ = reaper.await;
+    #[cfg(feature = "redis")]
+    if let Some(cluster) = cluster {
+        cluster.shutdown();
+    }
     Ok(())
 }

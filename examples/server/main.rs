@@ -5,6 +5,7 @@
 //! cargo run --example server --features axum,jwt -- [--addr 127.0.0.1:8080] [--max-per-user 5]
 //! cargo run --example server --features axum,jwt -- --mint-token <sub>   # needs WSCTX_JWT_SECRET
 //! cargo run --example server --features axum,jwt -- --jwks-url http://127.0.0.1:9000/jwks.json
+//! cargo run --example server --features redis -- --redis redis://127.0.0.1:6379   # one node of a cluster
 //! ```
 //!
 //! - `GET /ws`: refuses a bad handshake with the HTTP status of the rejection table.
@@ -13,6 +14,8 @@
 //! - `POST /runs` (bearer token): a simulated agent run on a child context of the user's
 //!   request; over a few seconds it reports `agent_started`, `agent_thinking`,
 //!   `tool_executing`, `tool_completed` and `agent_completed` to every tab of that user.
+//! - `POST /signout` (bearer token): closes every tab of that user (on every node in
+//!   cluster mode) with 4401 `signed_out`.
 //! - `GET /healthz`, `GET /metrics` (Prometheus text from `metrics-exporter-prometheus`: the
 //!   names of `wsctx::metrics::Metric`; labels are error codes, never user ids).
 //! - `POST /demo/token` (**demo only**): a fresh token for the user of the bearer token
@@ -35,6 +38,13 @@
 //! `EdDSA` tokens with the keys of the JWK set at that URL instead (chosen by the token's
 //! `kid`, refetched for an unknown `kid` at most every 30 s); it loads the set at start-up
 //! and exits if it cannot. Ctrl-C or SIGTERM closes every socket with 1012.
+//!
+//! With `--redis <url>` (or `WSCTX_REDIS_URL`; feature `redis`) the server is one node of a
+//! cluster on that Redis: the per-user limit and duplicate client ids count every node,
+//! chat messages, run events and disconnects reach the user's tabs on every node, and a
+//! tab resumes on any node. Keys and channels carry a keyed hash of the user id, under
+//! `WSCTX_HASHING_KEY` (at least 32 bytes, the same on every node; the JWT secret when
+//! unset). `/healthz` says `degraded` while the node cannot reach Redis.
 #![allow(
     clippy::print_stdout,
     clippy::print_stderr,
@@ -58,6 +68,7 @@ struct Args {
     max_per_user: usize,
     mint: Option<String>,
     jwks_url: Option<http::Uri>,
+    redis: Option<String>,
 }
 
 const USAGE: &str =
@@ -66,13 +77,18 @@ const USAGE: &str =
   --max-per-user  sockets one user may hold (default 5)
   --mint-token    print a token for SUB signed with WSCTX_JWT_SECRET, then exit
   --jwks-url      verify tokens with the JWK set at this http:// URL instead of the secret
-environment: WSCTX_JWT_SECRET (HS256 secret, at least 32 bytes), WSCTX_ADDR";
+  --redis         run as one node of a cluster on this Redis (feature redis)
+environment: WSCTX_JWT_SECRET (HS256 secret, at least 32 bytes), WSCTX_ADDR,
+  WSCTX_REDIS_URL (as --redis), WSCTX_HASHING_KEY (cluster key hashing, at least 32 bytes)";
 
 fn parse_args() -> Result<Args, String> {
     let mut addr = std::env::var("WSCTX_ADDR").unwrap_or_else(|_| "127.0.0.1:8080".to_owned());
     let mut max_per_user = 5;
     let mut mint = None;
     let mut jwks_url = None;
+    let mut redis = std::env::var("WSCTX_REDIS_URL")
+        .ok()
+        .filter(|url| !url.is_empty());
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         let mut value = |name: &str| args.next().ok_or_else(|| format!("{name} needs a value"));
@@ -88,6 +104,7 @@ fn parse_args() -> Result<Args, String> {
                 let url = value("--jwks-url")?;
                 jwks_url = Some(url.parse().map_err(|_| format!("not a URL: {url:?}"))?);
             }
+            "--redis" => redis = Some(value("--redis")?),
             "-h" | "--help" => return Err(String::new()),
             other => return Err(format!("unknown argument {other:?}")),
         }
@@ -108,7 +125,49 @@ fn parse_args() -> Result<Args, String> {
         max_per_user,
         mint,
         jwks_url,
+        redis,
     })
+}
+
+/// Cluster mode's connection, when `--redis` (or `WSCTX_REDIS_URL`) names a Redis.
+#[cfg(feature = "redis")]
+async fn cluster(
+    url: Option<&str>,
+    secret: &[u8],
+) -> Result<Option<wsctx::cluster::Backplane>, String> {
+    match url {
+        Some(url) => backplane(url, secret).await.map(Some),
+        None => Ok(None),
+    }
+}
+
+/// Without the feature `redis` there is no cluster mode.
+#[cfg(not(feature = "redis"))]
+#[allow(clippy::unused_async, reason = "the same call as with the feature")]
+async fn cluster(url: Option<&str>, _secret: &[u8]) -> Result<Option<()>, String> {
+    match url {
+        Some(_) => Err("this build has no cluster mode: run it with --features redis".to_owned()),
+        None => Ok(None),
+    }
+}
+
+/// Connects to the cluster's Redis (feature `redis`), hashing keys under
+/// `WSCTX_HASHING_KEY`, else under `fallback_key` (the JWT secret).
+#[cfg(feature = "redis")]
+async fn backplane(url: &str, fallback_key: &[u8]) -> Result<wsctx::cluster::Backplane, String> {
+    use wsctx::cluster::{Backplane, ClusterConfig, HashingKey};
+    let key = match std::env::var("WSCTX_HASHING_KEY") {
+        Ok(key) => HashingKey::new(key),
+        Err(_) if !fallback_key.is_empty() => HashingKey::new(fallback_key),
+        Err(_) => return Err("--redis with --jwks-url needs WSCTX_HASHING_KEY".to_owned()),
+    }
+    .map_err(|error| format!("WSCTX_HASHING_KEY: {error}"))?;
+    let config = ClusterConfig::builder(url, key)
+        .build()
+        .map_err(|error| format!("--redis: {error}"))?;
+    Backplane::connect(config)
+        .await
+        .map_err(|error| format!("cannot reach the redis backplane: {error}"))
 }
 
 /// The secret from `WSCTX_JWT_SECRET`, or a fresh random one (`true` when generated).
@@ -173,6 +232,36 @@ async fn load_key_set(url: &http::Uri) -> Result<wsctx::jwks::JwksVerifier, Exit
     }
 }
 
+/// What the server prints when it starts: where it listens, and how to get in.
+fn print_start(addr: SocketAddr, args: &Args, secret: &[u8], generated: bool) {
+    println!("wsctx example server listening on http://{addr}");
+    if let Some(url) = &args.redis {
+        // The address without its password.
+        let host = url.rsplit('@').next().unwrap_or(url);
+        println!("cluster mode: one node of the cluster on {host}");
+    }
+    if generated {
+        match app::mint_token(secret, "user-alice-7f3a", DEMO_TOKEN_TTL) {
+            Ok(token) => {
+                println!("WSCTX_JWT_SECRET is not set: generated a random secret for this run.");
+                println!("demo token (sub user-alice-7f3a, valid 24 h):\n  {token}");
+                println!("connect:\n  websocat -H 'Authorization: Bearer {token}' ws://{addr}/ws");
+                println!("browser:\n  http://{addr}/#token={token}");
+                println!(
+                    "start a run:\n  curl -X POST -H 'Authorization: Bearer {token}' http://{addr}/runs"
+                );
+            }
+            Err(error) => eprintln!("warning: could not mint a demo token: {error}"),
+        }
+    } else if let Some(url) = &args.jwks_url {
+        println!("verifying tokens with the key set at {url}");
+    } else {
+        println!(
+            "mint a token: cargo run --example server --features axum,jwt -- --mint-token <sub>"
+        );
+    }
+}
+
 #[tokio::main]
 async fn main() -> ExitCode {
     let args = match parse_args() {
@@ -226,7 +315,17 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    #[cfg_attr(not(feature = "redis"), allow(unused_variables))]
+    let backplane = match cluster(args.redis.as_deref(), &secret).await {
+        Ok(backplane) => backplane,
+        Err(message) => {
+            eprintln!("error: {message}");
+            return ExitCode::from(2);
+        }
+    };
     let options = app::Options {
+        #[cfg(feature = "redis")]
+        backplane,
         limits: wsctx::Limits {
             per_user: args.max_per_user,
             ..wsctx::Limits::default()
@@ -246,27 +345,7 @@ async fn main() -> ExitCode {
         }
     };
     let addr = listener.local_addr().unwrap_or(args.addr);
-    println!("wsctx example server listening on http://{addr}");
-    if generated {
-        match app::mint_token(&secret, "user-alice-7f3a", DEMO_TOKEN_TTL) {
-            Ok(token) => {
-                println!("WSCTX_JWT_SECRET is not set: generated a random secret for this run.");
-                println!("demo token (sub user-alice-7f3a, valid 24 h):\n  {token}");
-                println!("connect:\n  websocat -H 'Authorization: Bearer {token}' ws://{addr}/ws");
-                println!("browser:\n  http://{addr}/#token={token}");
-                println!(
-                    "start a run:\n  curl -X POST -H 'Authorization: Bearer {token}' http://{addr}/runs"
-                );
-            }
-            Err(error) => eprintln!("warning: could not mint a demo token: {error}"),
-        }
-    } else if let Some(url) = &args.jwks_url {
-        println!("verifying tokens with the key set at {url}");
-    } else {
-        println!(
-            "mint a token: cargo run --example server --features axum,jwt -- --mint-token <sub>"
-        );
-    }
+    print_start(addr, &args, &secret, generated);
 
     let app = app::app(verifier, &options);
     if let Err(error) = app::serve(listener, app, shutdown_signal()).await {

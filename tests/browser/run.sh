@@ -21,7 +21,7 @@ if [[ -z "$CHROMIUM" ]]; then
   exit 1
 fi
 
-cargo build --quiet --example server --features axum,jwt,metrics
+cargo build --quiet --example server --features axum,jwt,metrics,redis
 SERVER="${CARGO_TARGET_DIR:-target}/debug/examples/server"
 
 WORK="$(mktemp -d)"
