@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 use redis_support::{RedisServer, bound, node_config, tab, user};
 use wsctx::cluster::{
     AdmitError, Backplane, BackplaneErrorKind, ClusterFactory, ClusterManager, RemoteDelivery,
+    WhenUnavailable,
 };
 use wsctx::{
     CloseCode, CloseFrame, CloseReason, ErrorCode, FactoryError, Frame, Limits, ManagerFactory,
@@ -443,12 +444,12 @@ async fn renewals_rebuild_the_leases_after_redis_lost_its_data() {
 }
 
 #[tokio::test]
-async fn a_resuming_admission_holds_a_lease_and_replays_from_this_node() {
+async fn a_resuming_admission_holds_a_lease_and_a_point_the_stream_never_gave_is_a_gap() {
     let Some((_redis, [a, b, _c])) = cluster(2).await else {
         return;
     };
     let (_t1, _out1) = admit(&b, "alice", "t1").await;
-    // A point this node's replay ring never saw: the tab must reload.
+    // A point of an epoch the user's stream never had: the tab must reload.
     let point: ResumePoint = "0123456789abcdef.1".parse().unwrap();
     let (_t2, mut t2) = a.admit_resuming(bound("alice", "t2"), point).await.unwrap();
     assert_eq!(
@@ -510,4 +511,65 @@ async fn a_draining_node_refuses_new_sockets_and_still_releases_its_old_ones() {
     let took = held_becomes(&b, "alice", 1, TTL).await;
     assert!(took < TTL / 2, "released after {took:?}");
     let _t3 = admit(&b, "alice", "t3").await;
+}
+
+/// With `WhenUnavailable::AdmitLocally`, a node admits on its own limits while Redis is
+/// stopped; once Redis is back the first renewal creates the lease, and the socket hears
+/// the other nodes. The default node refuses meanwhile.
+#[tokio::test]
+async fn the_admit_locally_policy_admits_while_redis_is_away_and_counts_the_socket_after() {
+    let Some(redis) = RedisServer::start() else {
+        return;
+    };
+    let config = node_config(&redis.url(), "lenient", TTL, RESPONSE);
+    let local = ManagerFactory::new(Limits {
+        per_user: 2,
+        ..Limits::default()
+    });
+    let lenient = ClusterFactory::builder(local, Backplane::connect(config).await.unwrap())
+        .when_unavailable(WhenUnavailable::AdmitLocally)
+        .start();
+    let strict = node(&redis, "strict", 2).await;
+    redis.pause();
+    let error = refused(&strict, "alice", "t0").await;
+    assert_eq!(error.code(), ErrorCode::BackplaneUnavailable);
+    let start = Instant::now();
+    let (_t1, mut t1) = admit(&lenient, "alice", "t1").await;
+    assert!(
+        start.elapsed() < RESPONSE * 3,
+        "admitted after {:?}",
+        start.elapsed()
+    );
+    // This node's own limit still holds.
+    let (_t2, _o2) = admit(&lenient, "alice", "t2").await;
+    assert_eq!(
+        refused(&lenient, "alice", "t3").await.code(),
+        ErrorCode::ConnectionLimit
+    );
+    redis.resume();
+    // The renewals create both leases; the strict node counts them.
+    held_becomes(&strict, "alice", 2, TTL * 3).await;
+    assert_eq!(
+        refused(&strict, "alice", "t4").await.code(),
+        ErrorCode::ConnectionLimit
+    );
+    // The socket hears the other nodes once the bus has subscribed again.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let sent = strict
+            .send_to_user(&user("alice"), Frame::text("hello"))
+            .await;
+        if sent.remote == (RemoteDelivery::Published { nodes: 1 }) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the lenient node never subscribed"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        next_frame(&mut t1, Duration::from_secs(2)).await,
+        Frame::text("hello")
+    );
 }

@@ -33,7 +33,9 @@ async fn node_with_ttl(redis: &RedisServer, name: &str, ttl: Duration) -> Cluste
         ..Limits::default()
     });
     let probe = BusConfig::default().probe_interval(Duration::from_millis(100));
-    ClusterFactory::start_with(local, Backplane::connect(config).await.unwrap(), probe)
+    ClusterFactory::builder(local, Backplane::connect(config).await.unwrap())
+        .bus(probe)
+        .start()
 }
 
 /// A private Redis and three nodes whose leases live long (30 s): anything that

@@ -394,6 +394,43 @@ impl Bus {
         }
     }
 
+    /// Like [`subscribe`](Self::subscribe) without waiting for Redis: the channel is
+    /// subscribed as soon as the bus can (at once when it is connected, else when it
+    /// reconnects). For a socket admitted while Redis is away.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # fn run(bus: wsctx::cluster::Bus) -> Result<(), Box<dyn std::error::Error>> {
+    /// let _held = bus.subscribe_later(&wsctx::UserId::try_new("alice")?);
+    /// # Ok(())
+    /// # }
+    /// ```
+    #[must_use = "dropping the subscription unsubscribes"]
+    pub fn subscribe_later(&self, user: &UserId) -> Subscription {
+        let channel = self.shared.channel_of(user);
+        {
+            let mut channels = self.shared.channels();
+            channels
+                .entry(channel.clone())
+                .or_insert_with(|| Channel {
+                    user: user.clone(),
+                    holders: 0,
+                    confirmed: false,
+                })
+                .holders += 1;
+        }
+        let (reply, _) = oneshot::channel();
+        let _ = self
+            .shared
+            .commands
+            .send(Command::Subscribe(channel.clone(), reply));
+        Subscription {
+            shared: Arc::clone(&self.shared),
+            channel,
+        }
+    }
+
     /// Publishes `message` on `user`'s channel and returns how many *other* nodes
     /// subscribed to it received it (nodes holding none of the user's sockets do not
     /// subscribe; this node skips its own message).

@@ -657,6 +657,25 @@ impl Backplane {
         }
     }
 
+    /// A lease for a socket admitted while Redis could not be asked (see
+    /// `WhenUnavailable::AdmitLocally`): never granted, it is created in Redis by the
+    /// first renewal that reaches it, without a limit check (the socket is open), or
+    /// found taken by another admission of the same client id.
+    pub(crate) fn unconfirmed_lease(&self, user: &UserId, client: &WebSocketClientId) -> Lease {
+        let keyspace = self.inner.config.keyspace();
+        let user = keyspace.user_hash(user);
+        let acquired_us = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX));
+        Lease {
+            user,
+            client: keyspace.client_hash(user, client),
+            owner: self.next_owner(),
+            acquired_us,
+            expires_ms: 0,
+        }
+    }
+
     /// Renews leases this node holds, one script per user, all users at once. For each
     /// lease, in order: if the user was disconnected after the lease began,
     /// [`Renewal::Revoked`] (never renewed); if another admission holds its client id,

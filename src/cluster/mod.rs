@@ -92,7 +92,8 @@ pub use envelope::ClusterMessage;
 #[cfg(feature = "serde")]
 pub use factory::ClusterEmitter;
 pub use factory::{
-    AdmitError, ClusterDelivery, ClusterDisconnect, ClusterFactory, ClusterManager, RemoteDelivery,
+    AdmitError, ClusterDelivery, ClusterDisconnect, ClusterFactory, ClusterFactoryBuilder,
+    ClusterManager, RemoteDelivery, WhenUnavailable,
 };
 pub use keys::{ClientHash, HashingKey, Keyspace, MIN_HASHING_KEY_BYTES, UserHash, UserKeys};
 pub use lease::{Acquire, AcquireError, Lease, Released, Renewal, Revocation};

@@ -24,6 +24,113 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
 pub use error::{AdmitError, ClusterDelivery, ClusterDisconnect, RemoteDelivery};
+
+/// What a node does with a new socket while Redis does not answer.
+///
+/// # Examples
+///
+/// ```
+/// use wsctx::cluster::WhenUnavailable;
+///
+/// assert_eq!(WhenUnavailable::default(), WhenUnavailable::Refuse);
+/// ```
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum WhenUnavailable {
+    /// Refuse it with BACKPLANE_UNAVAILABLE (503 + Retry-After, close 1013): the
+    /// per-user limit and duplicate client ids stay exact across nodes. The default.
+    #[default]
+    Refuse,
+    /// Admit it on this node's limits alone. Its lease is created in Redis by the first
+    /// renewal once Redis is back, without a limit check (the socket is open): until the
+    /// extra sockets end, a user may hold more than the per-user limit across nodes, and
+    /// a client id also live on another node closes one of the two as a duplicate then.
+    /// Messages from other nodes reach the socket once this node subscribes again.
+    AdmitLocally,
+}
+
+/// Builds a [`ClusterFactory`]: from [`ClusterFactory::builder`].
+///
+/// # Examples
+///
+/// ```no_run
+/// # use std::time::Duration;
+/// # use wsctx::{ManagerFactory, cluster::{Backplane, BusConfig, ClusterFactory, WhenUnavailable}};
+/// # async fn run(backplane: Backplane) {
+/// let factory = ClusterFactory::builder(ManagerFactory::default(), backplane)
+///     .bus(BusConfig::default().probe_interval(Duration::from_secs(1)))
+///     .when_unavailable(WhenUnavailable::AdmitLocally)
+///     .start();
+/// # let _ = factory;
+/// # }
+/// ```
+#[derive(Debug)]
+#[must_use = "a builder does nothing until `start`"]
+pub struct ClusterFactoryBuilder {
+    local: ManagerFactory,
+    backplane: Backplane,
+    bus: BusConfig,
+    when_unavailable: WhenUnavailable,
+}
+
+impl ClusterFactoryBuilder {
+    /// The pub/sub bus's probe settings (default [`BusConfig::default`]).
+    ///
+    /// # Examples
+    ///
+    /// See [`ClusterFactoryBuilder`].
+    pub fn bus(mut self, bus: BusConfig) -> Self {
+        self.bus = bus;
+        self
+    }
+
+    /// What to do with new sockets while Redis does not answer (default
+    /// [`WhenUnavailable::Refuse`]).
+    ///
+    /// # Examples
+    ///
+    /// See [`ClusterFactoryBuilder`].
+    pub fn when_unavailable(mut self, policy: WhenUnavailable) -> Self {
+        self.when_unavailable = policy;
+        self
+    }
+
+    /// Starts the factory's background tasks on the current tokio runtime.
+    ///
+    /// # Panics
+    ///
+    /// Outside a tokio runtime, as [`tokio::spawn`] does.
+    ///
+    /// # Examples
+    ///
+    /// See [`ClusterFactoryBuilder`].
+    pub fn start(self) -> ClusterFactory {
+        let Self {
+            local,
+            backplane,
+            bus,
+            when_unavailable,
+        } = self;
+        let (releases, queue) = mpsc::unbounded_channel();
+        let held = Arc::new(Held::new(releases));
+        tokio::spawn(releaser::run(backplane.clone(), queue));
+        let renewer = tokio::spawn(renewer::run(backplane.clone(), Arc::clone(&held)));
+        let deliver_to = local.clone();
+        let bus = Bus::start(backplane.clone(), bus, move |incoming| {
+            push::deliver_incoming(&deliver_to, incoming);
+        });
+        ClusterFactory {
+            inner: Arc::new(Inner {
+                local,
+                backplane,
+                bus,
+                held,
+                renewer,
+                when_unavailable,
+            }),
+        }
+    }
+}
 pub use manager::ClusterManager;
 #[cfg(feature = "serde")]
 pub use push::ClusterEmitter;
@@ -106,6 +213,7 @@ struct Inner {
     bus: Bus,
     held: Arc<Held>,
     renewer: JoinHandle<()>,
+    when_unavailable: WhenUnavailable,
 }
 
 impl Drop for Inner {
@@ -136,45 +244,27 @@ impl ClusterFactory {
     /// ```
     #[must_use]
     pub fn start(local: ManagerFactory, backplane: Backplane) -> Self {
-        Self::start_with(local, backplane, BusConfig::default())
+        Self::builder(local, backplane).start()
     }
 
-    /// Like [`start`](Self::start), with the pub/sub bus's probe settings.
-    ///
-    /// # Panics
-    ///
-    /// Outside a tokio runtime.
+    /// A factory with settings other than the defaults: see [`ClusterFactoryBuilder`].
     ///
     /// # Examples
     ///
-    /// ```no_run
-    /// # use std::time::Duration;
-    /// # use wsctx::{ManagerFactory, cluster::{Backplane, BusConfig, ClusterFactory}};
-    /// # async fn run(backplane: Backplane) {
-    /// let probe = BusConfig::default().probe_interval(Duration::from_secs(1));
-    /// let factory = ClusterFactory::start_with(ManagerFactory::default(), backplane, probe);
-    /// # let _ = factory;
-    /// # }
-    /// ```
-    #[must_use]
-    pub fn start_with(local: ManagerFactory, backplane: Backplane, bus: BusConfig) -> Self {
-        let (releases, queue) = mpsc::unbounded_channel();
-        let held = Arc::new(Held::new(releases));
-        tokio::spawn(releaser::run(backplane.clone(), queue));
-        let renewer = tokio::spawn(renewer::run(backplane.clone(), Arc::clone(&held)));
-        let deliver_to = local.clone();
-        let bus = Bus::start(backplane.clone(), bus, move |incoming| {
-            push::deliver_incoming(&deliver_to, incoming);
-        });
-        Self {
-            inner: Arc::new(Inner {
-                local,
-                backplane,
-                bus,
-                held,
-                renewer,
-            }),
+    /// See [`ClusterFactoryBuilder`].
+    pub fn builder(local: ManagerFactory, backplane: Backplane) -> ClusterFactoryBuilder {
+        ClusterFactoryBuilder {
+            local,
+            backplane,
+            bus: BusConfig::default(),
+            when_unavailable: WhenUnavailable::default(),
         }
+    }
+
+    /// Whether the policy admits sockets locally while Redis does not answer, and it
+    /// does not answer now.
+    fn admits_locally(&self, error: &BackplaneError) -> bool {
+        self.inner.when_unavailable == WhenUnavailable::AdmitLocally && error.is_unavailable()
     }
 
     /// Admits a socket: first on this node ([`ManagerFactory::create`]), then its lease
@@ -215,11 +305,11 @@ impl ClusterFactory {
     /// Holds the user's channel subscribed for one socket, so that nothing published
     /// for the user after the socket is admitted is missed here.
     async fn subscribe(&self, user: &UserId) -> Result<Subscription, AdmitError> {
-        self.inner
-            .bus
-            .subscribe(user)
-            .await
-            .map_err(AdmitError::Backplane)
+        match self.inner.bus.subscribe(user).await {
+            Ok(subscription) => Ok(subscription),
+            Err(error) if self.admits_locally(&error) => Ok(self.inner.bus.subscribe_later(user)),
+            Err(error) => Err(AdmitError::Backplane(error)),
+        }
     }
 
     /// An admission that starts from the user's stream in Redis: hold the user's ring
@@ -246,12 +336,20 @@ impl ClusterFactory {
             (_, Some(ring)) => Some(ring),
             (point, None) => point,
         };
-        let fetched = self
-            .inner
-            .backplane
-            .stream_since(&user, from, epoch)
-            .await
-            .map_err(AdmitError::Backplane)?;
+        let fetched = match self.inner.backplane.stream_since(&user, from, epoch).await {
+            Ok(fetched) => fetched,
+            Err(error) if self.admits_locally(&error) => {
+                // This node's ring is all there is: resume from it, or start at its
+                // position.
+                let admitted = match resume {
+                    Some(point) => self.inner.local.create_resuming(ctx, point),
+                    None => self.inner.local.create_with_position(ctx),
+                };
+                drop(hold);
+                return self.lease(admitted, subscription).await;
+            }
+            Err(error) => return Err(AdmitError::Backplane(error)),
+        };
         let admitted = self.inner.local.admit_backfilled(
             ctx,
             fetched.epoch,
@@ -263,12 +361,13 @@ impl ClusterFactory {
         self.lease(admitted, subscription).await
     }
 
-    /// Admits like [`admit`](Self::admit) through [`ManagerFactory::create_resuming`]:
-    /// the events the client missed after `point` are queued first.
-    ///
-    /// Replay is still per node: a tab resumes from this node's replay ring, so a tab
-    /// that reconnects to another node gets `{"type":"resume_gap"}` and reloads its
-    /// state.
+    /// Admits like [`admit`](Self::admit) and queues first the events the client
+    /// missed after `point`, then `{"type":"resumed","missed":n}` (or
+    /// `{"type":"resume_gap"}` when the user's stream no longer holds them all), as
+    /// [`ManagerFactory::create_resuming`] does on one node. The missed events come from
+    /// the user's stream in Redis, so the tab may have seen them on any node; they are
+    /// merged into this node's ring and the admission is one atomic step, so an event
+    /// emitted meanwhile arrives once, in order.
     ///
     /// # Errors
     ///
@@ -333,8 +432,12 @@ impl ClusterFactory {
         let (backplane, held) = (self.inner.backplane.clone(), Arc::clone(&self.inner.held));
         // On a task of its own, so that a caller giving up cannot lose a granted lease.
         let (reply, decision) = oneshot::channel();
+        let (asked_user, asked_client) = (user.clone(), client.clone());
         tokio::spawn(async move {
-            let decided = match backplane.acquire(&user, &client, per_user).await {
+            let decided = match backplane
+                .acquire(&asked_user, &asked_client, per_user)
+                .await
+            {
                 Ok(decided) => Ok(decided),
                 Err(failed) => {
                     let (error, orphan) = failed.into_parts();
@@ -357,6 +460,10 @@ impl ClusterFactory {
             }
             Ok(Acquire::Duplicate { .. }) => Err(AdmitError::DuplicateClient),
             Ok(_) => Err(AdmitError::ConnectionLimit),
+            Err(error) if self.admits_locally(&error) => {
+                let lease = self.inner.backplane.unconfirmed_lease(&user, &client);
+                Ok((self.hold(lease, manager, subscription), outbound))
+            }
             Err(error) => Err(AdmitError::Backplane(error)),
         }
     }
