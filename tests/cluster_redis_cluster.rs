@@ -69,6 +69,7 @@ async fn leases_work_on_three_masters_with_each_user_in_one_slot() {
             keys.owners(),
             keys.revoked(),
             keys.stream(),
+            keys.position(),
             keys.channel(),
         ] {
             let slot: u16 = redis::cmd("CLUSTER")
@@ -118,4 +119,91 @@ async fn leases_work_on_three_masters_with_each_user_in_one_slot() {
     for id in &users {
         assert_eq!(a.held(&user(id)).await.unwrap(), 0, "{id}");
     }
+}
+
+/// The three-node scenario on three masters, over sharded pub/sub: the per-user limit
+/// counts every node, a frame and a run's events reach every tab once (users spread over
+/// the shards), and a tab resumes on another node.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_cluster_factories_on_three_masters_share_limits_delivery_and_replay() {
+    use wsctx::cluster::{ClusterFactory, RemoteDelivery};
+    use wsctx::{EventType, Frame, Limits, ManagerFactory, ResumePoint};
+
+    let Some(cluster) = RedisCluster::start(3) else {
+        return;
+    };
+    let mut nodes = Vec::new();
+    for name in ["a", "b", "c"] {
+        let local = ManagerFactory::new(Limits {
+            per_user: 3,
+            ..Limits::default()
+        });
+        nodes.push(ClusterFactory::start(local, node(&cluster, name).await));
+    }
+    for n in 0..6 {
+        let id = format!("user-{n}");
+        let mut tabs = Vec::new();
+        for (i, node) in nodes.iter().enumerate() {
+            let client = format!("t{i}");
+            tabs.push(
+                node.admit(redis_support::bound(&id, &client))
+                    .await
+                    .unwrap(),
+            );
+        }
+        for node in &nodes {
+            let refused = node
+                .admit(redis_support::bound(&id, "t9"))
+                .await
+                .unwrap_err();
+            assert_eq!(refused.code(), wsctx::ErrorCode::ConnectionLimit, "{id}");
+        }
+        let sent = nodes[n % 3]
+            .send_to_user(&user(&id), Frame::text("hi"))
+            .await;
+        assert_eq!(sent.remote, RemoteDelivery::Published { nodes: 2 }, "{id}");
+        let emitter = nodes[(n + 1) % 3].emitter(&redis_support::bound(&id, "worker"));
+        let step = EventType::try_new("run.step").unwrap();
+        for k in 0..3 {
+            emitter.emit(&step, &k).await.unwrap();
+        }
+        let mut last = None;
+        for (_, outbound) in &mut tabs {
+            assert_eq!(next(outbound).await, Frame::text("hi"));
+            for seq in 1..=3 {
+                let frame = next(outbound).await;
+                let text = frame.as_text().unwrap();
+                assert!(text.contains(&format!(r#""seq":{seq},"#)), "{id}: {text}");
+                last = Some(text.to_owned());
+            }
+        }
+        // The first tab drops and resumes on another node from event 1.
+        let value: serde_json::Value = serde_json::from_str(&last.unwrap()).unwrap();
+        let epoch = u64::from_str_radix(value["epoch"].as_str().unwrap(), 16).unwrap();
+        drop(tabs.remove(0));
+        let point = ResumePoint::new(epoch, 1);
+        let (_again, mut again) = nodes[2]
+            .admit_resuming(redis_support::bound(&id, "t5"), point)
+            .await
+            .unwrap();
+        for seq in 2..=3 {
+            let text = again.recv().await.unwrap();
+            assert!(
+                text.as_text()
+                    .unwrap()
+                    .contains(&format!(r#""seq":{seq},"#))
+            );
+        }
+        assert_eq!(
+            again.recv().await.unwrap(),
+            Frame::text(r#"{"type":"resumed","missed":2}"#)
+        );
+    }
+}
+
+async fn next(outbound: &mut wsctx::Outbound) -> wsctx::Frame {
+    tokio::time::timeout(std::time::Duration::from_secs(5), outbound.recv())
+        .await
+        .expect("a frame in time")
+        .expect("a frame")
 }
