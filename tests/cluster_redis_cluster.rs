@@ -124,6 +124,7 @@ async fn leases_work_on_three_masters_with_each_user_in_one_slot() {
 /// The three-node scenario on three masters, over sharded pub/sub: the per-user limit
 /// counts every node, a frame and a run's events reach every tab once (users spread over
 /// the shards), and a tab resumes on another node.
+#[cfg(feature = "serde")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_cluster_factories_on_three_masters_share_limits_delivery_and_replay() {
     use wsctx::cluster::{ClusterFactory, RemoteDelivery};
@@ -201,6 +202,7 @@ async fn three_cluster_factories_on_three_masters_share_limits_delivery_and_repl
     }
 }
 
+#[cfg(feature = "serde")]
 async fn next(outbound: &mut wsctx::Outbound) -> wsctx::Frame {
     tokio::time::timeout(std::time::Duration::from_secs(5), outbound.recv())
         .await
