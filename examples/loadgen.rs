@@ -9,6 +9,12 @@
 //!
 //! Tokens are HS256 JWTs minted with `WSCTX_JWT_SECRET` (`--aud`/`--iss` optional). The
 //! run is bounded: every phase has a timeout, and it only talks to the given loopback URL.
+//!
+//! Cluster runs: `--url` takes several URLs separated by commas (the nodes; tab `i` goes
+//! to node `i % n`, so one user's tabs spread over the nodes), `--server-pid` several pids
+//! (memory is summed), and `--check-limit N` then tries one tab more than
+//! `--tabs-per-user` for N users, each on another node than its last tab, and reports
+//! how many were refused (HTTP 429 from a limit that counts every node).
 #![allow(
     clippy::print_stdout,
     clippy::print_stderr,
@@ -25,12 +31,13 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
 struct Options {
-    url: String,
+    urls: Vec<String>,
     connections: usize,
     tabs_per_user: usize,
     concurrency: usize,
-    server_pid: Option<u32>,
+    server_pids: Vec<u32>,
     label: String,
+    check_limit: usize,
     aud: Option<String>,
     iss: Option<String>,
     secret: String,
@@ -38,12 +45,13 @@ struct Options {
 
 fn parse_options() -> Result<Options, Box<dyn std::error::Error>> {
     let mut options = Options {
-        url: "ws://127.0.0.1:8080/ws".to_owned(),
+        urls: vec!["ws://127.0.0.1:8080/ws".to_owned()],
         connections: 10_000,
         tabs_per_user: 5,
         concurrency: 200,
-        server_pid: None,
+        server_pids: Vec::new(),
         label: "server".to_owned(),
+        check_limit: 0,
         aud: None,
         iss: None,
         secret: std::env::var("WSCTX_JWT_SECRET").map_err(|_| "set WSCTX_JWT_SECRET")?,
@@ -52,11 +60,17 @@ fn parse_options() -> Result<Options, Box<dyn std::error::Error>> {
     while let Some(arg) = args.next() {
         let mut value = || args.next().ok_or_else(|| format!("{arg} needs a value"));
         match arg.as_str() {
-            "--url" => options.url = value()?,
+            "--url" => options.urls = value()?.split(',').map(str::to_owned).collect(),
             "--connections" => options.connections = value()?.parse()?,
             "--tabs-per-user" => options.tabs_per_user = value()?.parse()?,
             "--concurrency" => options.concurrency = value()?.parse()?,
-            "--server-pid" => options.server_pid = Some(value()?.parse()?),
+            "--server-pid" => {
+                options.server_pids = value()?
+                    .split(',')
+                    .map(str::parse)
+                    .collect::<Result<_, _>>()?;
+            }
+            "--check-limit" => options.check_limit = value()?.parse()?,
             "--label" => options.label = value()?,
             "--aud" => options.aud = Some(value()?),
             "--iss" => options.iss = Some(value()?),
@@ -86,6 +100,50 @@ fn mint(options: &Options, sub: &str) -> Result<String, jsonwebtoken::errors::Er
 }
 
 /// Resident set size of `pid` in bytes, from /proc.
+/// The summed resident memory of `pids` (`None` when one cannot be read, or none given).
+fn total_rss(pids: &[u32]) -> Option<u64> {
+    if pids.is_empty() {
+        return None;
+    }
+    pids.iter().map(|&pid| rss_bytes(pid)).sum()
+}
+
+/// Tries one tab more than `--tabs-per-user` for the first `--check-limit` users, on the
+/// node after the one their last tab went to; returns "refused/tried" (or "-").
+async fn check_limit(options: &Options, tokens: &[String], users: usize) -> String {
+    let tries = options.check_limit.min(users);
+    if tries == 0 {
+        return "-".to_owned();
+    }
+    let mut refused = 0;
+    let mut extra = Vec::new();
+    for (user, token) in tokens.iter().enumerate().take(tries) {
+        let last_tab = user * options.tabs_per_user + options.tabs_per_user - 1;
+        let url = &options.urls[(last_tab + 1) % options.urls.len()];
+        let Ok(mut request) = url.as_str().into_client_request() else {
+            continue;
+        };
+        let Ok(bearer) = format!("Bearer {token}").parse() else {
+            continue;
+        };
+        request.headers_mut().insert("authorization", bearer);
+        let attempt =
+            tokio::time::timeout(Duration::from_secs(10), tokio_tungstenite::connect_async(request))
+                .await;
+        match attempt {
+            Ok(Err(tungstenite::Error::Http(response)))
+                if response.status().as_u16() == 429 =>
+            {
+                refused += 1;
+            }
+            Ok(Ok((socket, _))) => extra.push(socket),
+            _ => {}
+        }
+    }
+    drop(extra);
+    format!("{refused} / {tries}")
+}
+
 fn rss_bytes(pid: u32) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
@@ -141,7 +199,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .collect::<Result<_, _>>()?;
     let tokens = Arc::new(tokens);
 
-    let rss_before = options.server_pid.and_then(rss_bytes);
+    let rss_before = total_rss(&options.server_pids);
     let welcomes = Arc::new(AtomicUsize::new(0));
     let delivered = Arc::new(AtomicUsize::new(0));
     let misdelivered = Arc::new(AtomicUsize::new(0));
@@ -162,8 +220,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         );
         handshakes.push(tokio::spawn(async move {
             let permit = permits.acquire_owned().await.map_err(|e| e.to_string())?;
-            let mut request = options
-                .url
+            let url = &options.urls[i % options.urls.len()];
+            let mut request = url
                 .as_str()
                 .into_client_request()
                 .map_err(|e| e.to_string())?;
@@ -235,7 +293,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     tokio::time::sleep(Duration::from_secs(1)).await;
-    let rss_connected = options.server_pid.and_then(rss_bytes);
+    let rss_connected = total_rss(&options.server_pids);
 
     // One message per user from its first tab; every tab of that user should get it.
     let mut expected = 0;
@@ -260,6 +318,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    let limit = check_limit(&options, &tokens, users).await;
     for tab in &tabs {
         let _ = tab.outgoing.send(Message::Close(None));
     }
@@ -274,7 +333,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         _ => "n/a".to_owned(),
     };
     println!(
-        "| {} | {} / {} | {:.0} | {:.2} | {:.2} | {} | {} / {} | {} |",
+        "| {} | {} / {} | {:.0} | {:.2} | {:.2} | {} | {} / {} | {} | {limit} |",
         options.label,
         connected,
         options.connections,

@@ -33,8 +33,8 @@ run() { # label port command...
   wait "$pid" 2>/dev/null || true
 }
 
-echo "| server | connected | handshakes/s | p50 ms | p99 ms | server bytes/socket | delivered | misdelivered |"
-echo "|---|---|---|---|---|---|---|---|"
+echo "| server | connected | handshakes/s | p50 ms | p99 ms | server bytes/socket | delivered | misdelivered | 6th tab refused |"
+echo "|---|---|---|---|---|---|---|---|---|"
 for _ in $(seq "$rounds"); do
   run wsctx 18080 "$bin/server" --addr 127.0.0.1:18080 --max-per-user 5
   run bare 18090 "$bin/bare_server" --addr 127.0.0.1:18090
