@@ -22,9 +22,26 @@
 //! [`ClusterFactory`] does all of this for a node: it admits sockets on its local
 //! [`ManagerFactory`](crate::ManagerFactory) first and then on a lease, renews the
 //! node's leases in the background, closes sockets whose lease was revoked or taken,
-//! and releases a lease when its [`ClusterManager`] is dropped. Delivery across nodes
-//! and replay across nodes are not part of it yet: [`ClusterFactory::send_to_user`]
-//! reaches the sockets of its own node, and a tab resumes from its node's replay ring.
+//! and releases a lease when its [`ClusterManager`] is dropped.
+//!
+//! # Delivery and replay across nodes
+//!
+//! Each node has one [`Bus`]: a pub/sub connection on which it subscribes to the channel
+//! of every user it holds sockets of, and probes its own subscription.
+//! [`ClusterFactory::send_to_user`] and [`ClusterFactory::disconnect_user`] act on the
+//! node's sockets first, then publish (a [`ClusterMessage`] in a binary envelope that
+//! names no user); the result reports the other nodes apart ([`RemoteDelivery`]).
+//! Events (`ClusterFactory::emitter`, feature `serde`) are numbered and kept by the
+//! user's stream in Redis (capped by count and age) and published in the same script;
+//! every node, the emitting one included, takes them off the channel in the stream's
+//! order, and a tab resumes on any node ([`ClusterFactory::admit_resuming`]).
+//!
+//! | Redis name | holds |
+//! |---|---|
+//! | leases, owners | one member per live socket, scored by expiry; who owns it |
+//! | revoked | the last disconnect's marker |
+//! | stream, position | the user's recent events; the stream's epoch and last number |
+//! | channel | messages for the user's sockets on other nodes (sharded on a Redis Cluster) |
 //!
 //! # Keys never name a user
 //!
