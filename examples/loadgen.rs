@@ -27,8 +27,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use futures_util::{SinkExt, StreamExt};
 use tokio::sync::{Semaphore, mpsc};
-use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::{self, Message};
 
 struct Options {
     urls: Vec<String>,
@@ -127,13 +127,13 @@ async fn check_limit(options: &Options, tokens: &[String], users: usize) -> Stri
             continue;
         };
         request.headers_mut().insert("authorization", bearer);
-        let attempt =
-            tokio::time::timeout(Duration::from_secs(10), tokio_tungstenite::connect_async(request))
-                .await;
+        let attempt = tokio::time::timeout(
+            Duration::from_secs(10),
+            tokio_tungstenite::connect_async(request),
+        )
+        .await;
         match attempt {
-            Ok(Err(tungstenite::Error::Http(response)))
-                if response.status().as_u16() == 429 =>
-            {
+            Ok(Err(tungstenite::Error::Http(response))) if response.status().as_u16() == 429 => {
                 refused += 1;
             }
             Ok(Ok((socket, _))) => extra.push(socket),

@@ -11,14 +11,14 @@ mod redis_support;
 
 use std::time::{Duration, Instant};
 
-use redis_support::{RedisServer, bound, node_config, tab, user};
+use redis_support::{RedisServer, ban, bound, node_config, tab, user};
 use wsctx::cluster::{
     AdmitError, Backplane, BackplaneErrorKind, ClusterFactory, ClusterManager, RemoteDelivery,
     WhenUnavailable,
 };
 use wsctx::{
-    CloseCode, CloseFrame, CloseReason, ErrorCode, FactoryError, Frame, Limits, ManagerFactory,
-    Outbound, Rejection, ResumePoint, TryRecvError,
+    CloseCode, CloseFrame, ErrorCode, FactoryError, Frame, Limits, ManagerFactory, Outbound,
+    Rejection, ResumePoint, TryRecvError,
 };
 
 /// Lease TTL, renew interval (a third of it) and response timeout of most tests.
@@ -259,13 +259,7 @@ async fn a_disconnect_on_one_node_closes_the_users_tabs_on_the_others() {
 
     let banned = CloseFrame::new(CloseCode::FORBIDDEN, "banned");
     let start = Instant::now();
-    let done = a
-        .disconnect_user(
-            &user("alice"),
-            CloseCode::FORBIDDEN,
-            &CloseReason::new("banned"),
-        )
-        .await;
+    let done = ban(&a, "alice").await;
     assert_eq!(done.local, 1);
     assert_eq!(done.remote.unwrap(), 3);
     assert_eq!(a1.try_recv().unwrap(), Frame::Close(banned.clone()));

@@ -12,11 +12,10 @@ mod redis_support;
 
 use std::time::Duration;
 
-use redis_support::{RedisServer, bound, node_config, user};
+use redis_support::{RedisServer, ban, bound, node_config, user};
 use wsctx::cluster::{Backplane, BusConfig, ClusterFactory, ClusterManager, RemoteDelivery};
 use wsctx::{
-    CloseCode, CloseReason, EventType, Frame, Limits, ManagerFactory, Outbound, ResumePoint,
-    TryRecvError,
+    CloseCode, EventType, Frame, Limits, ManagerFactory, Outbound, ResumePoint, TryRecvError,
 };
 
 const WAIT: Duration = Duration::from_secs(5);
@@ -184,13 +183,7 @@ async fn a_disconnect_from_one_node_closes_the_tabs_on_all_at_once() {
         return;
     };
     let (mut tabs, mut bob) = alice_everywhere_and_bob([&a, &b, &c], &b).await;
-    let done = a
-        .disconnect_user(
-            &user("alice"),
-            CloseCode::FORBIDDEN,
-            &CloseReason::new("banned"),
-        )
-        .await;
+    let done = ban(&a, "alice").await;
     assert_eq!(done.local, 1);
     assert_eq!(done.remote.unwrap(), 3);
     assert_eq!(done.published, RemoteDelivery::Published { nodes: 2 });
@@ -223,13 +216,7 @@ async fn a_lost_disconnect_message_is_caught_by_the_revocation_marker() {
         assert!(attempt < 20, "the subscriptions always came back first");
         let mut on_b = tab(&b, "alice", &format!("t{attempt}")).await;
         redis.kill_subscribers().await;
-        let done = a
-            .disconnect_user(
-                &user("alice"),
-                CloseCode::FORBIDDEN,
-                &CloseReason::new("banned"),
-            )
-            .await;
+        let done = ban(&a, "alice").await;
         assert_eq!(done.remote.unwrap(), 1);
         let Frame::Close(close) = on_b.next().await else {
             panic!("not a close frame");

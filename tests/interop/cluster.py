@@ -30,10 +30,10 @@ import time
 import urllib.request
 
 from websockets.asyncio.client import connect
-from websockets.exceptions import ConnectionClosed, InvalidStatus
+from websockets.exceptions import InvalidStatus
 
-from interop import (RUN, TIMEOUT, check, follows, free_port, join, mint, position_of, post_run,
-                     recv_json, results)
+from interop import (RUN, TIMEOUT, check, close_code, follows, free_port, join, mint, position_of,
+                     post_run, recv_json, results)
 
 NODES = 3
 TABS = 5
@@ -178,15 +178,7 @@ async def main(ports, secret, redis_proc):
     # Sign out on node B: every tab on every node closes with 4401.
     done = sign_out(ports[1], alice)
     check(done.get("cluster") is True, f"signout: redis took the disconnect ({done})")
-    codes = []
-    for ws, _ in tabs:
-        try:
-            while True:
-                await asyncio.wait_for(ws.recv(), TIMEOUT)
-        except ConnectionClosed as closed:
-            codes.append(closed.rcvd.code if closed.rcvd else None)
-        except asyncio.TimeoutError:
-            codes.append("open")
+    codes = [await close_code(ws) for ws, _ in tabs]
     check(codes == [4401] * TABS, f"signout: all {TABS} tabs on {NODES} nodes closed with 4401 ({codes})")
     check(await quiet(bob_ws), "signout: the other user's tab stayed open")
 

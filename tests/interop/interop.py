@@ -99,6 +99,17 @@ def follows(frame, position):
     return frame.get("type") == "event" and frame.get("epoch") == epoch and frame.get("seq") == int(seq) + 1
 
 
+async def close_code(ws):
+    """Reads until the socket closes; its close code, or "open" after TIMEOUT."""
+    try:
+        while True:
+            await asyncio.wait_for(ws.recv(), TIMEOUT)
+    except ConnectionClosed as closed:
+        return closed.rcvd.code if closed.rcvd else None
+    except asyncio.TimeoutError:
+        return "open"
+
+
 def position_of(frame):
     return f"{frame['epoch']}.{frame['seq']}"
 
@@ -238,15 +249,7 @@ async def main(server, base, http_base, secret, proc):
 
     # Shutdown: SIGTERM closes every socket with 1012, the process exits 0.
     proc.send_signal(signal.SIGTERM)
-    codes = []
-    for ws in [a1, a2, b1, *extra]:
-        try:
-            while True:
-                await asyncio.wait_for(ws.recv(), TIMEOUT)
-        except ConnectionClosed as closed:
-            codes.append(closed.rcvd.code if closed.rcvd else None)
-        except asyncio.TimeoutError:
-            codes.append("timeout")
+    codes = [await close_code(ws) for ws in [a1, a2, b1, *extra]]
     check(codes == [1012] * 6, f"shutdown: every socket closed with 1012 (got {codes})")
     try:
         exit_code = proc.wait(timeout=10)

@@ -451,3 +451,16 @@ pub(crate) fn bound(user_id: &str, client: &str) -> wsctx::Context<wsctx::state:
         .bind(None, &wsctx::UuidGenerator::new())
         .unwrap()
 }
+
+/// Closes every socket of `user_id` from `node` as a ban (4403 `banned`).
+pub(crate) async fn ban(
+    node: &wsctx::cluster::ClusterFactory,
+    user_id: &str,
+) -> wsctx::cluster::ClusterDisconnect {
+    node.disconnect_user(
+        &user(user_id),
+        wsctx::CloseCode::FORBIDDEN,
+        &wsctx::CloseReason::new("banned"),
+    )
+    .await
+}
