@@ -28,6 +28,10 @@
 //!
 //! The factory also describes every metric (help text and unit) to the recorder.
 //!
+//! Cluster mode's series (`wsctx_cluster_*`, feature `redis`) are taken the same way: by a
+//! `cluster::Bus` (its subscription, publications, deliveries from other nodes, probes)
+//! and a `cluster::ClusterFactory` (lease outcomes) when they are created.
+//!
 //! Without the feature, nothing is reported and nothing of the facade is compiled in;
 //! [`Metric`] stays, as the list of names.
 //!
@@ -101,6 +105,9 @@ macro_rules! unit {
     };
     (bytes) => {
         ::metrics::Unit::Bytes
+    };
+    (seconds) => {
+        ::metrics::Unit::Seconds
     };
 }
 
@@ -223,6 +230,16 @@ metric_table! {
     ResumeGaps { name: "wsctx_resume_gaps_total", kind: Counter, unit: count, label: -, snapshot: "resume_gaps", help: "Resumes that could not be served and were told to reload." }
     ReplayRings { name: "wsctx_replay_rings", kind: Gauge, unit: count, label: -, snapshot: "replay_rings", help: "Users holding a replay ring now." }
     ReplayBytes { name: "wsctx_replay_bytes", kind: Gauge, unit: bytes, label: -, snapshot: "replay_bytes", help: "Bytes held by all replay rings now." }
+    ClusterSubscribed { name: "wsctx_cluster_subscribed", kind: Gauge, unit: count, label: -, snapshot: -, help: "Cluster mode: 1 while this node's pub/sub subscription is live and its probes come back, else 0." }
+    ClusterLeasesGranted { name: "wsctx_cluster_leases_granted_total", kind: Counter, unit: count, label: -, snapshot: -, help: "Cluster mode: leases Redis granted to this node's admissions." }
+    ClusterLeaseRefusals { name: "wsctx_cluster_lease_refusals_total", kind: Counter, unit: count, label: code, snapshot: -, help: "Cluster mode: admissions refused after this node's own checks passed, by error code (CONNECTION_LIMIT and DUPLICATE_CLIENT across nodes, BACKPLANE_UNAVAILABLE, INTERNAL_ERROR)." }
+    ClusterPublished { name: "wsctx_cluster_published_total", kind: Counter, unit: count, label: -, snapshot: -, help: "Cluster mode: messages this node published for the user's sockets on other nodes." }
+    ClusterPublishErrors { name: "wsctx_cluster_publish_errors_total", kind: Counter, unit: count, label: -, snapshot: -, help: "Cluster mode: publications that failed or were refused (Redis away, queue full)." }
+    ClusterReceived { name: "wsctx_cluster_received_total", kind: Counter, unit: count, label: -, snapshot: -, help: "Cluster mode: messages from other nodes handed to this node's sockets (remote deliveries)." }
+    ClusterMalformed { name: "wsctx_cluster_malformed_total", kind: Counter, unit: count, label: -, snapshot: -, help: "Cluster mode: payloads on a subscribed channel that were not envelopes, dropped." }
+    ClusterReconnects { name: "wsctx_cluster_reconnects_total", kind: Counter, unit: count, label: -, snapshot: -, help: "Cluster mode: reconnections of this node's pub/sub subscription." }
+    ClusterDeaf { name: "wsctx_cluster_deaf_total", kind: Counter, unit: count, label: -, snapshot: -, help: "Cluster mode: subscriptions found deaf by their probe (Redis answered, the probe never came back)." }
+    ClusterProbeLag { name: "wsctx_cluster_probe_lag_seconds", kind: Gauge, unit: seconds, label: -, snapshot: -, help: "Cluster mode: the pub/sub lag, how long this node's last probe took from publish to receipt." }
 }
 
 impl Metric {
@@ -416,6 +433,18 @@ impl Level {
     /// Lowers the gauge by `n`; a no-op for 0.
     pub(crate) fn down(&self, n: usize) {
         step!(self, n, decrement(as_f64(n)));
+    }
+
+    /// Sets the gauge to `value` (a state or a measurement, not a count).
+    #[cfg_attr(
+        not(feature = "redis"),
+        allow(dead_code, reason = "only cluster mode sets gauges")
+    )]
+    pub(crate) fn set(&self, value: f64) {
+        #[cfg(feature = "metrics")]
+        self.handle.set(value);
+        #[cfg(not(feature = "metrics"))]
+        let _ = (self, value);
     }
 }
 

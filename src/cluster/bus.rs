@@ -12,6 +12,7 @@ use tokio::task::JoinHandle;
 
 use super::backplane::{Backplane, BackplaneError, BackplaneErrorKind};
 use super::envelope::{self, ClusterMessage, Instance};
+use super::report::BusReport;
 use crate::UserId;
 
 mod task;
@@ -245,7 +246,7 @@ enum Command {
     Unsubscribe(Box<str>),
 }
 
-#[derive(Default)]
+/// What [`Bus::status`] reads, each move also reported through the metrics facade.
 struct Counters {
     subscribed: AtomicBool,
     published: AtomicU64,
@@ -256,6 +257,65 @@ struct Counters {
     deaf: AtomicU64,
     /// Microseconds, plus one (zero: no probe has come back yet).
     probe_lag_us: AtomicU64,
+    report: BusReport,
+}
+
+/// One step of a counter, on the atomic and on its series.
+fn step(counter: &AtomicU64, series: &crate::metrics::Count) {
+    counter.fetch_add(1, Ordering::Relaxed);
+    series.add(1);
+}
+
+impl Counters {
+    fn new() -> Self {
+        Self {
+            subscribed: AtomicBool::new(false),
+            published: AtomicU64::new(0),
+            publish_errors: AtomicU64::new(0),
+            received: AtomicU64::new(0),
+            malformed: AtomicU64::new(0),
+            reconnects: AtomicU64::new(0),
+            deaf: AtomicU64::new(0),
+            probe_lag_us: AtomicU64::new(0),
+            report: BusReport::register(),
+        }
+    }
+
+    pub(super) fn set_subscribed(&self, live: bool) {
+        self.subscribed.store(live, Ordering::Relaxed);
+        self.report.subscribed(live);
+    }
+
+    pub(super) fn published(&self) {
+        step(&self.published, &self.report.published);
+    }
+
+    pub(super) fn publish_error(&self) {
+        step(&self.publish_errors, &self.report.publish_errors);
+    }
+
+    pub(super) fn received(&self) {
+        step(&self.received, &self.report.received);
+    }
+
+    pub(super) fn malformed(&self) {
+        step(&self.malformed, &self.report.malformed);
+    }
+
+    pub(super) fn reconnected(&self) {
+        step(&self.reconnects, &self.report.reconnects);
+    }
+
+    pub(super) fn deaf(&self) {
+        step(&self.deaf, &self.report.deaf);
+    }
+
+    pub(super) fn probe_lag(&self, lag: Duration) {
+        let micros = u64::try_from(lag.as_micros()).unwrap_or(u64::MAX);
+        self.probe_lag_us
+            .store(micros.saturating_add(1), Ordering::Relaxed);
+        self.report.probe_lag(lag);
+    }
 }
 
 impl Shared {
@@ -318,7 +378,7 @@ impl Bus {
             channels: Mutex::new(HashMap::new()),
             commands,
             queue,
-            counters: Counters::default(),
+            counters: Counters::new(),
             task: Mutex::new(None),
             publisher: Mutex::new(None),
         });
@@ -465,11 +525,11 @@ impl Bus {
         let counters = &self.shared.counters;
         match result {
             Ok(receivers) => {
-                counters.published.fetch_add(1, Ordering::Relaxed);
+                counters.published();
                 Ok(receivers.saturating_sub(usize::from(subscribed_here)))
             }
             Err(error) => {
-                counters.publish_errors.fetch_add(1, Ordering::Relaxed);
+                counters.publish_error();
                 Err(error)
             }
         }
@@ -504,10 +564,7 @@ impl Bus {
                 self.shared.queue.try_send((channel, payload)).is_ok()
             });
         if !queued {
-            self.shared
-                .counters
-                .publish_errors
-                .fetch_add(1, Ordering::Relaxed);
+            self.shared.counters.publish_error();
         }
         queued
     }
@@ -570,10 +627,7 @@ impl Bus {
                 task.abort();
             }
         }
-        self.shared
-            .counters
-            .subscribed
-            .store(false, Ordering::Relaxed);
+        self.shared.counters.set_subscribed(false);
     }
 }
 
@@ -601,11 +655,10 @@ async fn publish_queued(
         let Some(shared) = shared.upgrade() else {
             return;
         };
-        let counter = match transport::publish(&shared.backplane, &channel, payload).await {
-            Ok(_) => &shared.counters.published,
-            Err(_) => &shared.counters.publish_errors,
-        };
-        counter.fetch_add(1, Ordering::Relaxed);
+        match transport::publish(&shared.backplane, &channel, payload).await {
+            Ok(_) => shared.counters.published(),
+            Err(_) => shared.counters.publish_error(),
+        }
     }
 }
 

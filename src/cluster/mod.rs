@@ -100,6 +100,7 @@ mod envelope;
 mod factory;
 mod keys;
 mod lease;
+mod report;
 mod stream;
 
 pub use backplane::{Backplane, BackplaneError, BackplaneErrorKind};

@@ -118,9 +118,33 @@ pub(crate) fn in_snapshot(
         (Metric::ReplayRings, None) => m.replay_rings,
         (Metric::ReplayBytes, None) => m.replay_bytes,
         (Metric::HandshakeRejections, Some(_)) => return None,
+        (metric, _) if is_cluster(metric) => return None,
         (metric, code) => panic!("{metric:?} with {code:?} is no series of the table"),
     };
     Some(value as f64)
+}
+
+/// Whether `metric` is reported by cluster mode (a `Bus` or a `ClusterFactory`), not by
+/// a factory or a handshake.
+pub(crate) fn is_cluster(metric: Metric) -> bool {
+    use Metric::{
+        ClusterDeaf, ClusterLeaseRefusals, ClusterLeasesGranted, ClusterMalformed, ClusterProbeLag,
+        ClusterPublishErrors, ClusterPublished, ClusterReceived, ClusterReconnects,
+        ClusterSubscribed,
+    };
+    matches!(
+        metric,
+        ClusterSubscribed
+            | ClusterLeasesGranted
+            | ClusterLeaseRefusals
+            | ClusterPublished
+            | ClusterPublishErrors
+            | ClusterReceived
+            | ClusterMalformed
+            | ClusterReconnects
+            | ClusterDeaf
+            | ClusterProbeLag
+    )
 }
 
 /// Every series of the table: each unlabelled metric once, each labelled one per code.

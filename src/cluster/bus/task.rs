@@ -1,7 +1,6 @@
 //! The subscriber task: serves one connection at a time (messages, subscribe and
 //! unsubscribe commands, the self-probe) and reconnects when it ends or goes deaf.
 
-use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use tokio::sync::mpsc;
@@ -72,7 +71,7 @@ impl Subscriber {
             if connection.is_none() {
                 if let Ok(live) = Self::connect(&shared).await {
                     if connected_once {
-                        shared.counters.reconnects.fetch_add(1, Ordering::Relaxed);
+                        shared.counters.reconnected();
                     }
                     connected_once = true;
                     backoff = MIN_BACKOFF;
@@ -87,13 +86,13 @@ impl Subscriber {
             let Some(transport) = connection.take() else {
                 continue;
             };
-            shared.counters.subscribed.store(true, Ordering::Relaxed);
+            shared.counters.set_subscribed(true);
             drop(shared);
             let ended = self.serve(transport).await;
             let Some(shared) = self.shared.upgrade() else {
                 return;
             };
-            shared.counters.subscribed.store(false, Ordering::Relaxed);
+            shared.counters.set_subscribed(false);
             for entry in shared.channels().values_mut() {
                 entry.confirmed = false;
             }
@@ -121,12 +120,9 @@ impl Subscriber {
                     if let Some(heard) = self.handle(&shared, &message, outstanding) {
                         // One of our probes came back: the subscription hears.
                         if let Some(lag) = heard.lag {
-                            shared.counters.probe_lag_us.store(
-                                u64::try_from(lag.as_micros()).unwrap_or(u64::MAX).saturating_add(1),
-                                Ordering::Relaxed,
-                            );
+                            shared.counters.probe_lag(lag);
                         }
-                        shared.counters.subscribed.store(true, Ordering::Relaxed);
+                        shared.counters.set_subscribed(true);
                         outstanding = None;
                         overdue = 0;
                     }
@@ -148,13 +144,13 @@ impl Subscriber {
                         // Late: merely away if Redis answers nobody; deaf if it answers
                         // others and a second probe is late too.
                         if shared.backplane.ping().await.is_err() {
-                            shared.counters.subscribed.store(false, Ordering::Relaxed);
+                            shared.counters.set_subscribed(false);
                             overdue = 0;
                             continue;
                         }
                         overdue += 1;
                         if overdue >= 2 {
-                            shared.counters.deaf.fetch_add(1, Ordering::Relaxed);
+                            shared.counters.deaf();
                             return Ended::Reconnect;
                         }
                     }
@@ -165,13 +161,13 @@ impl Subscriber {
                         // Redis took it but nobody listens on our own channel: this
                         // connection lost its subscriptions.
                         Ok(0) => {
-                            shared.counters.deaf.fetch_add(1, Ordering::Relaxed);
+                            shared.counters.deaf();
                             return Ended::Reconnect;
                         }
                         Ok(_) => outstanding = Some((sequence, sent)),
                         // Redis is away: not deafness; the renewals and admissions
                         // report it. Probe again next tick.
-                        Err(_) => shared.counters.subscribed.store(false, Ordering::Relaxed),
+                        Err(_) => shared.counters.set_subscribed(false),
                     }
                 }
             }
@@ -219,7 +215,7 @@ impl Subscriber {
         let channel = message.channel.as_str();
         let decoded = envelope::decode(&message.payload);
         let Ok((origin, envelope)) = decoded else {
-            shared.counters.malformed.fetch_add(1, Ordering::Relaxed);
+            shared.counters.malformed();
             return None;
         };
         match envelope {
@@ -240,7 +236,7 @@ impl Subscriber {
                     .channels()
                     .get(channel)
                     .map(|entry| entry.user.clone())?;
-                shared.counters.received.fetch_add(1, Ordering::Relaxed);
+                shared.counters.received();
                 (self.deliver)(Incoming { user, message });
                 None
             }

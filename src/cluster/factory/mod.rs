@@ -127,6 +127,7 @@ impl ClusterFactoryBuilder {
                 held,
                 renewer,
                 when_unavailable,
+                leases: LeaseReport::register(),
             }),
         }
     }
@@ -140,6 +141,7 @@ use crate::cluster::backplane::{Backplane, BackplaneError, BackplaneErrorKind};
 use crate::cluster::bus::{Bus, BusConfig, Subscription};
 use crate::cluster::envelope::ClusterMessage;
 use crate::cluster::lease::{Acquire, Lease};
+use crate::cluster::report::LeaseReport;
 use crate::context::Context;
 use crate::factory::{FactoryError, IsolatedManager, ManagerFactory, Outbound};
 use crate::id::UserId;
@@ -214,6 +216,7 @@ struct Inner {
     held: Arc<Held>,
     renewer: JoinHandle<()>,
     when_unavailable: WhenUnavailable,
+    leases: LeaseReport,
 }
 
 impl Drop for Inner {
@@ -308,7 +311,7 @@ impl ClusterFactory {
         match self.inner.bus.subscribe(user).await {
             Ok(subscription) => Ok(subscription),
             Err(error) if self.admits_locally(&error) => Ok(self.inner.bus.subscribe_later(user)),
-            Err(error) => Err(AdmitError::Backplane(error)),
+            Err(error) => Err(self.refused(AdmitError::Backplane(error))),
         }
     }
 
@@ -348,7 +351,7 @@ impl ClusterFactory {
                 drop(hold);
                 return self.lease(admitted, subscription).await;
             }
-            Err(error) => return Err(AdmitError::Backplane(error)),
+            Err(error) => return Err(self.refused(AdmitError::Backplane(error))),
         };
         let admitted = self.inner.local.admit_backfilled(
             ctx,
@@ -456,16 +459,23 @@ impl ClusterFactory {
             .unwrap_or_else(|_| Err(BackplaneError::from_kind(BackplaneErrorKind::Connection)));
         match decided {
             Ok(Acquire::Granted { lease, .. }) => {
+                self.inner.leases.granted();
                 Ok((self.hold(lease, manager, subscription), outbound))
             }
-            Ok(Acquire::Duplicate { .. }) => Err(AdmitError::DuplicateClient),
-            Ok(_) => Err(AdmitError::ConnectionLimit),
+            Ok(Acquire::Duplicate { .. }) => Err(self.refused(AdmitError::DuplicateClient)),
+            Ok(_) => Err(self.refused(AdmitError::ConnectionLimit)),
             Err(error) if self.admits_locally(&error) => {
                 let lease = self.inner.backplane.unconfirmed_lease(&user, &client);
                 Ok((self.hold(lease, manager, subscription), outbound))
             }
-            Err(error) => Err(AdmitError::Backplane(error)),
+            Err(error) => Err(self.refused(AdmitError::Backplane(error))),
         }
+    }
+
+    /// Counts a refusal of the cluster's part of an admission.
+    fn refused(&self, error: AdmitError) -> AdmitError {
+        self.inner.leases.refused(error.code());
+        error
     }
 
     fn hold(
