@@ -260,6 +260,17 @@ struct Counters {
     report: BusReport,
 }
 
+/// One method per counter: a step of the atomic (for `BusStatus`) and of its series.
+macro_rules! counter_steps {
+    ($($method:ident => $field:ident,)*) => {
+        $(
+            pub(super) fn $method(&self) {
+                step(&self.$field, &self.report.$field);
+            }
+        )*
+    };
+}
+
 /// One step of a counter, on the atomic and on its series.
 fn step(counter: &AtomicU64, series: &crate::metrics::Count) {
     counter.fetch_add(1, Ordering::Relaxed);
@@ -286,28 +297,13 @@ impl Counters {
         self.report.subscribed(live);
     }
 
-    pub(super) fn published(&self) {
-        step(&self.published, &self.report.published);
-    }
-
-    pub(super) fn publish_error(&self) {
-        step(&self.publish_errors, &self.report.publish_errors);
-    }
-
-    pub(super) fn received(&self) {
-        step(&self.received, &self.report.received);
-    }
-
-    pub(super) fn malformed(&self) {
-        step(&self.malformed, &self.report.malformed);
-    }
-
-    pub(super) fn reconnected(&self) {
-        step(&self.reconnects, &self.report.reconnects);
-    }
-
-    pub(super) fn deaf(&self) {
-        step(&self.deaf, &self.report.deaf);
+    counter_steps! {
+        published => published,
+        publish_error => publish_errors,
+        received => received,
+        malformed => malformed,
+        reconnected => reconnects,
+        deaf => deaf,
     }
 
     pub(super) fn probe_lag(&self, lag: Duration) {
