@@ -33,8 +33,11 @@ impl ClusterFactory {
     /// Redis and a Redis error never undoes it: the result reports the two apart.
     ///
     /// A frame is delivered at most once per socket and is not kept: a node that is
-    /// away from Redis when it is published misses it. Use an emitter
-    /// ([`emitter`](Self::emitter)) for what a client must be able to catch up on.
+    /// away from Redis when it is published misses it. Frames sent from one node reach
+    /// every tab in the order that node sent them; frames sent from different nodes at
+    /// about the same time may interleave differently on different tabs (each node
+    /// queues its own first). Use an emitter ([`emitter`](Self::emitter)) for what a
+    /// client must be able to catch up on, in one order everywhere.
     ///
     /// # Examples
     ///
