@@ -6,8 +6,8 @@
 //! - an admission is refused exactly when the user's tabs, counted on every node, are at
 //!   the limit (bursts racing on several nodes never take more than the limit);
 //! - a frame sent to a user reaches each of that user's tabs that were open when it was
-//!   sent exactly once, in order, whichever node it was sent from and whichever node holds
-//!   the tab; no tab ever gets another user's frame, or anything after its close;
+//!   sent exactly once, in the order of the node that sent it, whichever node holds the
+//!   tab; no tab ever gets another user's frame, or anything after its close;
 //! - once everything has settled, Redis counts exactly the tabs that are open.
 //!
 //! Each case runs under its own key prefix, so the cases share one Redis.
