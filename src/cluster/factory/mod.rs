@@ -153,18 +153,19 @@ use held::Held;
 /// first, then a lease in Redis that counts the user's sockets on every node.
 ///
 /// A cheap [`Clone`] handle (shared state behind an [`Arc`]). [`start`](Self::start)
-/// spawns two background tasks on the current tokio runtime: a **renewer**, which every
+/// spawns background tasks on the current tokio runtime: a **renewer**, which every
 /// third of the lease TTL renews every lease of the node (re-creating those Redis lost)
 /// and closes the sockets whose lease was revoked by a disconnect on any node or taken
-/// by a duplicate; and a **releaser**, which releases the leases of dropped managers in
-/// batches, owner-checked, retrying while Redis is away.
+/// by a duplicate; a **releaser**, which releases the leases of dropped managers in
+/// batches, owner-checked, retrying while Redis is away; and the node's pub/sub
+/// [`Bus`](crate::cluster::Bus) (its subscriber and its publication queue).
 ///
 /// | operation | what it does |
 /// |---|---|
-/// | [`admit`](Self::admit), [`admit_resuming`](Self::admit_resuming) | local admission, then the lease: CONNECTION_LIMIT and DUPLICATE_CLIENT count every node; BACKPLANE_UNAVAILABLE when Redis does not answer within the response timeout |
+/// | [`admit`](Self::admit), [`admit_resuming`](Self::admit_resuming), [`admit_with_position`](Self::admit_with_position) | the user's channel subscribed, local admission (after the user's stream is read, for a resume or a position), then the lease: CONNECTION_LIMIT and DUPLICATE_CLIENT count every node; BACKPLANE_UNAVAILABLE when Redis does not answer within the response timeout (or, opted in, a local admission: [`WhenUnavailable`]) |
 /// | dropping a [`ClusterManager`] | frees the node's slot; the lease is released exactly once |
-/// | [`disconnect_user`](Self::disconnect_user) | closes the user's sockets here, then revokes its leases: other nodes close theirs at their next renewal |
-/// | [`send_to_user`](Self::send_to_user) | delivers to the user's sockets on this node (delivery across nodes is not built yet) |
+/// | [`disconnect_user`](Self::disconnect_user) | closes the user's sockets here, revokes its leases and publishes the close: other nodes close theirs at once, or at their next renewal if the message is lost |
+/// | [`send_to_user`](Self::send_to_user), `emitter` (feature `serde`) | a frame to the user's sockets here, then to the other nodes; events positioned by the user's stream, on every node |
 /// | [`shutdown`](Self::shutdown) | drains the node and stops renewing |
 ///
 /// A node that crashes stops renewing, and its leases expire after one lease TTL. When
