@@ -56,6 +56,23 @@ async fn node(redis: &RedisServer, name: &str) -> Node {
     node_at(&redis.url(), name).await
 }
 
+/// A private Redis and two nodes on it, B subscribed to alice's channel.
+async fn alice_on_b(
+    redis: Option<RedisServer>,
+) -> Option<(
+    RedisServer,
+    Node,
+    Node,
+    UserId,
+    wsctx::cluster::Subscription,
+)> {
+    let redis = redis?;
+    let (a, b) = (node(&redis, "a").await, node(&redis, "b").await);
+    let alice = user("alice");
+    let held = b.bus.subscribe(&alice).await.unwrap();
+    Some((redis, a, b, alice, held))
+}
+
 fn text(message: &str) -> ClusterMessage {
     ClusterMessage::Frame(Frame::text(message))
 }
@@ -200,12 +217,9 @@ async fn a_channel_is_subscribed_exactly_while_a_subscription_lives() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_subscription_reconnects_and_subscribes_again() {
-    let Some(mut redis) = RedisServer::start() else {
+    let Some((mut redis, a, mut b, alice, _held)) = alice_on_b(RedisServer::start()).await else {
         return;
     };
-    let (a, mut b) = (node(&redis, "a").await, node(&redis, "b").await);
-    let alice = user("alice");
-    let _held = b.bus.subscribe(&alice).await.unwrap();
 
     let killed = redis.kill_subscribers().await;
     assert_eq!(killed, 2, "one subscription per bus");
@@ -220,12 +234,9 @@ async fn a_killed_subscription_reconnects_and_subscribes_again() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_paused_redis_fails_publications_in_time_and_they_work_after() {
-    let Some(redis) = RedisServer::start() else {
+    let Some((redis, a, mut b, alice, _held)) = alice_on_b(RedisServer::start()).await else {
         return;
     };
-    let (a, mut b) = (node(&redis, "a").await, node(&redis, "b").await);
-    let alice = user("alice");
-    let _held = b.bus.subscribe(&alice).await.unwrap();
 
     redis.pause();
     let start = Instant::now();
@@ -250,12 +261,9 @@ async fn a_paused_redis_fails_publications_in_time_and_they_work_after() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn garbage_on_a_channel_is_counted_and_dropped() {
-    let Some(redis) = RedisServer::start() else {
+    let Some((redis, a, mut b, alice, _held)) = alice_on_b(RedisServer::start()).await else {
         return;
     };
-    let (a, mut b) = (node(&redis, "a").await, node(&redis, "b").await);
-    let alice = user("alice");
-    let _held = b.bus.subscribe(&alice).await.unwrap();
     let mut raw = redis.connection().await;
     for garbage in [
         &b""[..],

@@ -319,6 +319,38 @@ impl Shared {
         self.channels.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
+    /// Publishes `message` on `channel` now; the other nodes that got it.
+    async fn publish_on(
+        &self,
+        channel: &str,
+        subscribed_here: bool,
+        message: &ClusterMessage,
+    ) -> Result<usize, BackplaneError> {
+        let payload = envelope::encode(&self.instance, message)
+            .map_err(|_| BackplaneError::protocol("a close frame is not published"))?;
+        match transport::publish(&self.backplane, channel, payload).await {
+            Ok(receivers) => {
+                self.counters.published();
+                Ok(receivers.saturating_sub(usize::from(subscribed_here)))
+            }
+            Err(error) => {
+                self.counters.publish_error();
+                Err(error)
+            }
+        }
+    }
+
+    /// Queues `message` for `channel` on the publisher task; `false` when refused.
+    fn queue_on(&self, channel: Box<str>, message: &ClusterMessage) -> bool {
+        let queued = envelope::encode(&self.instance, message)
+            .ok()
+            .is_some_and(|payload| self.queue.try_send((channel, payload)).is_ok());
+        if !queued {
+            self.counters.publish_error();
+        }
+        queued
+    }
+
     fn channel_of(&self, user: &UserId) -> Box<str> {
         let keyspace = self.backplane.config().keyspace();
         keyspace
@@ -489,7 +521,9 @@ impl Bus {
 
     /// Publishes `message` on `user`'s channel and returns how many *other* nodes
     /// subscribed to it received it (nodes holding none of the user's sockets do not
-    /// subscribe; this node skips its own message).
+    /// subscribe; this node skips its own message). Redis counts subscribers; this node
+    /// takes itself off while it holds the channel or is giving it up, so the count can
+    /// be off by one while this node's own subscription of the user is changing.
     ///
     /// # Errors
     ///
@@ -513,26 +547,11 @@ impl Bus {
         user: &UserId,
         message: &ClusterMessage,
     ) -> Result<usize, BackplaneError> {
-        let payload = envelope::encode(&self.shared.instance, message)
-            .map_err(|_| BackplaneError::protocol("a close frame is not published"))?;
         let channel = self.shared.channel_of(user);
         let subscribed_here = self.shared.channels().contains_key(&channel);
-        let result = self.publish_raw(&channel, payload).await;
-        let counters = &self.shared.counters;
-        match result {
-            Ok(receivers) => {
-                counters.published();
-                Ok(receivers.saturating_sub(usize::from(subscribed_here)))
-            }
-            Err(error) => {
-                counters.publish_error();
-                Err(error)
-            }
-        }
-    }
-
-    async fn publish_raw(&self, channel: &str, payload: Vec<u8>) -> Result<usize, BackplaneError> {
-        transport::publish(&self.shared.backplane, channel, payload).await
+        self.shared
+            .publish_on(&channel, subscribed_here, message)
+            .await
     }
 
     /// Queues `message` for `user`'s channel without waiting: one task per bus
@@ -553,16 +572,7 @@ impl Bus {
     /// # }
     /// ```
     pub fn publish_in_order(&self, user: &UserId, message: &ClusterMessage) -> bool {
-        let queued = envelope::encode(&self.shared.instance, message)
-            .ok()
-            .is_some_and(|payload| {
-                let channel = self.shared.channel_of(user);
-                self.shared.queue.try_send((channel, payload)).is_ok()
-            });
-        if !queued {
-            self.shared.counters.publish_error();
-        }
-        queued
+        self.shared.queue_on(self.shared.channel_of(user), message)
     }
 
     /// Whether this node holds a subscription of `user`'s channel now.
@@ -684,20 +694,60 @@ pub struct Subscription {
     channel: Box<str>,
 }
 
+impl Subscription {
+    /// Publishes `message` on the channel this subscription holds, as
+    /// [`Bus::publish`] does for its user, without computing the channel's name again.
+    ///
+    /// # Errors
+    ///
+    /// As [`Bus::publish`].
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # use wsctx::{Frame, cluster::{ClusterMessage, Subscription}};
+    /// # async fn run(held: Subscription) -> Result<(), wsctx::cluster::BackplaneError> {
+    /// let nodes = held.publish(&ClusterMessage::Frame(Frame::text("hi"))).await?;
+    /// println!("{nodes} other nodes");
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn publish(&self, message: &ClusterMessage) -> Result<usize, BackplaneError> {
+        self.shared.publish_on(&self.channel, true, message).await
+    }
+
+    /// Queues `message` for the channel this subscription holds, as
+    /// [`Bus::publish_in_order`] does for its user.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # use wsctx::{Frame, cluster::{ClusterMessage, Subscription}};
+    /// # fn run(held: Subscription) {
+    /// let queued = held.publish_in_order(&ClusterMessage::Frame(Frame::text("hi")));
+    /// # let _ = queued;
+    /// # }
+    /// ```
+    pub fn publish_in_order(&self, message: &ClusterMessage) -> bool {
+        self.shared.queue_on(self.channel.clone(), message)
+    }
+}
+
 impl Drop for Subscription {
     fn drop(&mut self) {
         let last = {
             let mut channels = self.shared.channels();
+            // The entry stays, with no holder, until the task has unsubscribed: until
+            // then Redis still counts this node, and `publish` must know it.
             match channels.get_mut(&self.channel) {
-                Some(entry) if entry.holders > 1 => {
+                Some(entry) if entry.holders > 0 => {
                     entry.holders -= 1;
-                    false
+                    // A subscribe from now on must wait for Redis: it queues behind the
+                    // unsubscribe this drop sends.
+                    entry.confirmed &= entry.holders > 0;
+                    entry.holders == 0
                 }
-                Some(_) => {
-                    channels.remove(&self.channel);
-                    true
-                }
-                None => false,
+                _ => false,
             }
         };
         if last {

@@ -45,7 +45,13 @@ impl Subscriber {
     async fn connect(shared: &Shared) -> Result<Transport, BackplaneError> {
         let config = shared.backplane.config();
         let mut transport = Transport::connect(config).await?;
-        let mut names: Vec<Box<str>> = shared.channels().keys().cloned().collect();
+        let mut names: Vec<Box<str>> = {
+            let mut channels = shared.channels();
+            // A fresh connection holds no subscription: channels nobody holds any more
+            // are gone with the old one.
+            channels.retain(|_, entry| entry.holders > 0);
+            channels.keys().cloned().collect()
+        };
         names.push(shared.node_channel.clone());
         let args: Vec<&str> = names.iter().map(|name| &**name).collect();
         tokio::time::timeout(config.response_timeout(), transport.subscribe(&args))
@@ -193,13 +199,30 @@ impl Subscriber {
                 ok
             }
             Command::Unsubscribe(channel) => {
-                if shared.channels().contains_key(&channel) {
-                    return true; // subscribed again meanwhile
+                let held = |shared: &Shared| {
+                    shared
+                        .channels()
+                        .get(&channel)
+                        .is_none_or(|entry| entry.holders > 0)
+                };
+                if held(shared) {
+                    return true; // subscribed again meanwhile, or already gone
                 }
-                matches!(
+                let done = matches!(
                     tokio::time::timeout(timeout, transport.unsubscribe(&channel)).await,
                     Ok(Ok(()))
-                )
+                );
+                if done {
+                    // Redis no longer counts this node; unless a subscribe came meanwhile.
+                    let mut channels = shared.channels();
+                    if channels
+                        .get(&channel)
+                        .is_some_and(|entry| entry.holders == 0)
+                    {
+                        channels.remove(&channel);
+                    }
+                }
+                done
             }
         }
     }

@@ -4,7 +4,7 @@ use std::fmt;
 use std::ops::Deref;
 use std::sync::Arc;
 
-use crate::cluster::bus::{Bus, Subscription};
+use crate::cluster::bus::Subscription;
 use crate::cluster::envelope::ClusterMessage;
 use crate::cluster::factory::held::LeaseGuard;
 use crate::cluster::factory::{ClusterDelivery, RemoteDelivery};
@@ -44,9 +44,9 @@ pub struct ClusterManager {
     // Dropped in this order: the node's slot first, then the lease.
     manager: Arc<IsolatedManager>,
     _lease: LeaseGuard,
-    /// Keeps the user's channel subscribed on this node while the socket lives.
-    _subscription: Subscription,
-    bus: Bus,
+    /// Keeps the user's channel subscribed on this node while the socket lives, and
+    /// publishes on it.
+    subscription: Subscription,
 }
 
 impl ClusterManager {
@@ -54,13 +54,11 @@ impl ClusterManager {
         manager: Arc<IsolatedManager>,
         lease: LeaseGuard,
         subscription: Subscription,
-        bus: Bus,
     ) -> Self {
         Self {
             manager,
             _lease: lease,
-            _subscription: subscription,
-            bus,
+            subscription,
         }
     }
 
@@ -85,8 +83,10 @@ impl ClusterManager {
         let remote = if refused {
             RemoteDelivery::Refused
         } else {
-            let user = self.manager.context().user_id();
-            let published = self.bus.publish(user, &ClusterMessage::Frame(frame)).await;
+            let published = self
+                .subscription
+                .publish(&ClusterMessage::Frame(frame))
+                .await;
             RemoteDelivery::from_result(&published)
         };
         ClusterDelivery { local, remote }
@@ -94,7 +94,7 @@ impl ClusterManager {
 
     /// Like [`send_to_user`](Self::send_to_user) without waiting: the publication is
     /// queued on this node's bus, which publishes in order (see
-    /// [`Bus::publish_in_order`]). Returns the local part. For code that cannot await.
+    /// [`Bus::publish_in_order`](crate::cluster::Bus::publish_in_order)). Returns the local part. For code that cannot await.
     ///
     /// # Examples
     ///
@@ -109,9 +109,8 @@ impl ClusterManager {
         let refused = frame.is_close() || self.manager.is_closing();
         let local = self.manager.send_to_user(frame.clone());
         if !refused {
-            let user = self.manager.context().user_id();
-            self.bus
-                .publish_in_order(user, &ClusterMessage::Frame(frame));
+            self.subscription
+                .publish_in_order(&ClusterMessage::Frame(frame));
         }
         local
     }

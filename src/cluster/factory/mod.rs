@@ -487,7 +487,7 @@ impl ClusterFactory {
     ) -> ClusterManager {
         let manager = Arc::new(manager);
         let guard = self.inner.held.insert(lease, &manager);
-        ClusterManager::new(manager, guard, subscription, self.inner.bus.clone())
+        ClusterManager::new(manager, guard, subscription)
     }
 
     /// Closes every socket of `user`, on every node: those on this node at once, with
